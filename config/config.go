@@ -1,0 +1,192 @@
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Names of the graceful shutdown steps, in the order they run.
+const (
+	StepSetGracefullyLeft = "set-gracefully-left"
+	StepStopHeartbeat     = "stop-heartbeat"
+	StepDeregister        = "deregister"
+	StepStopServices      = "stop-services"
+)
+
+// StepNames lists the graceful steps in the order they run.
+var StepNames = []string{StepSetGracefullyLeft, StepStopHeartbeat, StepDeregister, StepStopServices}
+
+// What a shutdown does when a step ends without succeeding.
+const (
+	// OnFailureContinue records the failure and runs the next step.
+	OnFailureContinue = "continue"
+	// OnFailureAbort stops and rolls back what is reversible (state back to alive,
+	// heartbeat restarted); after deregister succeeded it acts as continue.
+	OnFailureAbort = "abort"
+	// OnFailureForce skips the remaining graceful steps and force-evicts the node.
+	OnFailureForce = "force"
+)
+
+// Memberlist timing profiles.
+const (
+	ProfileLocal = "local"
+	ProfileLAN   = "lan"
+	ProfileWAN   = "wan"
+)
+
+// Config is everything Farewell reads from defaults, a file, the environment and flags.
+// Keys are the lower-case snake_case names in the mapstructure tags, dotted by nesting
+// (for example shutdown.steps.deregister.start_to_close).
+type Config struct {
+	Temporal Temporal `mapstructure:"temporal" yaml:"temporal"`
+	Cluster  Cluster  `mapstructure:"cluster" yaml:"cluster"`
+	Shutdown Shutdown `mapstructure:"shutdown" yaml:"shutdown"`
+	Dev      Dev      `mapstructure:"dev" yaml:"dev"`
+	Log      Log      `mapstructure:"log" yaml:"log"`
+}
+
+// Temporal says how to reach the Temporal service.
+type Temporal struct {
+	// Address is the frontend's host:port.
+	Address string `mapstructure:"address" yaml:"address"`
+	// Namespace holds Farewell's workflows.
+	Namespace string `mapstructure:"namespace" yaml:"namespace"`
+	// APIKey authenticates to Temporal Cloud or a server that takes API keys; setting it
+	// turns TLS on.
+	APIKey string `mapstructure:"api_key" yaml:"api_key"`
+	TLS    TLS    `mapstructure:"tls" yaml:"tls"`
+}
+
+// TLS for the connection to Temporal. TLS is used when Enabled, when any file is set,
+// or when an API key is set.
+type TLS struct {
+	// Enabled turns TLS on with the system's root CAs when no CA file is given.
+	Enabled bool `mapstructure:"enabled" yaml:"enabled"`
+	// CA is a PEM file of the CAs that sign the server's certificate.
+	CA string `mapstructure:"ca" yaml:"ca"`
+	// Cert and Key are the PEM client certificate and key for mTLS; both or neither.
+	Cert string `mapstructure:"cert" yaml:"cert"`
+	Key  string `mapstructure:"key" yaml:"key"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `mapstructure:"server_name" yaml:"server_name"`
+}
+
+// Cluster configures this process's membership in the memberlist cluster.
+type Cluster struct {
+	// Name of this member; unique in the cluster.
+	Name string `mapstructure:"name" yaml:"name"`
+	// Bind is the host:port memberlist listens on (UDP and TCP).
+	Bind string `mapstructure:"bind" yaml:"bind"`
+	// Advertise is the host:port peers use to reach this member; "" means Bind.
+	Advertise string `mapstructure:"advertise" yaml:"advertise"`
+	// Join lists host:port addresses of members to join through.
+	Join []string `mapstructure:"join" yaml:"join"`
+	// SecretKey is the base64 of a 16, 24 or 32 byte key; it turns gossip encryption on.
+	SecretKey string `mapstructure:"secret_key" yaml:"secret_key"`
+	// Profile picks memberlist's timing defaults: local, lan or wan.
+	Profile string `mapstructure:"profile" yaml:"profile"`
+	// HeartbeatInterval is how often a node publishes its application heartbeat.
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval" yaml:"heartbeat_interval"`
+	// HeartbeatExpiration is how long an alive node's heartbeat may stand still before
+	// peers report it blocked.
+	HeartbeatExpiration time.Duration `mapstructure:"heartbeat_expiration" yaml:"heartbeat_expiration"`
+}
+
+// Shutdown holds the shutdown plan's settings.
+type Shutdown struct {
+	// Steps holds the timeouts and policy of each graceful step, by step name.
+	Steps map[string]Step `mapstructure:"steps" yaml:"steps"`
+	// Force lets a healthy peer evict the node when the graceful steps did not get it out.
+	Force bool `mapstructure:"force" yaml:"force"`
+	// ConvergenceTimeout bounds the wait for every surviving member to see the node out.
+	ConvergenceTimeout time.Duration `mapstructure:"convergence_timeout" yaml:"convergence_timeout"`
+	// SlowThreshold marks a shutdown slow when it takes longer.
+	SlowThreshold time.Duration `mapstructure:"slow_threshold" yaml:"slow_threshold"`
+}
+
+// Step is the budget and policy of one graceful step.
+type Step struct {
+	// StartToClose bounds one attempt once the node's worker has picked it up.
+	StartToClose time.Duration `mapstructure:"start_to_close" yaml:"start_to_close"`
+	// ScheduleToStart bounds the wait for the node's worker to pick the step up; when it
+	// passes, the node's worker is taken to be gone.
+	ScheduleToStart time.Duration `mapstructure:"schedule_to_start" yaml:"schedule_to_start"`
+	// MaxAttempts is the number of attempts, the first included; 1 means no retry.
+	MaxAttempts int `mapstructure:"max_attempts" yaml:"max_attempts"`
+	// Backoff is the wait before the second attempt; it doubles after each further one.
+	Backoff time.Duration `mapstructure:"backoff" yaml:"backoff"`
+	// OnFailure is continue, abort or force.
+	OnFailure string `mapstructure:"on_failure" yaml:"on_failure"`
+}
+
+// Dev configures the embedded stack of `farewell dev` and `farewell demo`.
+type Dev struct {
+	// Port of the embedded Temporal gRPC frontend.
+	Port int `mapstructure:"port" yaml:"port"`
+	// UIPort of the Temporal UI.
+	UIPort int `mapstructure:"ui_port" yaml:"ui_port"`
+	// DB is the SQLite file; "" keeps everything in memory.
+	DB string `mapstructure:"db" yaml:"db"`
+	// Nodes is the number of demo nodes to run.
+	Nodes int `mapstructure:"nodes" yaml:"nodes"`
+}
+
+// Log configures the process's slog output.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `mapstructure:"level" yaml:"level"`
+	// Format is text or json.
+	Format string `mapstructure:"format" yaml:"format"`
+}
+
+// DefaultConfig returns the configuration used when nothing else is set. It is tuned
+// for a single machine: everything listens on loopback.
+func DefaultConfig() Config {
+	return Config{
+		Temporal: Temporal{
+			Address:   "127.0.0.1:7233", // where `farewell dev` serves
+			Namespace: "default",        // the namespace every Temporal server starts with
+		},
+		Cluster: Cluster{
+			Name:                hostname(),       // names are unique per machine by default
+			Bind:                "127.0.0.1:7946", // memberlist's port, loopback until told otherwise
+			Profile:             ProfileLocal,     // timings for loopback; use lan or wan on real networks
+			HeartbeatInterval:   time.Second,      // a heartbeat a second costs little
+			HeartbeatExpiration: 5 * time.Second,  // five missed heartbeats before "blocked"
+		},
+		Shutdown: Shutdown{
+			Steps: map[string]Step{
+				// Gossiping the new state takes milliseconds on a healthy cluster; one
+				// retry covers a lost broadcast.
+				StepSetGracefullyLeft: {StartToClose: 2 * time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond, OnFailure: OnFailureContinue},
+				// Stopping a local ticker cannot take long.
+				StepStopHeartbeat: {StartToClose: time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond, OnFailure: OnFailureContinue},
+				// Leave waits for the leave broadcast; a retry after Shutdown is a no-op.
+				StepDeregister: {StartToClose: 3 * time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond, OnFailure: OnFailureContinue},
+				// Each service has its own timeout inside this budget; a retry resumes.
+				StepStopServices: {StartToClose: 10 * time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond, OnFailure: OnFailureContinue},
+			},
+			Force:              true,             // never leave a half-stopped member behind
+			ConvergenceTimeout: 10 * time.Second, // gossip reaches 100 local members well within this
+			SlowThreshold:      30 * time.Second, // a healthy shutdown takes about a second
+		},
+		Dev: Dev{
+			Port:   7233,                    // Temporal's usual gRPC port
+			UIPort: 8233,                    // the Temporal dev server's usual UI port
+			DB:     ".farewell/temporal.db", // survives restarts; "" for memory
+			Nodes:  5,                       // enough to watch gossip converge
+		},
+		Log: Log{
+			Level:  "info", // shutdown progress is worth seeing
+			Format: "text", // for people; json for log pipelines
+		},
+	}
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "farewell-node"
+	}
+	return h
+}

@@ -1,0 +1,288 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeFile(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, FileName)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config is invalid: %v", err)
+	}
+	for _, step := range StepNames {
+		if _, ok := DefaultConfig().Shutdown.Steps[step]; !ok {
+			t.Errorf("default config lacks step %s", step)
+		}
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, `
+temporal:
+  address: file:1
+  namespace: from-file
+shutdown:
+  steps:
+    deregister:
+      start_to_close: 7s
+dev:
+  port: 1111
+`)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	port := fs.Int("port", 0, "")
+	_ = port
+	if err := fs.Parse([]string{"--port", "3333"}); err != nil {
+		t.Fatal(err)
+	}
+	unsetFlags := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	unsetFlags.Int("port", 4444, "")
+
+	tests := []struct {
+		name  string
+		src   Source
+		check func(t *testing.T, c Config)
+	}{
+		{
+			name: "defaults only",
+			src:  Source{SearchDirs: []string{t.TempDir()}, Env: []string{}},
+			check: func(t *testing.T, c Config) {
+				if c.Temporal.Address != "127.0.0.1:7233" || c.Dev.Port != 7233 {
+					t.Errorf("got address %q port %d, want defaults", c.Temporal.Address, c.Dev.Port)
+				}
+			},
+		},
+		{
+			name: "file found in search dir overrides defaults and keeps other step fields",
+			src:  Source{SearchDirs: []string{t.TempDir(), dir}, Env: []string{}},
+			check: func(t *testing.T, c Config) {
+				if c.Temporal.Namespace != "from-file" || c.Dev.Port != 1111 {
+					t.Errorf("got namespace %q port %d, want from file", c.Temporal.Namespace, c.Dev.Port)
+				}
+				dereg := c.Shutdown.Steps[StepDeregister]
+				if dereg.StartToClose != 7*time.Second {
+					t.Errorf("deregister start_to_close = %s, want 7s", dereg.StartToClose)
+				}
+				if dereg.MaxAttempts != DefaultConfig().Shutdown.Steps[StepDeregister].MaxAttempts {
+					t.Errorf("deregister max_attempts = %d, want the default", dereg.MaxAttempts)
+				}
+			},
+		},
+		{
+			name: "explicit file",
+			src:  Source{File: file, Env: []string{}},
+			check: func(t *testing.T, c Config) {
+				if c.Temporal.Namespace != "from-file" {
+					t.Errorf("namespace %q, want from-file", c.Temporal.Namespace)
+				}
+			},
+		},
+		{
+			name: "FAREWELL env overrides file, nested keys and dashes",
+			src: Source{File: file, Env: []string{
+				"FAREWELL_TEMPORAL_NAMESPACE=from-env",
+				"FAREWELL_SHUTDOWN_STEPS_DEREGISTER_START_TO_CLOSE=9s",
+				"FAREWELL_SHUTDOWN_STEPS_STOP_SERVICES_MAX_ATTEMPTS=5",
+				"FAREWELL_CLUSTER_JOIN=127.0.0.1:1,127.0.0.1:2",
+				"FAREWELL_SHUTDOWN_FORCE=false",
+			}},
+			check: func(t *testing.T, c Config) {
+				if c.Temporal.Namespace != "from-env" {
+					t.Errorf("namespace %q, want from-env", c.Temporal.Namespace)
+				}
+				if got := c.Shutdown.Steps[StepDeregister].StartToClose; got != 9*time.Second {
+					t.Errorf("deregister start_to_close %s, want 9s", got)
+				}
+				if got := c.Shutdown.Steps[StepStopServices].MaxAttempts; got != 5 {
+					t.Errorf("stop-services max_attempts %d, want 5", got)
+				}
+				if len(c.Cluster.Join) != 2 || c.Cluster.Join[1] != "127.0.0.1:2" {
+					t.Errorf("join %q, want two addresses", c.Cluster.Join)
+				}
+				if c.Shutdown.Force {
+					t.Error("force still true")
+				}
+			},
+		},
+		{
+			name: "standard TEMPORAL env, FAREWELL wins",
+			src: Source{File: file, Env: []string{
+				"TEMPORAL_ADDRESS=std:7233",
+				"TEMPORAL_NAMESPACE=std-ns",
+				"TEMPORAL_API_KEY=k",
+				"FAREWELL_TEMPORAL_NAMESPACE=fw-ns",
+			}},
+			check: func(t *testing.T, c Config) {
+				if c.Temporal.Address != "std:7233" || c.Temporal.Namespace != "fw-ns" || c.Temporal.APIKey != "k" {
+					t.Errorf("got %+v", c.Temporal)
+				}
+			},
+		},
+		{
+			name: "flag overrides env and file",
+			src:  Source{File: file, Env: []string{"FAREWELL_DEV_PORT=2222"}, Flags: map[string]*pflag.Flag{"dev.port": fs.Lookup("port")}},
+			check: func(t *testing.T, c Config) {
+				if c.Dev.Port != 3333 {
+					t.Errorf("port %d, want 3333 from the flag", c.Dev.Port)
+				}
+			},
+		},
+		{
+			name: "unset flag does not override",
+			src:  Source{File: file, Env: []string{"FAREWELL_DEV_PORT=2222"}, Flags: map[string]*pflag.Flag{"dev.port": unsetFlags.Lookup("port")}},
+			check: func(t *testing.T, c Config) {
+				if c.Dev.Port != 2222 {
+					t.Errorf("port %d, want 2222 from env", c.Dev.Port)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := Load(tt.src)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  []string
+		want []string // every fragment must appear in the error
+	}{
+		{"unparsable duration", "shutdown:\n  steps:\n    deregister:\n      start_to_close: soon\n", nil,
+			[]string{"shutdown.steps.deregister.start_to_close", `"soon" is not a duration`}},
+		{"duration without unit", "cluster:\n  heartbeat_interval: 5\n", nil,
+			[]string{"cluster.heartbeat_interval", "no unit"}},
+		{"zero duration", "shutdown:\n  convergence_timeout: 0s\n", nil,
+			[]string{"shutdown.convergence_timeout", "not a positive duration"}},
+		{"negative duration from env", "", []string{"FAREWELL_SHUTDOWN_SLOW_THRESHOLD=-1s"},
+			[]string{"shutdown.slow_threshold", "-1s"}},
+		{"unknown step", "shutdown:\n  steps:\n    say-goodbye:\n      max_attempts: 2\n", nil,
+			[]string{"shutdown.steps.say-goodbye", `unknown step "say-goodbye"`}},
+		{"unknown on_failure", "shutdown:\n  steps:\n    stop-heartbeat:\n      on_failure: panic\n", nil,
+			[]string{"shutdown.steps.stop-heartbeat.on_failure", `"panic" is not one of continue, abort, force`}},
+		{"max attempts zero", "shutdown:\n  steps:\n    stop-services:\n      max_attempts: 0\n", nil,
+			[]string{"shutdown.steps.stop-services.max_attempts", "less than 1"}},
+		{"secret key not base64", "cluster:\n  secret_key: '***'\n", nil,
+			[]string{"cluster.secret_key", "not base64"}},
+		{"secret key wrong length", "cluster:\n  secret_key: " + "aGVsbG8=" + "\n", nil,
+			[]string{"cluster.secret_key", "5 bytes"}},
+		{"bad bind", "cluster:\n  bind: localhost\n", nil,
+			[]string{"cluster.bind", `"localhost" is not host:port`}},
+		{"bad port in address", "temporal:\n  address: 127.0.0.1:99999\n", nil,
+			[]string{"temporal.address", `bad port "99999"`}},
+		{"bad join entry", "cluster:\n  join: ['127.0.0.1:x']\n", nil,
+			[]string{"cluster.join[0]", "bad port"}},
+		{"unknown key with suggestion", "shutdown:\n  convergence_timout: 5s\n", nil,
+			[]string{"shutdown.convergence_timout", "did you mean shutdown.convergence_timeout?"}},
+		{"key in wrong section", "dev:\n  namespace: x\n", nil,
+			[]string{"dev.namespace", "did you mean temporal.namespace?"}},
+		{"not a number", "dev:\n  nodes: many\n", nil,
+			[]string{"dev.nodes", `"many" is not a whole number`}},
+		{"bad profile", "cluster:\n  profile: moon\n", nil,
+			[]string{"cluster.profile", `"moon" is not one of local, lan, wan`}},
+		{"expiration not above interval", "cluster:\n  heartbeat_interval: 2s\n  heartbeat_expiration: 1s\n", nil,
+			[]string{"cluster.heartbeat_expiration", "longer than cluster.heartbeat_interval"}},
+		{"cert without key", "temporal:\n  tls:\n    cert: /etc/hostname\n", nil,
+			[]string{"temporal.tls.cert", "both"}},
+		{"bad log format", "log:\n  format: xml\n", nil,
+			[]string{"log.format", `"xml"`}},
+		{"not yaml", "temporal: [unclosed\n", nil,
+			[]string{"not valid YAML"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := writeFile(t, dir, tt.file)
+			env := tt.env
+			if env == nil {
+				env = []string{}
+			}
+			_, _, err := Load(Source{File: file, Env: env})
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not match ErrInvalid: %v", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingExplicitFile(t *testing.T) {
+	_, _, err := Load(Source{File: filepath.Join(t.TempDir(), "nope.yaml"), Env: []string{}})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("got %v, want an invalid-config error naming the file", err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := DefaultConfig()
+	c.Dev.Port = 0
+	c.Log.Level = "loud"
+	err := c.Validate()
+	for _, key := range []string{"dev.port", "log.level"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error %v does not name %s", err, key)
+		}
+	}
+}
+
+func TestSecretKeyBytes(t *testing.T) {
+	for _, n := range []int{16, 24, 32} {
+		b, err := SecretKeyBytes(base64.StdEncoding.EncodeToString(make([]byte, n)))
+		if err != nil || len(b) != n {
+			t.Errorf("%d-byte key: got %d bytes, err %v", n, len(b), err)
+		}
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	c := DefaultConfig()
+	c.Temporal.APIKey = "secret-api-key"
+	c.Cluster.SecretKey = "c2VjcmV0c2VjcmV0c2VjcmV0"
+	out, err := c.Redacted().YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if strings.Contains(s, "secret-api-key") || strings.Contains(s, "c2VjcmV0") {
+		t.Fatalf("secrets printed:\n%s", s)
+	}
+	if !strings.Contains(s, "start_to_close: 3s") {
+		t.Errorf("durations not printed as durations:\n%s", s)
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	if got := envName("shutdown.steps.stop-services.start_to_close"); got != "FAREWELL_SHUTDOWN_STEPS_STOP_SERVICES_START_TO_CLOSE" {
+		t.Errorf("envName = %s", got)
+	}
+}

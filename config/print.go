@@ -1,0 +1,23 @@
+package config
+
+import (
+	"go.yaml.in/yaml/v3"
+)
+
+const redacted = "<redacted>"
+
+// Redacted returns a copy with secrets replaced, fit to print or log.
+func (c Config) Redacted() Config {
+	if c.Temporal.APIKey != "" {
+		c.Temporal.APIKey = redacted
+	}
+	if c.Cluster.SecretKey != "" {
+		c.Cluster.SecretKey = redacted
+	}
+	return c
+}
+
+// YAML renders the configuration in the file format Load reads.
+func (c Config) YAML() ([]byte, error) {
+	return yaml.Marshal(c)
+}
