@@ -1,0 +1,424 @@
+package devserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+// Defaults of the embedded stack.
+const (
+	DefaultIP        = "127.0.0.1"
+	DefaultPort      = 7233
+	DefaultUIPort    = 8233
+	DefaultDBPath    = ".farewell/temporal.db"
+	DefaultNamespace = "default"
+
+	clusterName = "active"
+	// devClusterID is fixed so that a database is always reopened as the same cluster.
+	devClusterID = "6a1d3b3e-64c1-4d1e-9c0e-f4e3a7c1d2b5"
+	// tunedPollRPS replaces the stock 20/s limit of the history queue readers: with one
+	// shard that limit adds ~47 ms to every task dispatch.
+	tunedPollRPS = 1000
+)
+
+// ErrPortInUse is returned when a port the stack must listen on is already taken.
+var ErrPortInUse = errors.New("port already in use")
+
+// Options configure Start. The zero value serves namespace "default" on
+// 127.0.0.1:7233 with the UI on 127.0.0.1:8233 and persists to .farewell/temporal.db.
+type Options struct {
+	// IP the gRPC frontend and the UI bind to.
+	IP string
+	// Port of the gRPC frontend; 0 means DefaultPort.
+	Port int
+	// UIPort of the Temporal UI; 0 means DefaultUIPort. Ignored when NoUI is set.
+	UIPort int
+	// NoUI skips the Temporal UI.
+	NoUI bool
+	// DBPath is the SQLite file; its folder is created when missing. "" means DefaultDBPath.
+	DBPath string
+	// InMemory keeps everything in memory and ignores DBPath.
+	InMemory bool
+	// Namespace served; "" means DefaultNamespace.
+	Namespace string
+	// SearchAttributes are registered in Namespace: at creation for a new database,
+	// added when missing for an existing one.
+	SearchAttributes map[string]enumspb.IndexedValueType
+	// Logger receives the server's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// LogLevel filters the server's logs; nil means warn.
+	LogLevel slog.Leveler
+	// StockRates leaves the history queue readers at their stock poll-rate limits.
+	// Only benchmarks want this.
+	StockRates bool
+	// DynamicConfig overrides server dynamic config keys.
+	DynamicConfig map[string]any
+}
+
+// Server is a running embedded Temporal server, with its UI when asked for.
+type Server struct {
+	opts     Options
+	logLevel *slog.LevelVar
+	server   temporal.Server
+	ui       *uiserver.Server
+	uiDone   chan struct{}
+	stopOnce sync.Once
+}
+
+// Start runs a Temporal server (frontend, history, matching, worker) in this process and,
+// unless NoUI, the Temporal UI. It returns once the frontend answers and the search
+// attributes are registered. A port that is taken is an error wrapping ErrPortInUse.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	opts = withDefaults(opts)
+	if err := checkFree(opts.IP, opts.Port, "gRPC"); err != nil {
+		return nil, err
+	}
+	if !opts.NoUI {
+		if err := checkFree(opts.IP, opts.UIPort, "UI"); err != nil {
+			return nil, err
+		}
+	}
+
+	sqlConf, err := prepareDB(opts)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := serverConfig(opts, sqlConf)
+	if err != nil {
+		return nil, err
+	}
+	level := new(slog.LevelVar)
+	level.Set(opts.LogLevel.Level())
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(staticHosts(conf)),
+		temporal.WithLogger(serverLogger{log: opts.Logger, level: level}),
+		temporal.WithDynamicConfigClient(dynamicConfig(opts)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start temporal server on %s: %w", net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)), err)
+	}
+	s := &Server{opts: opts, server: srv, logLevel: level}
+
+	if err := s.ensureSearchAttributes(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if !opts.NoUI {
+		if err := s.startUI(ctx); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Address is the host:port of the gRPC frontend.
+func (s *Server) Address() string {
+	return net.JoinHostPort(s.opts.IP, strconv.Itoa(s.opts.Port))
+}
+
+// Namespace is the namespace the server was prepared with.
+func (s *Server) Namespace() string { return s.opts.Namespace }
+
+// UIURL is the Temporal UI's base URL, or "" when the UI is off.
+func (s *Server) UIURL() string {
+	if s.opts.NoUI {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(s.opts.IP, strconv.Itoa(s.opts.UIPort))
+}
+
+// DBPath is the SQLite file in use, or "" in memory.
+func (s *Server) DBPath() string {
+	if s.opts.InMemory {
+		return ""
+	}
+	return s.opts.DBPath
+}
+
+// Stop stops the UI and the server and waits until their ports are released.
+// It is safe to call more than once.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		// Pollers and connections complain while the services go down one by one.
+		if s.logLevel.Level() < slog.LevelError {
+			s.logLevel.Set(slog.LevelError)
+		}
+		if s.ui != nil {
+			s.ui.Stop()
+			<-s.uiDone
+		}
+		s.server.Stop()
+	})
+}
+
+func withDefaults(o Options) Options {
+	if o.IP == "" {
+		o.IP = DefaultIP
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.UIPort == 0 {
+		o.UIPort = DefaultUIPort
+	}
+	if o.DBPath == "" {
+		o.DBPath = DefaultDBPath
+	}
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.LogLevel == nil {
+		o.LogLevel = slog.LevelWarn
+	}
+	return o
+}
+
+func checkFree(ip string, port int, what string) error {
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s port %s: %w", what, addr, ErrPortInUse)
+	}
+	if err != nil {
+		return fmt.Errorf("%s port %s: %w", what, addr, err)
+	}
+	return l.Close()
+}
+
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func prepareDB(o Options) (*config.SQL, error) {
+	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
+	if o.InMemory {
+		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		conf.DatabaseName = "farewell-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	} else {
+		// WAL with synchronous=normal survives a crash of this process and costs far
+		// fewer fsyncs than the default rollback journal.
+		conf.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "normal", "busy_timeout": "5000"}
+		conf.DatabaseName = o.DBPath
+		if err := os.MkdirAll(filepath.Dir(o.DBPath), 0o755); err != nil {
+			return nil, fmt.Errorf("create folder for database %s: %w", o.DBPath, err)
+		}
+		fi, err := os.Stat(o.DBPath)
+		switch {
+		case errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0):
+			if err := sqliteschema.SetupSchema(conf); err != nil {
+				return nil, fmt.Errorf("create schema in %s: %w", o.DBPath, err)
+			}
+		case err != nil:
+			return nil, fmt.Errorf("database %s: %w", o.DBPath, err)
+		}
+	}
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, o.Namespace, false, o.SearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %s: %w", o.Namespace, err)
+	}
+	if err := sqliteschema.CreateNamespaces(conf, ns); err != nil {
+		return nil, fmt.Errorf("create namespace %s in %s: %w", o.Namespace, conf.DatabaseName, err)
+	}
+	return conf, nil
+}
+
+func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, error) {
+	httpPort, err := freePort(o.IP)
+	if err != nil {
+		return nil, err
+	}
+	frontend := net.JoinHostPort(o.IP, strconv.Itoa(o.Port))
+
+	var c config.Config
+	c.Global.Membership.MaxJoinDuration = 30 * time.Second
+	c.Global.Membership.BroadcastAddress = o.IP
+	c.Persistence.DefaultStore = "sqlite"
+	c.Persistence.VisibilityStore = "sqlite"
+	c.Persistence.NumHistoryShards = 1
+	c.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlConf}}
+	c.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             frontend,
+				HTTPAddress:            net.JoinHostPort(o.IP, strconv.Itoa(httpPort)),
+				ClusterID:              devClusterID,
+			},
+		},
+	}
+	c.DCRedirectionPolicy.Policy = "noop"
+	c.Services = map[string]config.Service{}
+	for _, name := range temporal.DefaultServices {
+		var svc config.Service
+		svc.RPC.BindOnIP = o.IP
+		if name == string(primitives.FrontendService) {
+			svc.RPC.GRPCPort = o.Port
+			svc.RPC.HTTPPort = httpPort
+		} else if svc.RPC.GRPCPort, err = freePort(o.IP); err != nil {
+			return nil, err
+		}
+		c.Services[name] = svc
+	}
+	c.Archival.History.State = "disabled"
+	c.Archival.Visibility.State = "disabled"
+	c.NamespaceDefaults.Archival.History.State = "disabled"
+	c.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	c.PublicClient.HostPort = frontend
+	return &c, nil
+}
+
+func staticHosts(c *config.Config) map[primitives.ServiceName]static.Hosts {
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for name, svc := range c.Services {
+		addr := net.JoinHostPort(svc.RPC.BindOnIP, strconv.Itoa(svc.RPC.GRPCPort))
+		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(addr)
+	}
+	return hosts
+}
+
+func dynamicConfig(o Options) dynamicconfig.StaticClient {
+	dc := dynamicconfig.StaticClient{
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+	}
+	if !o.StockRates {
+		dc[dynamicconfig.TransferProcessorMaxPollRPS.Key()] = tunedPollRPS
+		dc[dynamicconfig.TimerProcessorMaxPollRPS.Key()] = tunedPollRPS
+		dc[dynamicconfig.VisibilityProcessorMaxPollRPS.Key()] = tunedPollRPS
+	}
+	for k, v := range o.DynamicConfig {
+		dc[dynamicconfig.MakeKey(k)] = v
+	}
+	return dc
+}
+
+// ensureSearchAttributes adds the configured search attributes that the namespace lacks.
+// A new database already has them; this covers databases made by an older version.
+func (s *Server) ensureSearchAttributes(ctx context.Context) error {
+	if len(s.opts.SearchAttributes) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  s.Address(),
+		Namespace: s.opts.Namespace,
+		Logger:    sdklog.NewStructuredLogger(s.opts.Logger.With("component", "devserver")),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to embedded server at %s: %w", s.Address(), err)
+	}
+	defer c.Close()
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: s.opts.Namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range s.opts.SearchAttributes {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        s.opts.Namespace,
+		SearchAttributes: missing,
+	})
+	if err != nil {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) startUI(ctx context.Context) error {
+	// The UI server calls Fatal (exits the process) when it cannot listen; its port
+	// was checked above, and it is checked again here as late as possible.
+	if err := checkFree(s.opts.IP, s.opts.UIPort, "UI"); err != nil {
+		return err
+	}
+	s.ui = uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
+		Host:                s.opts.IP,
+		Port:                s.opts.UIPort,
+		TemporalGRPCAddress: s.Address(),
+		EnableUI:            true,
+		DefaultNamespace:    s.opts.Namespace,
+		CORS:                uiconfig.CORS{CookieInsecure: true},
+		HideLogs:            true,
+		DisableNewsFetch:    true,
+	}))
+	s.uiDone = make(chan struct{})
+	go func() {
+		defer close(s.uiDone)
+		if err := s.ui.Start(); err != nil {
+			s.opts.Logger.Error("temporal UI stopped", "error", err)
+		}
+	}()
+	return waitHTTP(ctx, s.UIURL()+"/", 15*time.Second)
+}
+
+func waitHTTP(ctx context.Context, url string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	hc := &http.Client{Timeout: time.Second}
+	var lastErr error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("temporal UI at %s did not answer within %s: %w", url, limit, lastErr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
