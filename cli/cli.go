@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/farewell-project/farewell/config"
+)
+
+// Exit codes shared by every command.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the machine failed: Temporal unreachable, a port taken, …
+	ExitUsage   = 2 // the input was wrong: bad flag, bad config, unknown node, …
+)
+
+// Options are everything a run of the CLI reads from its surroundings, so that commands
+// run in-process in tests exactly as they do from a shell.
+type Options struct {
+	Args   []string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Env is the environment as KEY=VALUE pairs; nil means os.Environ().
+	Env []string
+	// ConfigDirs replaces the folders searched for farewell.yaml; nil means the defaults.
+	ConfigDirs []string
+}
+
+// Execute runs the command line in o.Args and returns the process exit code.
+func Execute(ctx context.Context, o Options) int {
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	a := &app{opts: o, bindings: map[*cobra.Command]map[string]string{}}
+	root := a.rootCommand()
+	root.SetArgs(o.Args)
+	root.SetIn(o.Stdin)
+	root.SetOut(o.Stdout)
+	root.SetErr(o.Stderr)
+
+	_, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := exitCode(err, a.started)
+	var quiet *exitError
+	if !errors.As(err, &quiet) || quiet.err != nil {
+		fmt.Fprintf(o.Stderr, "farewell: %v\n", err)
+	}
+	if code == ExitUsage && !a.started {
+		fmt.Fprintln(o.Stderr, "Run 'farewell --help' for usage.")
+	}
+	return code
+}
+
+// exitError makes a command end with a given code. A nil err means the command has
+// already said everything.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks bad input: it ends the command with ExitUsage.
+func usageError(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func exitCode(err error, started bool) int {
+	var e *exitError
+	switch {
+	case errors.As(err, &e):
+		return e.code
+	case errors.Is(err, config.ErrInvalid):
+		return ExitUsage
+	case !started:
+		// Cobra failed before any command ran: unknown command, bad flag, wrong args.
+		return ExitUsage
+	default:
+		return ExitFailure
+	}
+}
+
+// app is the state shared by the commands of one Execute call.
+type app struct {
+	opts    Options
+	cfgFile string
+	started bool
+	cfg     config.Config
+	logger  *slog.Logger
+	// bindings maps, per command, configuration keys to the flags that set them.
+	bindings map[*cobra.Command]map[string]string
+}
+
+// skipConfig marks commands that must run without loading the configuration.
+const skipConfig = "farewell/skip-config"
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "farewell",
+		Short: "Graceful, durable shutdown of memberlist cluster nodes on Temporal",
+		Long: `Farewell runs the graceful shutdown of a node in a hashicorp/memberlist cluster as a
+durable Temporal workflow: every step under a timeout, a failed step never blocking the
+next, a forced eviction when the graceful steps fail, and the whole journal kept.
+
+Configuration comes from defaults, a file (--config, else farewell.yaml in ., 
+$XDG_CONFIG_HOME/farewell/ or /etc/farewell/), FAREWELL_* environment variables (and the
+standard TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY), then flags.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.started = true
+			if cmd.Annotations[skipConfig] == "true" {
+				a.logger = newLogger(a.opts.Stderr, config.DefaultConfig().Log)
+				return nil
+			}
+			return a.loadConfig(cmd, "")
+		},
+	}
+	root.PersistentFlags().StringVar(&a.cfgFile, "config", "", "configuration file (default: farewell.yaml in ., $XDG_CONFIG_HOME/farewell/, /etc/farewell/)")
+	root.PersistentFlags().String("log-level", "", "log level: debug, info, warn or error (log.level)")
+	root.PersistentFlags().String("log-format", "", "log format: text or json (log.format)")
+	a.bind(root, "log.level", "log-level")
+	a.bind(root, "log.format", "log-format")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: err}
+	})
+	root.CompletionOptions.DisableDefaultCmd = true
+
+	root.AddCommand(
+		a.devCommand(),
+		a.configCommand(),
+		a.versionCommand(),
+	)
+	return root
+}
+
+// bind records that flag sets configuration key on cmd (and its subcommands).
+func (a *app) bind(cmd *cobra.Command, key, flag string) {
+	if a.bindings[cmd] == nil {
+		a.bindings[cmd] = map[string]string{}
+	}
+	a.bindings[cmd][key] = flag
+}
+
+// loadConfig loads the configuration with the flags bound on cmd and its parents, and
+// sets up logging from it. file, when set, replaces --config.
+func (a *app) loadConfig(cmd *cobra.Command, file string) error {
+	if file == "" {
+		file = a.cfgFile
+	}
+	flags := map[string]*pflag.Flag{}
+	for c := cmd; c != nil; c = c.Parent() {
+		for key, name := range a.bindings[c] {
+			if _, seen := flags[key]; seen {
+				continue
+			}
+			if f := cmd.Flags().Lookup(name); f != nil {
+				flags[key] = f
+			}
+		}
+	}
+	cfg, _, err := config.Load(config.Source{File: file, SearchDirs: a.opts.ConfigDirs, Env: a.opts.Env, Flags: flags})
+	if err != nil {
+		return err
+	}
+	a.cfg = cfg
+	a.logger = newLogger(a.opts.Stderr, cfg.Log)
+	return nil
+}
