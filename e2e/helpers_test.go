@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/farewell-project/farewell/cli"
+	"github.com/farewell-project/farewell/devserver"
+	"github.com/farewell-project/farewell/workflows"
+)
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// eventually polls cond until it returns true or the deadline passes.
+func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testLogger sends logs to t.Log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// startServer starts an embedded server on free ports; opts may set DBPath.
+func startServer(t testing.TB, opts devserver.Options) *devserver.Server {
+	t.Helper()
+	if opts.Port == 0 {
+		opts.Port = freePort(t)
+	}
+	if opts.UIPort == 0 {
+		opts.NoUI = true
+	}
+	if opts.DBPath == "" {
+		opts.InMemory = true
+	}
+	if opts.SearchAttributes == nil {
+		opts.SearchAttributes = workflows.SearchAttributes()
+	}
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("start dev server: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
+// syncBuffer is a bytes.Buffer safe for a command writing while a test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// cliRun is one in-process run of the farewell command line.
+type cliRun struct {
+	Stdout, Stderr syncBuffer
+	code           int
+	done           chan struct{}
+	cancel         context.CancelFunc
+}
+
+// startCLI runs farewell with args in-process, in the background. env nil means an
+// empty environment, so the machine's variables do not leak in.
+func startCLI(t testing.TB, env []string, args ...string) *cliRun {
+	t.Helper()
+	if env == nil {
+		env = []string{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &cliRun{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(r.done)
+		r.code = cli.Execute(ctx, cli.Options{
+			Args: args, Stdout: &r.Stdout, Stderr: &r.Stderr, Env: env,
+			Stdin: strings.NewReader(""), ConfigDirs: []string{t.TempDir()},
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// wait waits for the command to end and returns its exit code.
+func (r *cliRun) wait(t testing.TB, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.code
+	case <-time.After(limit):
+		t.Fatalf("command did not end within %s\nstdout:\n%s\nstderr:\n%s", limit, r.Stdout.String(), r.Stderr.String())
+		return -1
+	}
+}
+
+// runCLI runs farewell with args to completion.
+func runCLI(t testing.TB, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	r := startCLI(t, env, args...)
+	code = r.wait(t, 2*time.Minute)
+	return code, r.Stdout.String(), r.Stderr.String()
+}
+
+func quietSDKLogger() sdklog.Logger {
+	return sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+}
