@@ -1,0 +1,32 @@
+# Farewell's tasks. `make test` is what CI runs (.ci/run).
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: test lint tidy build dev demo bench
+
+## test: vet and run every test (CI runs this)
+test:
+	$(GO) vet ./...
+	$(GO) test -timeout 30m ./...
+
+## lint: gofmt check, go vet and staticcheck (pinned)
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## tidy: fail when go.mod or go.sum would change
+tidy:
+	$(GO) mod tidy -diff
+
+## build: the farewell binary in bin/
+build:
+	$(GO) build -o bin/farewell ./cmd/farewell
+
+## dev: the embedded Temporal server and UI
+dev:
+	$(GO) run ./cmd/farewell dev
+
+## bench: benchmarks that print their figures
+bench:
+	$(GO) test ./e2e -run '^$$' -bench . -benchtime 20x -timeout 30m
