@@ -1,0 +1,360 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Message kinds, the first byte of every user message.
+const (
+	msgHeartbeat byte = 'h'
+	msgEvict     byte = 'e'
+	msgQuery     byte = 'q'
+	msgReply     byte = 'r'
+	msgLeft      byte = 'l'
+	msgState     byte = 's'
+)
+
+// meta is what a member publishes in its memberlist node metadata (at most 512 bytes).
+type meta struct {
+	Role     Role   `json:"r"`
+	State    State  `json:"s"`
+	Instance string `json:"i"`
+	// Version orders State: it grows with every SetState.
+	Version uint64 `json:"v"`
+}
+
+// stateMsg is a member's new state, sent straight to every member.
+type stateMsg struct {
+	Node     string `json:"n"`
+	Instance string `json:"i"`
+	State    State  `json:"s"`
+	Version  uint64 `json:"v"`
+}
+
+type heartbeatMsg struct {
+	Node     string `json:"n"`
+	Instance string `json:"i"`
+	Seq      uint64 `json:"s"`
+}
+
+type leftMsg struct {
+	Node     string `json:"n"`
+	Instance string `json:"i"`
+}
+
+// sharedState is what members exchange in push/pull, so that news missed in gossip
+// (or older than a member) still reaches it.
+type sharedState struct {
+	Evictions []evictMsg `json:"e,omitempty"`
+	Lefts     []leftMsg  `json:"l,omitempty"`
+}
+
+type evictMsg struct {
+	Node     string `json:"n"`
+	Instance string `json:"i"`
+	By       string `json:"b"`
+	Reason   string `json:"r"`
+	At       int64  `json:"t"` // unix milliseconds
+}
+
+type viewQuery struct {
+	ID     uint64 `json:"id"`
+	From   string `json:"f"`
+	Target string `json:"t"`
+}
+
+type viewReply struct {
+	ID     uint64 `json:"id"`
+	From   string `json:"f"`
+	Target string `json:"t"`
+	State  State  `json:"s"`
+}
+
+func encode(kind byte, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode cluster message: %v", err)) // only our own structs get here
+	}
+	return append([]byte{kind}, b...)
+}
+
+// broadcast is a gossiped message; a newer one with the same name replaces it in the queue.
+type broadcast struct {
+	name string
+	msg  []byte
+}
+
+func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
+	o, ok := other.(*broadcast)
+	return ok && o.name == b.name
+}
+func (b *broadcast) Name() string    { return b.name }
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}
+
+// delegate connects memberlist's callbacks to the Member.
+type delegate struct{ m *Member }
+
+var (
+	_ memberlist.Delegate      = (*delegate)(nil)
+	_ memberlist.EventDelegate = (*delegate)(nil)
+	_ memberlist.AliveDelegate = (*delegate)(nil)
+)
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	m := d.m
+	m.mu.Lock()
+	b, _ := json.Marshal(meta{Role: m.role, State: m.state, Instance: m.instance, Version: m.version})
+	m.mu.Unlock()
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) < 2 {
+		return
+	}
+	m := d.m
+	body := b[1:]
+	switch b[0] {
+	case msgHeartbeat:
+		var hb heartbeatMsg
+		if json.Unmarshal(body, &hb) == nil {
+			m.onHeartbeat(hb)
+		}
+	case msgEvict:
+		var e evictMsg
+		if json.Unmarshal(body, &e) == nil {
+			m.onEvict(e, true)
+		}
+	case msgState:
+		var st stateMsg
+		if json.Unmarshal(body, &st) == nil {
+			m.onState(st)
+		}
+	case msgLeft:
+		var l leftMsg
+		if json.Unmarshal(body, &l) == nil {
+			m.onLeft(l)
+		}
+	case msgQuery:
+		var q viewQuery
+		if json.Unmarshal(body, &q) == nil {
+			go m.answerQuery(q)
+		}
+	case msgDumpQuery:
+		var q dumpQuery
+		if json.Unmarshal(body, &q) == nil {
+			go m.answerDump(q)
+		}
+	case msgDumpReply:
+		m.onDumpReply(body)
+	case msgReply:
+		var r viewReply
+		if json.Unmarshal(body, &r) == nil {
+			m.onReply(r)
+		}
+	}
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.m.queue.GetBroadcasts(overhead, limit)
+}
+
+// LocalState shares the evictions and leaves this member knows, so that members that
+// missed the broadcast (or joined later) learn them in push/pull.
+func (d *delegate) LocalState(bool) []byte {
+	m := d.m
+	var st sharedState
+	m.mu.Lock()
+	for _, e := range m.evictions {
+		st.Evictions = append(st.Evictions, e)
+	}
+	for node, inst := range m.lefts {
+		st.Lefts = append(st.Lefts, leftMsg{Node: node, Instance: inst})
+	}
+	m.mu.Unlock()
+	b, _ := json.Marshal(st)
+	return b
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, _ bool) {
+	var st sharedState
+	if json.Unmarshal(buf, &st) != nil {
+		return
+	}
+	for _, e := range st.Evictions {
+		d.m.onEvict(e, false)
+	}
+	for _, l := range st.Lefts {
+		d.m.onLeft(l)
+	}
+}
+
+// NotifyAlive refuses alive messages from an evicted process: it cannot come back under
+// the same instance.
+func (d *delegate) NotifyAlive(n *memberlist.Node) error {
+	m := d.m
+	if n.Name == m.name {
+		return nil
+	}
+	md := parseMeta(n.Meta)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.evictions[n.Name]; ok && e.Instance == md.Instance {
+		return fmt.Errorf("%s was evicted by %s", n.Name, e.By)
+	}
+	return nil
+}
+
+func (d *delegate) NotifyJoin(n *memberlist.Node)   { d.m.onNode(n, false) }
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.m.onNode(n, false) }
+func (d *delegate) NotifyLeave(n *memberlist.Node)  { d.m.onNode(n, true) }
+
+func parseMeta(b []byte) meta {
+	var md meta
+	_ = json.Unmarshal(b, &md)
+	if md.Role == "" {
+		md.Role = RoleNode
+	}
+	if md.State == "" {
+		md.State = StateAlive
+	}
+	return md
+}
+
+// onNode applies a memberlist event to the view.
+func (m *Member) onNode(n *memberlist.Node, gone bool) {
+	md := parseMeta(n.Meta)
+	now := time.Now()
+	state := md.State
+
+	m.mu.Lock()
+	if gone {
+		// memberlist's Node.State does not say whether a node left or died, so a
+		// node counts as left only when it announced it (see Leave).
+		state = StateDead
+		if m.lefts[n.Name] == md.Instance {
+			state = StateLeft
+		}
+	}
+	if n.Name == m.name {
+		if _, ok := m.view[m.name]; !ok {
+			m.view[m.name] = &MemberInfo{Name: m.name, Addr: nodeAddr(n), Role: m.role, State: m.state,
+				Instance: m.instance, LastHeartbeat: now, Since: now}
+		}
+		m.mu.Unlock()
+		return
+	}
+	info, known := m.view[n.Name]
+	if e, evicted := m.evictions[n.Name]; evicted && e.Instance == md.Instance {
+		// Evicted is final for this instance: later news of it changes nothing.
+		m.mu.Unlock()
+		return
+	}
+	if known && info.State == StateLeft && m.lefts[n.Name] == md.Instance {
+		// So is left: a late gossip of its earlier state must not bring it back.
+		m.mu.Unlock()
+		return
+	}
+	if !known || info.Instance != md.Instance {
+		if known && info.Instance != md.Instance {
+			// A new process under that name: the old one's records do not apply.
+			delete(m.evictions, n.Name)
+			delete(m.lefts, n.Name)
+		}
+		info = &MemberInfo{Name: n.Name, Role: md.Role, Instance: md.Instance, LastHeartbeat: now, Since: now, State: state}
+		m.view[n.Name] = info
+	}
+	info.Addr = nodeAddr(n)
+	info.Role = md.Role
+	old := info.State
+	if !gone && md.Version < info.version {
+		// A direct state message already brought a newer state than this metadata.
+		state = old
+	}
+	if !gone && md.Version > info.version {
+		info.version = md.Version
+	}
+	if old != state {
+		info.State, info.Since = state, now
+		if state != StateAlive {
+			info.Blocked = false
+		}
+		if old == StateLeft || old == StateDead {
+			info.LastHeartbeat = now // back from the dead: give it a fresh heartbeat window
+		}
+	}
+	m.mu.Unlock()
+
+	switch {
+	case !known:
+		m.log.Info("member joined", "node", n.Name, "addr", info.Addr, "role", md.Role, "state", state)
+	case old != state:
+		m.log.Info("member state changed", "node", n.Name, "from", old, "to", state)
+	}
+}
+
+func nodeAddr(n *memberlist.Node) string {
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// onLeft records that a process announced it leaves; it is left from now on (it shuts
+// its memberlist down right after, whether or not the leave was heard).
+func (m *Member) onLeft(l leftMsg) {
+	if l.Node == m.name {
+		return
+	}
+	m.mu.Lock()
+	if m.lefts[l.Node] == l.Instance {
+		m.mu.Unlock()
+		return
+	}
+	info, known := m.view[l.Node]
+	if known && info.Instance != l.Instance {
+		m.mu.Unlock()
+		return
+	}
+	m.lefts[l.Node] = l.Instance
+	var old State
+	if known && (info.State == StateAlive || info.State == StateLeaving || info.State == StateDead) {
+		old = info.State
+		info.State, info.Since, info.Blocked = StateLeft, time.Now(), false
+	}
+	m.mu.Unlock()
+	if old != "" {
+		m.log.Info("member state changed", "node", l.Node, "from", old, "to", StateLeft)
+	}
+}
+
+// onState applies a state a member sent straight to this one, unless a newer one was
+// seen already.
+func (m *Member) onState(st stateMsg) {
+	m.mu.Lock()
+	info, ok := m.view[st.Node]
+	if !ok || info.Instance != st.Instance || st.Version <= info.version ||
+		(info.State != StateAlive && info.State != StateLeaving) {
+		m.mu.Unlock()
+		return
+	}
+	info.version = st.Version
+	old := info.State
+	if old != st.State {
+		info.State, info.Since = st.State, time.Now()
+		if st.State != StateAlive {
+			info.Blocked = false
+		}
+	}
+	m.mu.Unlock()
+	if old != st.State {
+		m.log.Info("member state changed", "node", st.Node, "from", old, "to", st.State)
+	}
+}

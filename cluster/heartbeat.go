@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"time"
+)
+
+// StartHeartbeat publishes an application heartbeat every heartbeat_interval until
+// StopHeartbeat. Calling it while the heartbeat runs does nothing.
+func (m *Member) StartHeartbeat() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hbStop != nil || m.left || m.evicted != nil {
+		return
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	m.hbStop, m.hbDone = stop, done
+	go m.heartbeatLoop(stop, done)
+	m.log.Info("heartbeat started", "interval", m.cfg.HeartbeatInterval)
+}
+
+// stopWait bounds StopHeartbeat's wait for a send stuck in a stalled network.
+const stopWait = time.Second
+
+// StopHeartbeat stops publishing heartbeats: once it returns no new heartbeat is
+// started. It waits for the loop to end, but not past a send stuck in a stalled
+// network (that one may still leave once the network moves). Calling it when stopped
+// does nothing.
+func (m *Member) StopHeartbeat() {
+	m.mu.Lock()
+	stop, done := m.hbStop, m.hbDone
+	m.hbStop, m.hbDone = nil, nil
+	m.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	close(stop)
+	select {
+	case <-done:
+		m.log.Info("heartbeat stopped")
+	case <-time.After(stopWait):
+		m.log.Warn("heartbeat stopped; its last send is stuck in the network", "waited", stopWait)
+	}
+}
+
+// HeartbeatRunning reports whether the heartbeat is being published.
+func (m *Member) HeartbeatRunning() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hbStop != nil
+}
+
+func (m *Member) heartbeatLoop(stop, done chan struct{}) {
+	defer close(done)
+	interval := m.cfg.HeartbeatInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		m.beat(stop)
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// beat sends one heartbeat straight to every other live member, best effort (UDP):
+// a lost one is replaced by the next. It gives up as soon as stop is closed.
+func (m *Member) beat(stop <-chan struct{}) {
+	m.mu.Lock()
+	m.hbSeq++
+	msg := encode(msgHeartbeat, heartbeatMsg{Node: m.name, Instance: m.instance, Seq: m.hbSeq})
+	if self, ok := m.view[m.name]; ok {
+		self.HeartbeatSeq, self.LastHeartbeat = m.hbSeq, time.Now()
+	}
+	m.mu.Unlock()
+	for _, n := range m.liveNodes(nil) {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if err := m.ml.SendBestEffort(n, msg); err != nil {
+			m.log.Debug("heartbeat not sent", "to", n.Name, "error", err)
+		}
+	}
+}
+
+func (m *Member) onHeartbeat(hb heartbeatMsg) {
+	m.mu.Lock()
+	info, ok := m.view[hb.Node]
+	if !ok || info.Instance != hb.Instance || info.State == StateEvicted || hb.Seq <= info.HeartbeatSeq {
+		m.mu.Unlock()
+		return
+	}
+	info.HeartbeatSeq, info.LastHeartbeat = hb.Seq, time.Now()
+	wasBlocked := info.Blocked
+	info.Blocked = false
+	m.mu.Unlock()
+	if wasBlocked {
+		m.log.Info("member heartbeat resumed", "node", hb.Node)
+	}
+}
+
+// watchHeartbeats flags alive nodes whose heartbeat stood still for longer than the
+// expiration as blocked, warning once per episode.
+func (m *Member) watchHeartbeats() {
+	defer m.wg.Done()
+	expiration := m.cfg.HeartbeatExpiration
+	if expiration <= 0 {
+		expiration = 5 * time.Second
+	}
+	t := time.NewTicker(max(expiration/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var newlyBlocked []MemberInfo
+		m.mu.Lock()
+		for name, info := range m.view {
+			if name == m.name || info.Role != RoleNode {
+				continue
+			}
+			stale := info.State == StateAlive && now.Sub(info.LastHeartbeat) > expiration
+			if stale && !info.Blocked {
+				info.Blocked = true
+				newlyBlocked = append(newlyBlocked, *info)
+			} else if !stale && info.Blocked && info.State != StateAlive {
+				info.Blocked = false
+			}
+		}
+		m.mu.Unlock()
+		for _, info := range newlyBlocked {
+			m.log.Warn("member blocked: alive but its heartbeat stands still",
+				"node", info.Name, "heartbeat_age", now.Sub(info.LastHeartbeat).Round(time.Millisecond), "expiration", expiration)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/farewell-project/farewell/config"
+)
+
+// fastTimings makes failure detection and gossip quick enough for tests on loopback.
+func fastTimings(c *memberlist.Config) {
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.PushPullInterval = 500 * time.Millisecond
+	c.SuspicionMult = 2
+	c.TCPTimeout = time.Second
+	c.GossipToTheDeadTime = 2 * time.Second
+}
+
+type memberOpt func(*Options)
+
+func withRole(r Role) memberOpt { return func(o *Options) { o.Role = r } }
+func withKey(k string) memberOpt {
+	return func(o *Options) { o.Cluster.SecretKey = k }
+}
+
+func testClusterConfig(name string) config.Cluster {
+	return config.Cluster{
+		Name:                name,
+		Bind:                "127.0.0.1:0",
+		Profile:             config.ProfileLocal,
+		HeartbeatInterval:   50 * time.Millisecond,
+		HeartbeatExpiration: 400 * time.Millisecond,
+	}
+}
+
+func newTestMember(t testing.TB, name string, opts ...memberOpt) *Member {
+	t.Helper()
+	o := Options{
+		Cluster: testClusterConfig(name),
+		Logger:  testLogger(t),
+		Tune:    fastTimings,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	m, err := New(o)
+	if err != nil {
+		t.Fatalf("new member %s: %v", name, err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// newTestCluster starts n nodes (node-1 … node-n) joined through the first, heartbeats on.
+func newTestCluster(t testing.TB, n int, opts ...memberOpt) []*Member {
+	t.Helper()
+	members := make([]*Member, n)
+	for i := range members {
+		members[i] = newTestMember(t, fmt.Sprintf("node-%d", i+1), opts...)
+		if i > 0 {
+			if err := members[i].Join(context.Background(), []string{members[0].Addr()}); err != nil {
+				t.Fatalf("join: %v", err)
+			}
+		}
+		members[i].StartHeartbeat()
+	}
+	waitAll(t, members, "every member sees every other alive", func(m *Member) bool {
+		alive := 0
+		for _, info := range m.Members() {
+			if info.State == StateAlive {
+				alive++
+			}
+		}
+		return alive == n
+	})
+	return members
+}
+
+// waitAll polls until cond holds for every member, or fails the test.
+func waitAll(t testing.TB, members []*Member, what string, cond func(*Member) bool) {
+	t.Helper()
+	eventually(t, 15*time.Second, what, func() bool {
+		for _, m := range members {
+			if !cond(m) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting until %s", limit, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func stateOf(m *Member, node string) State {
+	info, ok := m.Member(node)
+	if !ok {
+		return ""
+	}
+	return info.State
+}
+
+func except(members []*Member, skip ...*Member) []*Member {
+	var out []*Member
+outer:
+	for _, m := range members {
+		for _, s := range skip {
+			if m == s {
+				continue outer
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// testLogger sends logs to t.Log until the test ends; later lines (from goroutines still
+// winding down) are dropped rather than panicking.
+func testLogger(t testing.TB) *slog.Logger {
+	w := &tWriter{t: t}
+	t.Cleanup(func() { w.done.Store(true) })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct {
+	t    testing.TB
+	done atomic.Bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
