@@ -153,6 +153,8 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 
 	root.AddCommand(
 		a.devCommand(),
+		a.nodeCommand(),
+		a.membersCommand(),
 		a.configCommand(),
 		a.versionCommand(),
 	)

@@ -1,0 +1,27 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+
+	"github.com/farewell-project/farewell/cli"
+)
+
+// execEnv, when set to 1, makes the test binary behave as the farewell command: tests
+// start it as a subprocess (to send it real signals) without building another 200 MB
+// binary.
+const execEnv = "FAREWELL_E2E_EXEC"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(execEnv) == "1" {
+		// What cmd/farewell/main.go does.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Execute(ctx, cli.Options{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
