@@ -1,6 +1,33 @@
 package workflows
 
-import enumspb "go.temporal.io/api/enums/v1"
+import (
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Names shared by workflows, workers, starters and the Temporal UI.
+const (
+	// TaskQueue is the orchestrator's queue: the workflows and the cluster activities
+	// (lookup, force-evict, verify-convergence) run there.
+	TaskQueue = "farewell"
+	// nodeTaskQueuePrefix + node name is a node's own queue; only that node's worker
+	// polls it, so a step can only run on the node it is for.
+	nodeTaskQueuePrefix = "farewell-node-"
+	// workflowIDPrefix + node name is the ID of a node's shutdown: one at a time per node.
+	workflowIDPrefix = "farewell-shutdown-"
+
+	// WorkflowName is the registered name of GracefulShutdown.
+	WorkflowName = "GracefulShutdown"
+
+	// QueryProgress returns the ShutdownReport so far.
+	QueryProgress = "progress"
+	// UpdateForceNow skips the remaining graceful steps and force-evicts the node.
+	UpdateForceNow = "force-now"
+	// UpdateSkipStep skips a graceful step that has not started yet.
+	UpdateSkipStep = "skip-step"
+	// UpdateExtendTimeout raises the StartToClose of a step that has not started yet.
+	UpdateExtendTimeout = "extend-timeout"
+)
 
 // Search attributes Farewell sets on its workflows, so that shutdowns can be listed and
 // filtered in the Temporal UI and with visibility queries.
@@ -8,6 +35,15 @@ const (
 	SearchAttrNode    = "FarewellNode"
 	SearchAttrOutcome = "FarewellOutcome"
 	SearchAttrStep    = "FarewellStep"
+	SearchAttrSlow    = "FarewellSlow"
+)
+
+// Typed keys of the search attributes.
+var (
+	NodeKey    = temporal.NewSearchAttributeKeyKeyword(SearchAttrNode)
+	OutcomeKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrOutcome)
+	StepKey    = temporal.NewSearchAttributeKeyKeyword(SearchAttrStep)
+	SlowKey    = temporal.NewSearchAttributeKeyBool(SearchAttrSlow)
 )
 
 // SearchAttributes are the custom search attributes a namespace must have for Farewell.
@@ -16,5 +52,20 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SearchAttrNode:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SearchAttrOutcome: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SearchAttrStep:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SearchAttrSlow:    enumspb.INDEXED_VALUE_TYPE_BOOL,
 	}
+}
+
+// NodeTaskQueue is the task queue served only by node's own worker.
+func NodeTaskQueue(node string) string { return nodeTaskQueuePrefix + node }
+
+// WorkflowID is the ID of node's shutdown workflow.
+func WorkflowID(node string) string { return workflowIDPrefix + node }
+
+// NodeFromWorkflowID returns the node a shutdown workflow ID is for.
+func NodeFromWorkflowID(id string) (string, bool) {
+	if len(id) > len(workflowIDPrefix) && id[:len(workflowIDPrefix)] == workflowIDPrefix {
+		return id[len(workflowIDPrefix):], true
+	}
+	return "", false
 }

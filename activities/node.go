@@ -1,0 +1,318 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/config"
+)
+
+// StepFault is a fault a demo or test injects into a node step.
+type StepFault string
+
+const (
+	// FaultHang makes the step block until its context ends (its StartToClose).
+	FaultHang StepFault = "hang"
+	// FaultError makes every attempt of the step fail.
+	FaultError StepFault = "error"
+)
+
+// Faults holds the step faults of a node, switched at run time. Safe for concurrent use;
+// the zero value injects nothing.
+type Faults struct {
+	mu     sync.Mutex
+	faults map[string]StepFault
+}
+
+// Set injects f into step ("" clears it).
+func (f *Faults) Set(step string, fault StepFault) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.faults == nil {
+		f.faults = map[string]StepFault{}
+	}
+	if fault == "" {
+		delete(f.faults, step)
+		return
+	}
+	f.faults[step] = fault
+}
+
+// Get returns the fault of step, if any.
+func (f *Faults) Get(step string) StepFault {
+	if f == nil {
+		return ""
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.faults[step]
+}
+
+// ParseStepFault reads STEP=hang|error.
+func ParseStepFault(s string) (string, StepFault, error) {
+	step, mode, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", fmt.Errorf("fault %q: want STEP=hang or STEP=error", s)
+	}
+	isStep := false
+	for _, n := range append(config.StepNames, StepRollback, StepTerminate) {
+		isStep = isStep || n == step
+	}
+	if !isStep {
+		return "", "", fmt.Errorf("fault %q: unknown step %q (steps are %s)", s, step, strings.Join(config.StepNames, ", "))
+	}
+	switch StepFault(mode) {
+	case FaultHang, FaultError:
+		return step, StepFault(mode), nil
+	}
+	return "", "", fmt.Errorf("fault %q: want hang or error, not %q", s, mode)
+}
+
+// Names of the node activities that are not graceful steps.
+const (
+	StepRollback  = "rollback"
+	StepTerminate = "terminate"
+)
+
+// NodeActivities are the shutdown steps that run on the node itself, served only by
+// the node's own worker from its own task queue. Each checks that the request names
+// this node, is idempotent (a second run finds its work done and says so), honours its
+// context and returns before its StartToClose so that the workflow learns why it
+// failed rather than only that it timed out.
+type NodeActivities struct {
+	Member *cluster.Member
+	// Faults, if set, injects failures (demos and tests).
+	Faults *Faults
+	// Logger is used outside Temporal (the local fallback); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// SetGracefullyLeft publishes the node's state as leaving and waits until another
+// member confirms it: the analogue of Proto.Actor's SetStateAsync(GracefullyLeft), the
+// call that hung in the original bug. Here it is bounded.
+func (a *NodeActivities) SetGracefullyLeft(ctx context.Context, in StepInput) (StepOutput, error) {
+	ctx, out, done, err := a.begin(ctx, in, config.StepSetGracefullyLeft)
+	if err != nil {
+		return a.fail(out, err)
+	}
+	defer done()
+	m := a.Member
+	if left, _ := m.Left(); left {
+		return a.alreadyDone(ctx, out, "node already left the cluster")
+	}
+	if m.State() == cluster.StateLeaving {
+		// SetState is a no-op when leaving was already confirmed, and retries the
+		// broadcast when it was not.
+		out.Note = "state was already leaving"
+	}
+	if err := m.SetState(ctx, cluster.StateLeaving); err != nil {
+		return a.fail(out, a.classify(err))
+	}
+	return out, nil
+}
+
+// StopHeartbeat stops the node's application heartbeat. Peers do not flag a leaving
+// node whose heartbeat stops as blocked.
+func (a *NodeActivities) StopHeartbeat(ctx context.Context, in StepInput) (StepOutput, error) {
+	ctx, out, done, err := a.begin(ctx, in, config.StepStopHeartbeat)
+	if err != nil {
+		return a.fail(out, err)
+	}
+	defer done()
+	if !a.Member.HeartbeatRunning() {
+		return a.alreadyDone(ctx, out, "heartbeat already stopped")
+	}
+	a.Member.StopHeartbeat()
+	return out, nil
+}
+
+// Deregister leaves the memberlist cluster (Leave, bounded, then Shutdown): peers see
+// the node left. If the leave is not confirmed the node still shuts its memberlist
+// down, and the step fails: peers will see it dead, or evicted by the force fallback.
+func (a *NodeActivities) Deregister(ctx context.Context, in StepInput) (StepOutput, error) {
+	ctx, out, done, err := a.begin(ctx, in, config.StepDeregister)
+	if err != nil {
+		return a.fail(out, err)
+	}
+	defer done()
+	m := a.Member
+	if left, leaveErr := m.Left(); left {
+		if leaveErr != nil {
+			return a.fail(out, temporal.NewNonRetryableApplicationError(
+				"memberlist already shut down after a leave no member confirmed: "+leaveErr.Error(), ErrTypeLeaveFailed, leaveErr))
+		}
+		return a.alreadyDone(ctx, out, "node already left the cluster")
+	}
+	dl, _ := ctx.Deadline()
+	if err := m.Leave(time.Until(dl)); err != nil {
+		return a.fail(out, temporal.NewNonRetryableApplicationError(
+			"leave not confirmed; memberlist shut down anyway: "+err.Error(), ErrTypeLeaveFailed, err))
+	}
+	return out, nil
+}
+
+// StopServices stops the node's services in reverse registration order, each under its
+// own timeout, heartbeating the ones stopped so far. Services stopped by an earlier
+// attempt are not stopped again: a retry resumes.
+func (a *NodeActivities) StopServices(ctx context.Context, in StepInput) (StepOutput, error) {
+	ctx, out, done, err := a.begin(ctx, in, config.StepStopServices)
+	if err != nil {
+		return a.fail(out, err)
+	}
+	defer done()
+	if len(a.Member.Services().Running()) == 0 {
+		out.Services = a.Member.Services().StopAll(ctx, nil)
+		return a.alreadyDone(ctx, out, "every service already stopped")
+	}
+	var stopped []string
+	out.Services = a.Member.Services().StopAll(ctx, func(r cluster.ServiceResult) {
+		if r.Status == cluster.ServiceStopped {
+			stopped = append(stopped, r.Name)
+		}
+		a.heartbeat(ctx, Progress{Attempt: out.Attempt, Stopped: stopped})
+	})
+	if err := cluster.Failed(out.Services); err != nil {
+		return a.fail(out, fmt.Errorf("stop services: %w", err))
+	}
+	return out, nil
+}
+
+// Rollback puts a node whose shutdown was aborted back in service: state alive
+// (confirmed by a peer) and heartbeat restarted. It cannot undo a leave.
+func (a *NodeActivities) Rollback(ctx context.Context, in StepInput) (StepOutput, error) {
+	ctx, out, done, err := a.begin(ctx, in, StepRollback)
+	if err != nil {
+		return a.fail(out, err)
+	}
+	defer done()
+	m := a.Member
+	if left, _ := m.Left(); left {
+		return a.fail(out, temporal.NewNonRetryableApplicationError("cannot roll back: the node already left the cluster", ErrTypeCannotRollBack, nil))
+	}
+	if err := m.SetState(ctx, cluster.StateAlive); err != nil {
+		return a.fail(out, a.classify(err))
+	}
+	m.StartHeartbeat()
+	if len(m.Services().Running()) < len(m.Services().Names()) {
+		out.Note = "some services were stopped already and stay stopped"
+	}
+	return out, nil
+}
+
+// Terminate is the node's part of a forced eviction: services stopped, heartbeat
+// stopped, memberlist shut down without a leave.
+func (a *NodeActivities) Terminate(ctx context.Context, in StepInput) (StepOutput, error) {
+	ctx, out, done, err := a.begin(ctx, in, StepTerminate)
+	if err != nil {
+		return a.fail(out, err)
+	}
+	defer done()
+	out.Services = a.Member.Terminate(ctx)
+	if err := cluster.Failed(out.Services); err != nil {
+		out.Note = "memberlist shut down; some services did not stop: " + err.Error()
+	}
+	return out, nil
+}
+
+// stepMargin is kept between an activity's own deadline and its StartToClose, so that
+// it returns an explanation before the server times it out.
+func stepMargin(remaining time.Duration) time.Duration {
+	return min(remaining/10, 250*time.Millisecond)
+}
+
+// begin checks the request, records the attempt, applies an injected fault and
+// narrows ctx to leave a margin before the StartToClose.
+func (a *NodeActivities) begin(ctx context.Context, in StepInput, step string) (context.Context, StepOutput, func(), error) {
+	out := StepOutput{Attempt: 1}
+	if activity.IsActivity(ctx) {
+		out.Attempt = activity.GetInfo(ctx).Attempt
+	}
+	if in.Node != a.Member.Name() {
+		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("wrong node: step %s is for %q, this is %q", step, in.Node, a.Member.Name()), ErrTypeWrongNode, nil)
+	}
+	if by, reason, evicted := a.Member.Evicted(); evicted && step != StepTerminate {
+		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("node %s was evicted by %s (%s)", in.Node, by, reason), ErrTypeEvicted, nil)
+	}
+	a.heartbeat(ctx, Progress{Attempt: out.Attempt})
+	a.logger(ctx).Info("step started", "step", step, "attempt", out.Attempt)
+
+	switch a.Faults.Get(step) {
+	case FaultHang:
+		a.logger(ctx).Warn("injected fault: step hangs until its timeout", "step", step)
+		<-ctx.Done()
+		return ctx, out, func() {}, ctx.Err()
+	case FaultError:
+		return ctx, out, func() {}, temporal.NewApplicationError(fmt.Sprintf("injected fault: %s fails", step), ErrTypeInjected)
+	}
+
+	done := func() {}
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-stepMargin(time.Until(dl))))
+		done = cancel
+	}
+	return ctx, out, done, nil
+}
+
+// fail attaches the attempt to err, so that the workflow can report how many attempts
+// ran, keeping the error's type and whether it may be retried.
+func (a *NodeActivities) fail(out StepOutput, err error) (StepOutput, error) {
+	if err == nil {
+		return out, nil
+	}
+	msg, typ, nonRetryable := err.Error(), "StepFailed", false
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		msg, typ, nonRetryable = appErr.Message(), appErr.Type(), appErr.NonRetryable()
+	}
+	return out, temporal.NewApplicationErrorWithOptions(msg, typ, temporal.ApplicationErrorOptions{
+		NonRetryable: nonRetryable,
+		Details:      []any{Progress{Attempt: out.Attempt}},
+	})
+}
+
+func (a *NodeActivities) alreadyDone(ctx context.Context, out StepOutput, note string) (StepOutput, error) {
+	out.AlreadyDone, out.Note = true, note
+	a.logger(ctx).Info("step found its work already done", "note", note)
+	return out, nil
+}
+
+// classify turns a cluster error into the error the workflow should see.
+func (a *NodeActivities) classify(err error) error {
+	switch {
+	case errors.Is(err, cluster.ErrEvicted):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeEvicted, err)
+	case errors.Is(err, cluster.ErrShutdown):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCannotRollBack, err)
+	}
+	return err
+}
+
+func (a *NodeActivities) heartbeat(ctx context.Context, p Progress) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, p)
+	}
+}
+
+func (a *NodeActivities) logger(ctx context.Context) *slog.Logger {
+	l := a.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		return l.With("workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID, "activity", info.ActivityType.Name)
+	}
+	return l
+}

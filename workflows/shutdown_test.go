@@ -1,0 +1,611 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"log/slog"
+
+	"github.com/stretchr/testify/mock"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/activity"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/config"
+)
+
+type stepFunc = func(ctx context.Context, in activities.StepInput) (activities.StepOutput, error)
+
+// harness runs GracefulShutdown in the test environment with every activity mocked.
+// Each mock dispatches to a replaceable function, so a test changes only what it needs.
+type harness struct {
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+
+	mu        sync.Mutex
+	steps     map[string]stepFunc
+	lookup    func(activities.LookupInput) (activities.LookupOutput, error)
+	verify    func(activities.ConvergenceInput) (activities.ConvergenceOutput, error)
+	evict     func(activities.EvictInput) (activities.EvictOutput, error)
+	calls     map[string]int
+	upserts   []temporal.SearchAttributes
+	converged []bool // results of successive convergence checks; the last repeats
+}
+
+func newHarness(t *testing.T) *harness {
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	h := &harness{t: t, env: suite.NewTestWorkflowEnvironment(), calls: map[string]int{}, steps: map[string]stepFunc{}}
+	ok := func(context.Context, activities.StepInput) (activities.StepOutput, error) {
+		return activities.StepOutput{Attempt: 1}, nil
+	}
+	for _, name := range append(config.StepNames, activities.StepRollback, activities.StepTerminate) {
+		h.steps[name] = ok
+	}
+	h.lookup = func(in activities.LookupInput) (activities.LookupOutput, error) {
+		return activities.LookupOutput{Node: in.Node, State: cluster.StateAlive, Members: 5}, nil
+	}
+	h.converged = []bool{true}
+	h.verify = func(in activities.ConvergenceInput) (activities.ConvergenceOutput, error) {
+		h.mu.Lock()
+		c := h.converged[0]
+		if len(h.converged) > 1 {
+			h.converged = h.converged[1:]
+		}
+		h.mu.Unlock()
+		out := activities.ConvergenceOutput{Converged: c, TookMS: 12, Views: map[string]cluster.State{"node-1": cluster.StateLeft}}
+		if !c {
+			out.Pending = []string{"node-2"}
+		}
+		return out, nil
+	}
+	h.evict = func(in activities.EvictInput) (activities.EvictOutput, error) {
+		return activities.EvictOutput{By: "observer"}, nil
+	}
+
+	env := h.env
+	env.RegisterWorkflow(GracefulShutdown)
+	env.RegisterActivity(&activities.NodeActivities{})
+	env.RegisterActivity(&activities.ClusterActivities{})
+	node := func(name string) stepFunc {
+		return func(ctx context.Context, in activities.StepInput) (activities.StepOutput, error) {
+			h.mu.Lock()
+			h.calls[name]++
+			f := h.steps[name]
+			h.mu.Unlock()
+			return f(ctx, in)
+		}
+	}
+	env.OnActivity(nodeActs.SetGracefullyLeft, mock.Anything, mock.Anything).Return(node(config.StepSetGracefullyLeft))
+	env.OnActivity(nodeActs.StopHeartbeat, mock.Anything, mock.Anything).Return(node(config.StepStopHeartbeat))
+	env.OnActivity(nodeActs.Deregister, mock.Anything, mock.Anything).Return(node(config.StepDeregister))
+	env.OnActivity(nodeActs.StopServices, mock.Anything, mock.Anything).Return(node(config.StepStopServices))
+	env.OnActivity(nodeActs.Rollback, mock.Anything, mock.Anything).Return(node(activities.StepRollback))
+	env.OnActivity(nodeActs.Terminate, mock.Anything, mock.Anything).Return(node(activities.StepTerminate))
+	env.OnActivity(clusterActs.Lookup, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.LookupInput) (activities.LookupOutput, error) {
+			h.count("lookup")
+			return h.lookup(in)
+		})
+	env.OnActivity(clusterActs.VerifyConvergence, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ConvergenceInput) (activities.ConvergenceOutput, error) {
+			h.count("verify")
+			return h.verify(in)
+		})
+	env.OnActivity(clusterActs.ForceEvict, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.EvictInput) (activities.EvictOutput, error) {
+			h.count("evict")
+			return h.evict(in)
+		})
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.upserts = append(h.upserts, args.Get(0).(temporal.SearchAttributes))
+	}).Return(nil)
+	return h
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (h *harness) count(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls[name]++
+}
+
+func (h *harness) called(name string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls[name]
+}
+
+func (h *harness) set(step string, f stepFunc) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.steps[step] = f
+}
+
+// run executes the workflow and returns its report.
+func (h *harness) run(req ShutdownRequest) *ShutdownReport {
+	h.t.Helper()
+	if req.Node == "" {
+		req.Node = "node-3"
+	}
+	if req.Plan == nil {
+		p := DefaultPlan()
+		req.Plan = &p
+	}
+	h.env.ExecuteWorkflow(GracefulShutdown, req)
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	if err := h.env.GetWorkflowError(); err != nil {
+		h.t.Fatalf("workflow failed: %v", err)
+	}
+	var r ShutdownReport
+	if err := h.env.GetWorkflowResult(&r); err != nil {
+		h.t.Fatal(err)
+	}
+	return &r
+}
+
+// fails makes a step fail as NodeActivities do: the attempt rides in the error's details,
+// the type and retryability are kept.
+func fails(err error) stepFunc {
+	return func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+		msg, typ, nonRetryable := err.Error(), "StepFailed", false
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			msg, typ, nonRetryable = appErr.Message(), appErr.Type(), appErr.NonRetryable()
+		}
+		return activities.StepOutput{}, temporal.NewApplicationErrorWithOptions(msg, typ, temporal.ApplicationErrorOptions{
+			NonRetryable: nonRetryable,
+			Details:      []any{activities.Progress{Attempt: activity.GetInfo(ctx).Attempt}},
+		})
+	}
+}
+
+// timesOut makes a step time out; the attempt is in the last heartbeat, as NodeActivities
+// record it when they start (a step never picked up has none).
+func timesOut(typ enumspb.TimeoutType) stepFunc {
+	return func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+		if typ == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
+			return activities.StepOutput{}, temporal.NewTimeoutError(typ, nil)
+		}
+		return activities.StepOutput{}, temporal.NewTimeoutError(typ, nil, activities.Progress{Attempt: activity.GetInfo(ctx).Attempt})
+	}
+}
+
+func planWith(mod func(*Plan)) *Plan {
+	p := DefaultPlan()
+	mod(&p)
+	return &p
+}
+
+func policy(step, onFailure string) *Plan {
+	return planWith(func(p *Plan) {
+		for i := range p.Steps {
+			if p.Steps[i].Name == step {
+				p.Steps[i].OnFailure = onFailure
+			}
+		}
+	})
+}
+
+func statuses(r *ShutdownReport) map[string]StepStatus {
+	out := map[string]StepStatus{}
+	for _, s := range r.Steps {
+		out[s.Name] = s.Status
+	}
+	return out
+}
+
+func TestAllStepsSucceed(t *testing.T) {
+	h := newHarness(t)
+	r := h.run(ShutdownRequest{Reason: "maintenance", RequestedBy: "test"})
+	if r.Outcome != OutcomeGraceful || !r.Converged || r.Evicted || r.RolledBack {
+		t.Fatalf("report %+v", r)
+	}
+	for _, s := range r.Steps {
+		if s.Status != StepSucceeded || s.Attempts != 1 {
+			t.Errorf("step %s: %s after %d attempts", s.Name, s.Status, s.Attempts)
+		}
+	}
+	if r.Node != "node-3" || r.Reason != "maintenance" || r.RequestedBy != "test" || r.WorkflowID == "" {
+		t.Errorf("report identity %+v", r)
+	}
+	if h.called("evict") != 0 || h.called(activities.StepTerminate) != 0 {
+		t.Error("a graceful shutdown evicted the node")
+	}
+	// Search attributes: the node at once, each step as it starts, the outcome at the end.
+	var node, outcome string
+	var steps []string
+	for _, sa := range h.upserts {
+		if v, ok := sa.GetKeyword(NodeKey); ok {
+			node = v
+		}
+		if v, ok := sa.GetKeyword(StepKey); ok {
+			steps = append(steps, v)
+		}
+		if v, ok := sa.GetKeyword(OutcomeKey); ok {
+			outcome = v
+		}
+	}
+	if node != "node-3" || outcome != "graceful" {
+		t.Errorf("search attributes: node %q outcome %q", node, outcome)
+	}
+	want := []string{"lookup", "set-gracefully-left", "stop-heartbeat", "deregister", "stop-services", "convergence", "done"}
+	if strings.Join(steps, ",") != strings.Join(want, ",") {
+		t.Errorf("FarewellStep went %v, want %v", steps, want)
+	}
+}
+
+func TestFailingStepsNeverBlockTheNext(t *testing.T) {
+	retryable := errors.New("boom")
+	wrongNode := temporal.NewNonRetryableApplicationError("wrong node", activities.ErrTypeWrongNode, nil)
+	tests := []struct {
+		step     string
+		fault    stepFunc
+		status   StepStatus
+		attempts int
+		outcome  Outcome
+	}{
+		{config.StepSetGracefullyLeft, fails(retryable), StepFailed, 2, OutcomeDegraded},
+		{config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), StepTimedOut, 2, OutcomeDegraded},
+		{config.StepSetGracefullyLeft, fails(wrongNode), StepFailed, 1, OutcomeDegraded},
+		{config.StepStopHeartbeat, fails(retryable), StepFailed, 2, OutcomeDegraded},
+		{config.StepStopHeartbeat, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), StepTimedOut, 2, OutcomeDegraded},
+		{config.StepDeregister, fails(retryable), StepFailed, 2, OutcomeForced},
+		{config.StepDeregister, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), StepTimedOut, 2, OutcomeForced},
+		{config.StepDeregister, fails(temporal.NewNonRetryableApplicationError("leave not confirmed", activities.ErrTypeLeaveFailed, nil)), StepFailed, 1, OutcomeForced},
+		{config.StepStopServices, fails(retryable), StepFailed, 2, OutcomeDegraded},
+		{config.StepStopServices, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), StepTimedOut, 2, OutcomeDegraded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.step+"/"+string(tt.status), func(t *testing.T) {
+			h := newHarness(t)
+			h.set(tt.step, tt.fault)
+			r := h.run(ShutdownRequest{})
+			res, _ := r.Step(tt.step)
+			if res.Status != tt.status || res.Attempts != tt.attempts || res.Error == "" {
+				t.Errorf("%s: %s after %d attempts (%q), want %s after %d", tt.step, res.Status, res.Attempts, res.Error, tt.status, tt.attempts)
+			}
+			for _, other := range r.Steps {
+				if other.Name != tt.step && other.Status != StepSucceeded {
+					t.Errorf("step %s %s: a failure of %s blocked it", other.Name, other.Status, tt.step)
+				}
+			}
+			if h.called(tt.step) != tt.attempts {
+				t.Errorf("%s ran %d times, want %d", tt.step, h.called(tt.step), tt.attempts)
+			}
+			if r.Outcome != tt.outcome {
+				t.Errorf("outcome %s, want %s", r.Outcome, tt.outcome)
+			}
+			if tt.outcome == OutcomeForced && (!r.Evicted || !r.Terminated || h.called("evict") != 1 || r.ForceReason == "") {
+				t.Errorf("forced without eviction: %+v", r)
+			}
+		})
+	}
+}
+
+func TestAbortBeforeDeregisterRollsBack(t *testing.T) {
+	h := newHarness(t)
+	h.set(config.StepStopHeartbeat, fails(errors.New("cannot stop")))
+	r := h.run(ShutdownRequest{Plan: policy(config.StepStopHeartbeat, config.OnFailureAbort)})
+	if r.Outcome != OutcomeAborted || !r.RolledBack || r.Evicted {
+		t.Fatalf("report %+v", r)
+	}
+	st := statuses(r)
+	if st[config.StepSetGracefullyLeft] != StepSucceeded || st[config.StepStopHeartbeat] != StepFailed ||
+		st[config.StepDeregister] != StepSkipped || st[config.StepStopServices] != StepSkipped {
+		t.Errorf("steps %v", st)
+	}
+	if h.called(activities.StepRollback) != 1 || h.called(config.StepDeregister) != 0 {
+		t.Errorf("rollback ran %d times, deregister %d", h.called(activities.StepRollback), h.called(config.StepDeregister))
+	}
+}
+
+func TestAbortAfterDeregisterActsAsContinue(t *testing.T) {
+	h := newHarness(t)
+	h.set(config.StepStopServices, fails(errors.New("stuck")))
+	r := h.run(ShutdownRequest{Plan: policy(config.StepStopServices, config.OnFailureAbort)})
+	if r.Outcome != OutcomeDegraded || r.RolledBack || h.called(activities.StepRollback) != 0 {
+		t.Fatalf("report %+v", r)
+	}
+	res, _ := r.Step(config.StepStopServices)
+	if !strings.Contains(res.Note, "acts as continue") {
+		t.Errorf("note %q", res.Note)
+	}
+}
+
+func TestFailedRollbackForcesTheNodeOut(t *testing.T) {
+	h := newHarness(t)
+	h.set(config.StepSetGracefullyLeft, fails(errors.New("gossip down")))
+	h.set(activities.StepRollback, fails(errors.New("still down")))
+	r := h.run(ShutdownRequest{Plan: policy(config.StepSetGracefullyLeft, config.OnFailureAbort)})
+	if r.Outcome != OutcomeForced || r.RolledBack || !r.Evicted {
+		t.Fatalf("a failed rollback left the node half-stopped: %+v", r)
+	}
+}
+
+func TestForcePolicySkipsTheRestAndEvicts(t *testing.T) {
+	h := newHarness(t)
+	h.set(config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE))
+	r := h.run(ShutdownRequest{Plan: policy(config.StepSetGracefullyLeft, config.OnFailureForce)})
+	st := statuses(r)
+	if r.Outcome != OutcomeForced || st[config.StepStopHeartbeat] != StepSkipped || st[config.StepStopServices] != StepSkipped {
+		t.Fatalf("outcome %s, steps %v", r.Outcome, st)
+	}
+	if !strings.Contains(r.ForceReason, "policy force") || !r.Terminated {
+		t.Errorf("force reason %q, terminated %v", r.ForceReason, r.Terminated)
+	}
+}
+
+func TestForceRequestedSkipsGracefulSteps(t *testing.T) {
+	h := newHarness(t)
+	r := h.run(ShutdownRequest{Force: true})
+	for _, s := range r.Steps {
+		if s.Status != StepSkipped {
+			t.Errorf("%s %s with force requested", s.Name, s.Status)
+		}
+	}
+	if r.Outcome != OutcomeForced {
+		t.Errorf("outcome %s", r.Outcome)
+	}
+}
+
+func TestConvergenceNotReachedForcesEviction(t *testing.T) {
+	h := newHarness(t)
+	h.converged = []bool{false, true}
+	r := h.run(ShutdownRequest{})
+	if r.Outcome != OutcomeForced || !r.Evicted || h.called("verify") != 2 {
+		t.Fatalf("outcome %s evicted %v verify calls %d", r.Outcome, r.Evicted, h.called("verify"))
+	}
+	if !strings.Contains(r.ForceReason, "node-2") {
+		t.Errorf("force reason %q does not name the pending member", r.ForceReason)
+	}
+}
+
+func TestForceDisabled(t *testing.T) {
+	noForce := planWith(func(p *Plan) { p.Force = false })
+	t.Run("node out anyway", func(t *testing.T) {
+		h := newHarness(t)
+		h.set(config.StepDeregister, fails(errors.New("leave failed")))
+		r := h.run(ShutdownRequest{Plan: noForce})
+		if r.Outcome != OutcomeDegraded || r.Evicted || h.called("evict") != 0 {
+			t.Fatalf("report %+v", r)
+		}
+	})
+	t.Run("node not out", func(t *testing.T) {
+		h := newHarness(t)
+		h.set(config.StepDeregister, fails(errors.New("leave failed")))
+		h.converged = []bool{false}
+		r := h.run(ShutdownRequest{Plan: noForce})
+		if r.Outcome != OutcomeFailed || h.called("evict") != 0 || !strings.Contains(r.Error, "force disabled") {
+			t.Fatalf("report %+v", r)
+		}
+	})
+	t.Run("eviction does not converge", func(t *testing.T) {
+		h := newHarness(t)
+		h.set(config.StepDeregister, fails(errors.New("leave failed")))
+		h.converged = []bool{false}
+		r := h.run(ShutdownRequest{})
+		if r.Outcome != OutcomeFailed || !r.Evicted || len(r.Pending) == 0 {
+			t.Fatalf("report %+v", r)
+		}
+	})
+}
+
+func TestWorkerGoneSkipsNodeStepsAndForces(t *testing.T) {
+	h := newHarness(t)
+	h.set(config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
+	r := h.run(ShutdownRequest{})
+	res, _ := r.Step(config.StepSetGracefullyLeft)
+	if res.Status != StepTimedOut || res.Attempts != 0 || !strings.Contains(res.Error, "schedule-to-start") {
+		t.Errorf("first step %+v", res)
+	}
+	for _, name := range config.StepNames[1:] {
+		if h.called(name) != 0 {
+			t.Errorf("%s was scheduled although the worker is gone", name)
+		}
+	}
+	if r.Outcome != OutcomeForced || !r.Evicted || r.Terminated || h.called(activities.StepTerminate) != 0 {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+func TestUnknownNodeFailsTheWorkflow(t *testing.T) {
+	h := newHarness(t)
+	h.lookup = func(in activities.LookupInput) (activities.LookupOutput, error) {
+		return activities.LookupOutput{}, temporal.NewNonRetryableApplicationError(
+			`unknown node "node-9": no member of that name in the cluster (nodes: node-1)`, activities.ErrTypeUnknownNode, nil)
+	}
+	h.env.ExecuteWorkflow(GracefulShutdown, ShutdownRequest{Node: "node-9"})
+	err := h.env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrTypeUnknownNode || !appErr.NonRetryable() ||
+		!strings.Contains(appErr.Message(), `"node-9"`) {
+		t.Fatalf("workflow error %v", err)
+	}
+	if h.called("lookup") != 1 || h.called(config.StepSetGracefullyLeft) != 0 {
+		t.Error("unknown node was retried or stepped on")
+	}
+}
+
+func TestBadPlanIsRefused(t *testing.T) {
+	h := newHarness(t)
+	bad := planWith(func(p *Plan) { p.Steps[0].MaxAttempts = 0; p.Steps[1].OnFailure = "explode" })
+	h.env.ExecuteWorkflow(GracefulShutdown, ShutdownRequest{Node: "node-3", Plan: bad})
+	err := h.env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "max_attempts") || !strings.Contains(err.Error(), "explode") {
+		t.Fatalf("workflow error %v", err)
+	}
+}
+
+func TestDefaultPlanWhenNoneGiven(t *testing.T) {
+	h := newHarness(t)
+	h.env.ExecuteWorkflow(GracefulShutdown, ShutdownRequest{Node: "node-3"})
+	var r ShutdownReport
+	if err := h.env.GetWorkflowResult(&r); err != nil || r.Outcome != OutcomeGraceful {
+		t.Fatalf("outcome %s, err %v", r.Outcome, err)
+	}
+}
+
+func TestProgressQueryMidFlow(t *testing.T) {
+	h := newHarness(t)
+	var mid ShutdownReport
+	h.set(config.StepDeregister, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+		v, err := h.env.QueryWorkflow(QueryProgress)
+		if err != nil {
+			t.Errorf("query: %v", err)
+		} else if err := v.Get(&mid); err != nil {
+			t.Errorf("decode: %v", err)
+		}
+		return activities.StepOutput{Attempt: 1}, nil
+	})
+	r := h.run(ShutdownRequest{})
+	st := statuses(&mid)
+	if st[config.StepSetGracefullyLeft] != StepSucceeded || st[config.StepDeregister] != StepRunning ||
+		st[config.StepStopServices] != StepPending || mid.Outcome != "" || mid.CurrentStep() != config.StepDeregister {
+		t.Errorf("progress mid-flow: %v outcome %q", st, mid.Outcome)
+	}
+	if r.Outcome != OutcomeGraceful {
+		t.Errorf("outcome %s", r.Outcome)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Run("before deregister compensates", func(t *testing.T) {
+		h := newHarness(t)
+		release := make(chan struct{})
+		h.set(config.StepStopHeartbeat, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return activities.StepOutput{Attempt: 1}, ctx.Err()
+		})
+		h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow(); close(release) }, time.Millisecond)
+		r := h.run(ShutdownRequest{})
+		if r.Outcome != OutcomeAborted || !r.RolledBack || h.called(config.StepDeregister) != 0 {
+			t.Fatalf("report %+v", r)
+		}
+	})
+	t.Run("after deregister is refused", func(t *testing.T) {
+		h := newHarness(t)
+		release := make(chan struct{})
+		h.set(config.StepStopServices, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+			<-release
+			return activities.StepOutput{Attempt: 1}, nil
+		})
+		h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow(); close(release) }, time.Millisecond)
+		r := h.run(ShutdownRequest{})
+		if r.Outcome != OutcomeGraceful || r.RolledBack || h.called(activities.StepRollback) != 0 {
+			t.Fatalf("report %+v", r)
+		}
+	})
+}
+
+type updateResult struct {
+	rejected, completed error
+	accepted            bool
+}
+
+func (u *updateResult) callbacks() *testsuite.TestUpdateCallback {
+	return &testsuite.TestUpdateCallback{
+		OnAccept:   func() { u.accepted = true },
+		OnReject:   func(err error) { u.rejected = err },
+		OnComplete: func(_ any, err error) { u.completed = err },
+	}
+}
+
+func TestUpdates(t *testing.T) {
+	t.Run("skip-step and extend-timeout, unknown step rejected", func(t *testing.T) {
+		h := newHarness(t)
+		var skip, extend, unknown, started updateResult
+		release := make(chan struct{})
+		h.set(config.StepSetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+			<-release
+			return activities.StepOutput{Attempt: 1}, nil
+		})
+		h.env.RegisterDelayedCallback(func() {
+			h.env.UpdateWorkflow(UpdateSkipStep, "1", skip.callbacks(), SkipStepRequest{Step: config.StepStopHeartbeat, Reason: "test"})
+			h.env.UpdateWorkflow(UpdateExtendTimeout, "2", extend.callbacks(), ExtendTimeoutRequest{Step: config.StepDeregister, StartToClose: time.Minute})
+			h.env.UpdateWorkflow(UpdateSkipStep, "3", unknown.callbacks(), SkipStepRequest{Step: "say-goodbye"})
+			h.env.UpdateWorkflow(UpdateSkipStep, "4", started.callbacks(), SkipStepRequest{Step: config.StepSetGracefullyLeft})
+			close(release)
+		}, time.Millisecond)
+		r := h.run(ShutdownRequest{})
+		if !skip.accepted || !extend.accepted {
+			t.Fatalf("updates not accepted: skip %v extend %v", skip.rejected, extend.rejected)
+		}
+		if unknown.rejected == nil || !strings.Contains(unknown.rejected.Error(), "say-goodbye") {
+			t.Errorf("unknown step: %v", unknown.rejected)
+		}
+		if started.rejected == nil || !strings.Contains(started.rejected.Error(), "already running") {
+			t.Errorf("running step: %v", started.rejected)
+		}
+		res, _ := r.Step(config.StepStopHeartbeat)
+		if res.Status != StepSkipped || h.called(config.StepStopHeartbeat) != 0 || r.Outcome != OutcomeDegraded {
+			t.Errorf("skipped step %+v, outcome %s", res, r.Outcome)
+		}
+	})
+	t.Run("force-now cuts the running step short", func(t *testing.T) {
+		h := newHarness(t)
+		var force updateResult
+		h.set(config.StepSetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+			<-ctx.Done() // hangs until cancelled
+			return activities.StepOutput{}, ctx.Err()
+		})
+		h.env.RegisterDelayedCallback(func() {
+			h.env.UpdateWorkflow(UpdateForceNow, "f", force.callbacks(), ForceNowRequest{Reason: "wedged"})
+		}, time.Millisecond)
+		r := h.run(ShutdownRequest{})
+		if !force.accepted || r.Outcome != OutcomeForced || !strings.Contains(r.ForceReason, "force-now") {
+			t.Fatalf("force-now: accepted %v outcome %s reason %q", force.accepted, r.Outcome, r.ForceReason)
+		}
+		if h.called(config.StepDeregister) != 0 {
+			t.Error("graceful steps ran after force-now")
+		}
+	})
+}
+
+func TestPlanBudgetAndValidate(t *testing.T) {
+	s := StepSpec{StartToClose: 2 * time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 3, Backoff: 100 * time.Millisecond}
+	if got, want := s.Budget(), 5*time.Second+6*time.Second+300*time.Millisecond; got != want {
+		t.Errorf("budget %s, want %s", got, want)
+	}
+	if err := DefaultPlan().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := DefaultPlan()
+	bad.Steps[0], bad.Steps[1] = bad.Steps[1], bad.Steps[0]
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "out of order") {
+		t.Errorf("reordered plan: %v", err)
+	}
+}
+
+func TestMarkdownTable(t *testing.T) {
+	h := newHarness(t)
+	h.set(config.StepStopHeartbeat, fails(errors.New("boom | bang")))
+	r := h.run(ShutdownRequest{})
+	md := r.Markdown()
+	for _, want := range []string{"| 2/4 | stop-heartbeat | ❌ failed | 2 |", "boom / bang", "**Outcome: degraded**"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
