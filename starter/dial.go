@@ -1,0 +1,80 @@
+package starter
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/farewell-project/farewell/config"
+)
+
+// DialOptions add to what config.Temporal says.
+type DialOptions struct {
+	// Logger receives the SDK's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Interceptors (tracing) are given to the client; workers built on it inherit them.
+	Interceptors []interceptor.ClientInterceptor
+	// MetricsHandler, if set, receives the SDK's metrics.
+	MetricsHandler client.MetricsHandler
+}
+
+// ClientOptions builds the SDK client options from temporal.* settings: address,
+// namespace, API key, TLS and mTLS.
+func ClientOptions(c config.Temporal, o DialOptions) (client.Options, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	opts := client.Options{
+		HostPort:       c.Address,
+		Namespace:      c.Namespace,
+		Logger:         sdklog.NewStructuredLogger(o.Logger.With("component", "temporal-sdk")),
+		Interceptors:   o.Interceptors,
+		MetricsHandler: o.MetricsHandler,
+	}
+	if c.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)
+	}
+	if c.TLS.Enabled || c.TLS.CA != "" || c.TLS.Cert != "" || c.APIKey != "" {
+		tc := &tls.Config{ServerName: c.TLS.ServerName, MinVersion: tls.VersionTLS12}
+		if c.TLS.CA != "" {
+			pem, err := os.ReadFile(c.TLS.CA)
+			if err != nil {
+				return opts, fmt.Errorf("temporal.tls.ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return opts, fmt.Errorf("temporal.tls.ca: %s holds no PEM certificate", c.TLS.CA)
+			}
+			tc.RootCAs = pool
+		}
+		if c.TLS.Cert != "" {
+			cert, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
+			if err != nil {
+				return opts, fmt.Errorf("temporal.tls.cert/key: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts.ConnectionOptions.TLS = tc
+	}
+	return opts, nil
+}
+
+// Dial connects to Temporal as temporal.* says, failing when it cannot be reached.
+func Dial(ctx context.Context, c config.Temporal, o DialOptions) (client.Client, error) {
+	opts, err := ClientOptions(c, o)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.Address, c.Namespace, err)
+	}
+	return cl, nil
+}

@@ -1,0 +1,356 @@
+// Package starter is the client-side API of Farewell, for ops tooling and the CLI:
+// start (or join) a node's shutdown, watch it, ask for its status, list shutdowns.
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/workflows"
+)
+
+// Errors callers test with errors.Is.
+var (
+	// ErrUnknownNode: the cluster has no node of that name (or it is an observer).
+	ErrUnknownNode = errors.New("unknown node")
+	// ErrBadRequest: the request or its plan cannot be run.
+	ErrBadRequest = errors.New("bad shutdown request")
+	// ErrNoShutdown: the node has no shutdown on record.
+	ErrNoShutdown = errors.New("no shutdown on record")
+)
+
+// Options configure a Starter.
+type Options struct {
+	// Namespace of the workflows (for visibility queries).
+	Namespace string
+	// Plan is put in requests that carry none; nil leaves it to the workflow's defaults.
+	Plan *workflows.Plan
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Starter starts and watches shutdowns through a Temporal client.
+type Starter struct {
+	c    client.Client
+	opts Options
+}
+
+// New builds a Starter on c.
+func New(c client.Client, opts Options) *Starter {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	return &Starter{c: c, opts: opts}
+}
+
+// Client is the Temporal client the Starter uses.
+func (s *Starter) Client() client.Client { return s.c }
+
+// Run identifies one run of a node's shutdown.
+type Run struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	// Joined is set when the shutdown was already running and this call joined it.
+	Joined bool `json:"joined"`
+}
+
+// Shutdown starts the shutdown of req.Node, or joins it when one is running: a second
+// trigger (CLI, SIGTERM, another tool) never starts a second shutdown of the same node.
+// After a closed one, a new run starts.
+func (s *Starter) Shutdown(ctx context.Context, req workflows.ShutdownRequest) (Run, error) {
+	if strings.TrimSpace(req.Node) == "" {
+		return Run{}, fmt.Errorf("%w: no node named", ErrBadRequest)
+	}
+	if req.Plan == nil && s.opts.Plan != nil {
+		p := *s.opts.Plan
+		req.Plan = &p
+	}
+	if req.Plan != nil {
+		if err := req.Plan.Validate(); err != nil {
+			return Run{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	}
+	id := workflows.WorkflowID(req.Node)
+	joined := false
+	if d, err := s.c.DescribeWorkflowExecution(ctx, id, ""); err == nil &&
+		d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		joined = true
+	}
+	summary := fmt.Sprintf("Shutdown of %s", req.Node)
+	if req.Reason != "" {
+		summary += ": " + req.Reason
+	}
+	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:            summary,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.NodeKey.ValueSet(req.Node)),
+	}, workflows.WorkflowName, req)
+	if err != nil {
+		return Run{}, fmt.Errorf("start shutdown of %s: %w", req.Node, err)
+	}
+	r := Run{WorkflowID: run.GetID(), RunID: run.GetRunID(), Joined: joined}
+	s.opts.Logger.Debug("shutdown started", "node", req.Node, "workflow_id", r.WorkflowID, "run_id", r.RunID, "joined", joined)
+	return r, nil
+}
+
+// safetyPoll is how often Wait checks the run's status besides its long poll, so that
+// a missed completion notification costs a second, not the long poll's 20 s.
+const safetyPoll = time.Second
+
+// Wait waits for the run to end and returns its report. onProgress, if set, sees the
+// report every time a step changes. A shutdown refused for its input returns an error
+// matching ErrUnknownNode or ErrBadRequest.
+func (s *Starter) Wait(ctx context.Context, run Run, onProgress func(workflows.ShutdownReport)) (*workflows.ShutdownReport, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		report *workflows.ShutdownReport
+		err    error
+	}
+	done := make(chan result, 2)
+	get := func() {
+		var r workflows.ShutdownReport
+		err := s.c.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &r)
+		if err != nil {
+			done <- result{nil, s.explain(err, run)}
+			return
+		}
+		done <- result{&r, nil}
+	}
+	go get()
+
+	progressEvery := 100 * time.Millisecond
+	if onProgress == nil {
+		progressEvery = safetyPoll
+	}
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	lastSafety := time.Now()
+	var last string
+	for {
+		select {
+		case r := <-done:
+			if r.err == nil && onProgress != nil {
+				onProgress(*r.report)
+			}
+			return r.report, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+		if onProgress != nil {
+			if p, err := s.progress(ctx, run); err == nil {
+				if key := progressKey(p); key != last {
+					last = key
+					onProgress(*p)
+				}
+			}
+		}
+		if time.Since(lastSafety) >= safetyPoll {
+			lastSafety = time.Now()
+			d, err := s.c.DescribeWorkflowExecution(ctx, run.WorkflowID, run.RunID)
+			if err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				go get() // closed: this Get returns at once
+			}
+		}
+	}
+}
+
+func progressKey(r *workflows.ShutdownReport) string {
+	var b strings.Builder
+	for _, s := range r.Steps {
+		fmt.Fprintf(&b, "%s=%s;", s.Name, s.Status)
+	}
+	b.WriteString(string(r.Outcome))
+	if r.ForceReason != "" {
+		b.WriteString(";force")
+	}
+	return b.String()
+}
+
+func (s *Starter) progress(ctx context.Context, run Run) (*workflows.ShutdownReport, error) {
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	v, err := s.c.QueryWorkflow(qctx, run.WorkflowID, run.RunID, workflows.QueryProgress)
+	if err != nil {
+		return nil, err
+	}
+	var r workflows.ShutdownReport
+	if err := v.Get(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// explain turns a workflow failure into an error that says what happened.
+func (s *Starter) explain(err error, run Run) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		switch appErr.Type() {
+		case activities.ErrTypeUnknownNode, activities.ErrTypeNotANode:
+			return fmt.Errorf("%w: %s", ErrUnknownNode, appErr.Message())
+		case workflows.ErrTypeBadRequest:
+			return fmt.Errorf("%w: %s", ErrBadRequest, appErr.Message())
+		}
+		return fmt.Errorf("shutdown %s failed: %s", run.WorkflowID, appErr.Message())
+	}
+	var term *temporal.TerminatedError
+	if errors.As(err, &term) {
+		return fmt.Errorf("shutdown %s was terminated", run.WorkflowID)
+	}
+	var canceled *temporal.CanceledError
+	if errors.As(err, &canceled) {
+		return fmt.Errorf("shutdown %s was cancelled", run.WorkflowID)
+	}
+	return fmt.Errorf("shutdown %s: %w", run.WorkflowID, err)
+}
+
+// Status is the state of a node's latest shutdown.
+type Status struct {
+	Run
+	// Status is Temporal's: Running, Completed, Failed, Terminated, …
+	Status string `json:"status"`
+	// Report is the report (so far, while running).
+	Report *workflows.ShutdownReport `json:"report,omitempty"`
+	// Error says why the run failed, when it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Status returns the latest shutdown of node: its progress while it runs, its report
+// when done.
+func (s *Starter) Status(ctx context.Context, node string) (Status, error) {
+	id := workflows.WorkflowID(node)
+	d, err := s.c.DescribeWorkflowExecution(ctx, id, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return Status{}, fmt.Errorf("%w for node %q", ErrNoShutdown, node)
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("describe shutdown of %s: %w", node, err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	st := Status{
+		Run:    Run{WorkflowID: id, RunID: info.GetExecution().GetRunId()},
+		Status: statusName(info.GetStatus()),
+	}
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		if p, err := s.progress(ctx, st.Run); err == nil {
+			st.Report = p
+		} else {
+			st.Error = "progress unavailable (is the orchestrator worker running?): " + err.Error()
+		}
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		var r workflows.ShutdownReport
+		if err := s.c.GetWorkflow(ctx, id, st.RunID).Get(ctx, &r); err != nil {
+			return st, fmt.Errorf("read report of %s: %w", id, err)
+		}
+		st.Report = &r
+	default:
+		if err := s.c.GetWorkflow(ctx, id, st.RunID).Get(ctx, nil); err != nil {
+			st.Error = s.explain(err, st.Run).Error()
+		}
+	}
+	return st, nil
+}
+
+// statusName is Temporal's short name of a run's status: Running, Completed, Failed, …
+func statusName(s enumspb.WorkflowExecutionStatus) string { return s.String() }
+
+// ListFilter selects shutdowns to list.
+type ListFilter struct {
+	// Open and Closed select running or finished runs; neither means both.
+	Open, Closed bool
+	// Node, if set, selects one node's shutdowns.
+	Node string
+	// Limit caps the number of runs (0: 100).
+	Limit int
+}
+
+// Summary is one shutdown run in a list.
+type Summary struct {
+	Run
+	Node    string    `json:"node"`
+	Status  string    `json:"status"`
+	Outcome string    `json:"outcome,omitempty"`
+	Step    string    `json:"step,omitempty"`
+	Slow    bool      `json:"slow,omitempty"`
+	Started time.Time `json:"started"`
+	Closed  time.Time `json:"closed,omitzero"`
+}
+
+// List returns shutdown runs, newest first.
+func (s *Starter) List(ctx context.Context, f ListFilter) ([]Summary, error) {
+	query := fmt.Sprintf("WorkflowType = '%s'", workflows.WorkflowName)
+	switch {
+	case f.Open && !f.Closed:
+		query += " AND ExecutionStatus = 'Running'"
+	case f.Closed && !f.Open:
+		query += " AND ExecutionStatus != 'Running'"
+	}
+	if f.Node != "" {
+		query += fmt.Sprintf(" AND %s = '%s'", workflows.SearchAttrNode, strings.ReplaceAll(f.Node, "'", ""))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []Summary
+	var token []byte
+	for len(out) < limit {
+		resp, err := s.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: s.opts.Namespace, Query: query, NextPageToken: token, PageSize: int32(min(limit, 1000)),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list shutdowns: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			sum := Summary{
+				Run:     Run{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId()},
+				Status:  statusName(e.GetStatus()),
+				Started: e.GetStartTime().AsTime(),
+			}
+			if e.GetCloseTime() != nil {
+				sum.Closed = e.GetCloseTime().AsTime()
+			}
+			sum.Node, _ = workflows.NodeFromWorkflowID(sum.WorkflowID)
+			fields := e.GetSearchAttributes().GetIndexedFields()
+			sum.Outcome = keyword(fields[workflows.SearchAttrOutcome].GetData())
+			sum.Step = keyword(fields[workflows.SearchAttrStep].GetData())
+			sum.Slow = string(fields[workflows.SearchAttrSlow].GetData()) == "true"
+			out = append(out, sum)
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			break
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Summary) int { return b.Started.Compare(a.Started) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// keyword decodes a JSON-encoded keyword search attribute payload.
+func keyword(data []byte) string {
+	return strings.Trim(string(data), `"`)
+}

@@ -1,0 +1,79 @@
+// Package worker builds Farewell's Temporal workers: the orchestrator worker (workflows
+// and cluster activities, on task queue "farewell", as an observer member of the
+// cluster) and the node worker (a node's own steps, on "farewell-node-<name>").
+// Interceptors such as tracing come with the client the workers are built on.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/workflows"
+)
+
+// StopTimeout is how long a stopping worker lets running activities finish.
+const StopTimeout = 10 * time.Second
+
+// NewOrchestrator builds the worker that runs GracefulShutdown and the cluster
+// activities. observer is this process's observer member of the cluster.
+func NewOrchestrator(c client.Client, observer *cluster.Member, logger *slog.Logger) sdkworker.Worker {
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{WorkerStopTimeout: StopTimeout})
+	w.RegisterWorkflowWithOptions(workflows.GracefulShutdown, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterActivity(&activities.ClusterActivities{Observer: observer, Logger: logger})
+	return w
+}
+
+// NewNode builds a node's worker: it serves the node's own task queue only, so that a
+// step can run nowhere but on the node it is for.
+func NewNode(c client.Client, acts *activities.NodeActivities) sdkworker.Worker {
+	w := sdkworker.New(c, workflows.NodeTaskQueue(acts.Member.Name()), sdkworker.Options{WorkerStopTimeout: StopTimeout})
+	w.RegisterActivity(acts)
+	return w
+}
+
+// EnsureSearchAttributes adds the search attributes Farewell's workflows set when the
+// namespace lacks them. Without them every workflow task would fail, so a worker must
+// not start when they cannot be added.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range workflows.SearchAttributes() {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: missing,
+	})
+	if err != nil {
+		var names, args []string
+		for name, typ := range missing {
+			names = append(names, name)
+			args = append(args, fmt.Sprintf("--name %s --type %s", name, typ))
+		}
+		slices.Sort(names)
+		slices.Sort(args)
+		return fmt.Errorf("namespace %s lacks search attributes %s and they could not be added (%v); create them with: "+
+			"temporal operator search-attribute create --namespace %s %s", namespace, strings.Join(names, ", "), err,
+			namespace, strings.Join(args, " "))
+	}
+	return nil
+}
