@@ -1,44 +1,75 @@
 // Package agent is what a host application embeds to take part in Farewell: a cluster
-// member with the host's services registered on it, and an orderly way out of the
-// cluster when the process is told to stop.
+// member with the host's services registered on it, the node's Temporal worker that
+// runs its shutdown steps, and an orderly way out on SIGTERM — the durable shutdown
+// workflow when Temporal can be reached, the same plan run locally when it cannot.
 //
 // It never links the Temporal server: only package devserver does.
 package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/worker"
+	"github.com/farewell-project/farewell/workflows"
 )
 
 // Options configure an Agent.
 type Options struct {
-	// Config supplies cluster.* (membership) and shutdown.* (the plan's timeouts).
+	// Config supplies cluster.* (membership), temporal.* (the connection) and
+	// shutdown.* (the plan).
 	Config config.Config
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Client, if set, is the Temporal connection to use (the agent does not close it).
+	// nil means dial temporal.*, retrying in the background while the node serves.
+	Client client.Client
+	// Offline runs without Temporal: shutdowns run the plan locally.
+	Offline bool
+	// Dial adds interceptors and metrics to the connection the agent makes.
+	Dial starter.DialOptions
 	// GossipFault, if set, is armed on the member's transport and switches on when its
 	// shutdown begins (demos and tests of a hung gossip layer).
 	GossipFault *cluster.Fault
+	// StepFaults, if set, injects failures into the node's steps (demos and tests).
+	StepFaults *activities.Faults
 	// Tune adjusts memberlist's configuration (tests use faster timings).
 	Tune func(*memberlist.Config)
 }
 
-// Agent is a node's membership in the cluster plus its way out.
+// redialEvery is the wait between attempts to reach Temporal.
+const redialEvery = 2 * time.Second
+
+// Agent is a node's membership in the cluster, its worker, and its way out.
 type Agent struct {
 	opts   Options
 	log    *slog.Logger
 	member *cluster.Member
+	acts   *activities.NodeActivities
+
+	mu         sync.Mutex
+	client     client.Client
+	ownsClient bool
+	worker     sdkworker.Worker
+	stopDial   context.CancelFunc
+	dialDone   chan struct{}
 }
 
-// Start joins the cluster as a node (through cluster.join, if set) and starts the
-// heartbeat. Register services on Member().Services() before a shutdown.
+// Start joins the cluster as a node (through cluster.join, if set), starts the
+// heartbeat and the node's worker. If Temporal cannot be reached the node still serves
+// as a member; the agent keeps trying in the background and says so.
 func Start(ctx context.Context, opts Options) (*Agent, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -58,63 +89,150 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 	}
 	if opts.GossipFault != nil {
 		m.Transport().Arm(*opts.GossipFault)
-		opts.Logger.Warn("gossip fault armed: it switches on when this node's shutdown begins", "fault", opts.GossipFault.String())
+		opts.Logger.Warn("gossip fault armed: it switches on when this node's shutdown begins", "node", m.Name(), "fault", opts.GossipFault.String())
 	}
 	m.StartHeartbeat()
-	return &Agent{opts: opts, log: opts.Logger.With("node", m.Name()), member: m}, nil
+	a := &Agent{
+		opts:     opts,
+		log:      opts.Logger.With("node", m.Name()),
+		member:   m,
+		acts:     &activities.NodeActivities{Member: m, Faults: opts.StepFaults, Logger: opts.Logger.With("node", m.Name())},
+		dialDone: make(chan struct{}),
+	}
+	switch {
+	case opts.Client != nil:
+		close(a.dialDone)
+		if err := a.startWorker(opts.Client, false); err != nil {
+			m.Close()
+			return nil, err
+		}
+	case opts.Offline:
+		close(a.dialDone)
+	default:
+		dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopDial = cancel
+		go a.connect(dctx)
+	}
+	return a, nil
 }
 
-// Member is the agent's cluster member.
+// Member is the agent's cluster member; register services on Member().Services().
 func (a *Agent) Member() *cluster.Member { return a.member }
 
-// Close shuts the member down without a leave (what a crash looks like to peers).
-func (a *Agent) Close() { a.member.Close() }
+// Activities are the node's step implementations.
+func (a *Agent) Activities() *activities.NodeActivities { return a.acts }
 
-// StepOutcome is how one step of a local shutdown ended.
-type StepOutcome struct {
-	Name     string
-	Err      error
-	Duration time.Duration
+// Connected reports whether the node's worker runs against Temporal.
+func (a *Agent) Connected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.worker != nil
 }
 
-// ShutdownLocal takes the node out of the cluster in this process, without Temporal:
-// the graceful steps in order, each under its configured StartToClose, a failed step
-// never stopping the next.
-func (a *Agent) ShutdownLocal(ctx context.Context) []StepOutcome {
-	steps := a.opts.Config.Shutdown.Steps
-	run := func(name string, f func(context.Context) error) StepOutcome {
-		start := time.Now()
-		sctx, cancel := context.WithTimeout(ctx, steps[name].StartToClose)
-		defer cancel()
-		err := f(sctx)
-		o := StepOutcome{Name: name, Err: err, Duration: time.Since(start)}
-		if err != nil {
-			a.log.Warn("shutdown step failed; going on", "step", name, "error", err, "took", o.Duration.Round(time.Millisecond))
-		} else {
-			a.log.Info("shutdown step done", "step", name, "took", o.Duration.Round(time.Millisecond))
+func (a *Agent) connect(ctx context.Context) {
+	defer close(a.dialDone)
+	warned := false
+	for {
+		c, err := starter.Dial(ctx, a.opts.Config.Temporal, starter.DialOptions{
+			Logger: a.opts.Logger, Interceptors: a.opts.Dial.Interceptors, MetricsHandler: a.opts.Dial.MetricsHandler,
+		})
+		if err == nil {
+			if err := a.startWorker(c, true); err != nil {
+				a.log.Error("node worker did not start", "error", err)
+				c.Close()
+			}
+			return
 		}
-		return o
-	}
-	m := a.member
-	return []StepOutcome{
-		run(config.StepSetGracefullyLeft, func(ctx context.Context) error { return m.SetState(ctx, cluster.StateLeaving) }),
-		run(config.StepStopHeartbeat, func(context.Context) error { m.StopHeartbeat(); return nil }),
-		run(config.StepDeregister, func(ctx context.Context) error {
-			dl, _ := ctx.Deadline()
-			return m.Leave(time.Until(dl))
-		}),
-		run(config.StepStopServices, func(ctx context.Context) error {
-			return cluster.Failed(m.Services().StopAll(ctx, nil))
-		}),
+		if ctx.Err() != nil {
+			return
+		}
+		if !warned {
+			a.log.Warn("Temporal cannot be reached; serving as a member and retrying in the background",
+				"address", a.opts.Config.Temporal.Address, "every", redialEvery, "error", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(redialEvery):
+		}
 	}
 }
 
-// Failed reports whether any local step failed.
-func Failed(outcomes []StepOutcome) error {
-	for _, o := range outcomes {
-		if o.Err != nil {
-			return fmt.Errorf("%s: %w", o.Name, o.Err)
-		}
+func (a *Agent) startWorker(c client.Client, owns bool) error {
+	w := worker.NewNode(c, a.acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker of node %s: %w", a.member.Name(), err)
 	}
+	a.mu.Lock()
+	a.client, a.ownsClient, a.worker = c, owns, w
+	a.mu.Unlock()
+	a.log.Info("node worker serving", "task_queue", workflows.NodeTaskQueue(a.member.Name()))
 	return nil
+}
+
+// StopWorker stops the node's worker; the member stays. Demos use it to show a node
+// whose worker is gone.
+func (a *Agent) StopWorker() {
+	a.mu.Lock()
+	w := a.worker
+	a.worker = nil
+	a.mu.Unlock()
+	if w != nil {
+		w.Stop()
+	}
+}
+
+// Shutdown takes the node out of the cluster. With Temporal it starts (or joins) the
+// node's shutdown workflow and waits for it, bounded by the plan's budget, while the
+// node's worker runs the steps; without, or if the workflow cannot be started or
+// followed, it runs the same plan locally. It returns the report either way.
+func (a *Agent) Shutdown(ctx context.Context, reason, requestedBy string) *workflows.ShutdownReport {
+	plan := workflows.PlanFromConfig(a.opts.Config.Shutdown)
+	a.mu.Lock()
+	c := a.client
+	a.mu.Unlock()
+	if c == nil {
+		a.log.Warn("Temporal cannot be reached: running the shutdown plan locally, with the same timeouts")
+		return a.ShutdownLocal(ctx, reason, requestedBy)
+	}
+	st := starter.New(c, starter.Options{Namespace: a.opts.Config.Temporal.Namespace, Plan: &plan, Logger: a.log})
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	run, err := st.Shutdown(sctx, workflows.ShutdownRequest{Node: a.member.Name(), Reason: reason, RequestedBy: requestedBy})
+	cancel()
+	if err != nil {
+		a.log.Warn("shutdown workflow could not be started: running the plan locally", "error", err)
+		return a.ShutdownLocal(ctx, reason, requestedBy)
+	}
+	a.log.Info("shutdown workflow running; the node's worker serves its steps", "workflow_id", run.WorkflowID, "run_id", run.RunID, "joined", run.Joined)
+	wctx, cancel := context.WithTimeout(ctx, plan.Budget()+30*time.Second)
+	defer cancel()
+	report, err := st.Wait(wctx, run, nil)
+	if err == nil {
+		return report
+	}
+	if errors.Is(err, starter.ErrUnknownNode) {
+		a.log.Error("the orchestrator does not know this node; running the plan locally", "error", err)
+	} else {
+		a.log.Warn("lost track of the shutdown workflow: finishing locally (steps already done say so)", "error", err)
+	}
+	return a.ShutdownLocal(ctx, reason, requestedBy)
+}
+
+// Close stops the worker and the connection it made, and shuts the member down
+// without a leave.
+func (a *Agent) Close() {
+	if a.stopDial != nil {
+		a.stopDial()
+	}
+	<-a.dialDone
+	a.StopWorker()
+	a.mu.Lock()
+	c, owns := a.client, a.ownsClient
+	a.client = nil
+	a.mu.Unlock()
+	if c != nil && owns {
+		c.Close()
+	}
+	a.member.Close()
 }

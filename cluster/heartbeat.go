@@ -19,7 +19,7 @@ func (m *Member) StartHeartbeat() {
 }
 
 // stopWait bounds StopHeartbeat's wait for a send stuck in a stalled network.
-const stopWait = time.Second
+const stopWait = 250 * time.Millisecond
 
 // StopHeartbeat stops publishing heartbeats: once it returns no new heartbeat is
 // started. It waits for the loop to end, but not past a send stuck in a stalled
