@@ -7,52 +7,68 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/farewell-project/farewell/config"
-	"github.com/farewell-project/farewell/devserver"
-	"github.com/farewell-project/farewell/workflows"
 )
+
+// defaultClusterPort is the observer's memberlist port in the embedded stack.
+const defaultClusterPort = 7946
 
 func (a *app) devCommand() *cobra.Command {
 	def := config.DefaultConfig().Dev
+	var (
+		clusterPort int
+		faults      []string
+	)
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the embedded Temporal server and UI in this process",
+		Short: "Run the whole stack in this process: Temporal, the UI, workers and a demo cluster",
 		Long: `Run everything Farewell needs on this machine in one process: a Temporal server
-persisting to a SQLite file (it survives restarts; --db "" keeps it in memory) and the
-Temporal UI. Nothing is downloaded. Prints one "ready" line with the addresses once
-serving, then runs until SIGINT or SIGTERM and stops cleanly.`,
+persisting to a SQLite file (it survives restarts; --db "" keeps it in memory), the
+Temporal UI, the orchestrator worker with its observer cluster member on
+127.0.0.1:--cluster-port (so that separate "farewell node --join 127.0.0.1:7946"
+processes can join), and --nodes demo nodes node-1 … node-N on 127.0.0.1, each a cluster
+member with its node worker and demo services. Nothing is downloaded.
+
+Prints one line "ready ui=… grpc=… cluster=… nodes=…" once serving, then runs until
+SIGINT or SIGTERM and stops cleanly. Then, from another shell:
+
+  farewell shutdown node-2 --wait
+
+Faults for trying things out (repeatable):
+  --fault node-3:set-gracefully-left=hang   a step hangs until its timeout
+  --fault node-3:deregister=error           a step fails on every attempt
+  --fault node-4:gossip=stall               gossip stalls once the node's shutdown begins`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			c := a.cfg.Dev
-			srv, err := devserver.Start(ctx, devserver.Options{
-				Port:             c.Port,
-				UIPort:           c.UIPort,
-				DBPath:           c.DB,
-				InMemory:         c.DB == "",
-				SearchAttributes: workflows.SearchAttributes(),
-				Logger:           a.logger.With("component", "temporal-server"),
-				LogLevel:         serverLogLevel(a.cfg.Log.Level),
-			})
+			nodeFaults, err := parseNodeFaults(faults, c.Nodes)
 			if err != nil {
 				return err
 			}
-			defer srv.Stop()
-			db := srv.DBPath()
-			if db == "" {
-				db = "memory"
+			ctx := cmd.Context()
+			s, err := a.startStack(ctx, stackOptions{
+				port: c.Port, uiPort: c.UIPort, clusterPort: clusterPort, nodes: c.Nodes, db: c.DB,
+				faults: nodeFaults, serverLog: serverLogLevel(a.cfg.Log.Level),
+			})
+			if err != nil {
+				return devServerPortError(err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ready ui=%s grpc=%s namespace=%s db=%s\n", srv.UIURL(), srv.Address(), srv.Namespace(), db)
+			defer s.stop()
+			fmt.Fprintln(cmd.OutOrStdout(), s.readyLine())
 			<-ctx.Done()
-			a.logger.Info("stopping embedded Temporal server")
+			a.logger.Info("stopping the embedded stack")
 			return nil
 		},
 	}
 	cmd.Flags().Int("port", def.Port, "gRPC port of the embedded Temporal server (dev.port)")
 	cmd.Flags().Int("ui-port", def.UIPort, "port of the Temporal UI (dev.ui_port)")
 	cmd.Flags().String("db", def.DB, `SQLite file, created with its folder; "" keeps everything in memory (dev.db)`)
+	cmd.Flags().Int("nodes", def.Nodes, "demo nodes to run, 0 for none (dev.nodes)")
+	cmd.Flags().IntVar(&clusterPort, "cluster-port", defaultClusterPort, "memberlist port of the observer member, on 127.0.0.1")
+	cmd.Flags().StringArrayVar(&faults, "fault", nil, "inject a fault: NODE:gossip=stall or NODE:STEP=hang|error (repeatable)")
 	a.bind(cmd, "dev.port", "port")
 	a.bind(cmd, "dev.ui_port", "ui-port")
 	a.bind(cmd, "dev.db", "db")
+	a.bind(cmd, "dev.nodes", "nodes")
 	return cmd
 }
 

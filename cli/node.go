@@ -5,98 +5,87 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/agent"
-	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/demo"
+	"github.com/farewell-project/farewell/workflows"
 )
-
-// nodeFaults are the faults a demo node can be told to inject.
-type nodeFaults struct {
-	gossip *cluster.Fault
-}
-
-// parseNodeFaults reads --fault values: gossip=stall|drop|delay:D.
-func parseNodeFaults(values []string) (nodeFaults, error) {
-	var f nodeFaults
-	for _, v := range values {
-		target, mode, ok := strings.Cut(v, "=")
-		if !ok {
-			return f, usageError("--fault %q: want TARGET=MODE, like gossip=stall", v)
-		}
-		switch target {
-		case "gossip":
-			fault, err := cluster.ParseFaultMode(mode)
-			if err != nil {
-				return f, usageError("--fault %q: %v", v, err)
-			}
-			f.gossip = &fault
-		default:
-			return f, usageError("--fault %q: unknown target %q (want gossip)", v, target)
-		}
-	}
-	return f, nil
-}
 
 func (a *app) nodeCommand() *cobra.Command {
 	def := config.DefaultConfig().Cluster
 	var (
 		httpAddr string
 		faults   []string
+		offline  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Run one cluster node with demo services",
-		Long: `Run one member of the memberlist cluster as a node, with two demo services: an
-HTTP service on a loopback port that answers while the node serves, and a background
-ticker. Membership changes are logged. On SIGINT or SIGTERM the node shuts down: it
-announces that it is leaving, stops its heartbeat, leaves the cluster and stops its
-services, each step under its shutdown.steps timeout; a second signal exits at once.
+		Short: "Run one cluster node with demo services and its shutdown worker",
+		Long: `Run one member of the memberlist cluster as a node, with two demo services (an HTTP
+service on a loopback port that answers while the node serves, and a background ticker)
+and its node worker against temporal.address. If Temporal cannot be reached at start,
+the node still serves as a member and keeps retrying in the background.
+
+On SIGINT or SIGTERM the node starts (or joins) its own shutdown workflow and keeps its
+worker serving until its last step ran; it exits 0 when the report says it is out of
+the cluster, 1 otherwise. If Temporal cannot be reached it runs the same plan locally,
+with the same timeouts and isolation, and says so. A second signal exits at once.
 
 Prints "ready node=NAME cluster=HOST:PORT http=HOST:PORT" once it serves.
 
---fault gossip=stall arms a stall of the node's gossip: the node joins and serves
-normally, and the stall switches on when its shutdown begins, as in the original
-zombie bug (also drop and delay:DURATION).`,
+Faults for trying things out (repeatable):
+  --fault gossip=stall                 gossip stalls when the shutdown begins
+  --fault set-gracefully-left=hang     a step hangs until its timeout
+  --fault deregister=error             a step fails on every attempt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := parseNodeFaults(faults)
-			if err != nil {
-				return err
+			var spec faultSpec
+			for _, f := range faults {
+				var err error
+				if spec, err = parseFault(spec, f); err != nil {
+					return err
+				}
 			}
-			// Count signals ourselves: the first ends ctx (cmd/farewell), the second
-			// must end the process without waiting for the shutdown.
+			steps := &activities.Faults{}
+			for step, f := range spec.steps {
+				steps.Set(step, f)
+			}
+			// Count signals here: the first ends ctx (cmd/farewell), the second must end
+			// the process without waiting for the shutdown.
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 			defer signal.Stop(sigs)
 
 			ctx := cmd.Context()
-			ag, err := agent.Start(ctx, agent.Options{Config: a.cfg, Logger: a.logger, GossipFault: f.gossip})
+			ag, err := agent.Start(ctx, agent.Options{Config: a.cfg, Logger: a.logger, Offline: offline,
+				GossipFault: spec.gossip, StepFaults: steps})
 			if err != nil {
 				return err
 			}
-			svc, err := demo.Register(ag.Member(), httpAddr, a.logger.With("node", ag.Member().Name()))
+			defer ag.Close()
+			name := ag.Member().Name()
+			svc, err := demo.Register(ag.Member(), httpAddr, a.logger.With("node", name))
 			if err != nil {
-				ag.Close()
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ready node=%s cluster=%s http=%s\n", ag.Member().Name(), ag.Member().Addr(), svc.HTTPAddr)
+			fmt.Fprintf(cmd.OutOrStdout(), "ready node=%s cluster=%s http=%s\n", name, ag.Member().Addr(), svc.HTTPAddr)
 
 			<-ctx.Done()
-			a.logger.Info("shutting down; a second signal exits at once", "node", ag.Member().Name())
-			done := make(chan []agent.StepOutcome, 1)
-			go func() { done <- ag.ShutdownLocal(context.WithoutCancel(ctx)) }()
+			a.logger.Info("signal received: shutting down; a second signal exits at once", "node", name)
+			done := make(chan *workflows.ShutdownReport, 1)
+			go func() { done <- ag.Shutdown(context.WithoutCancel(ctx), "signal", "sigterm@"+name) }()
 			select {
-			case outcomes := <-done:
-				if err := agent.Failed(outcomes); err != nil {
-					a.logger.Warn("node is out of the cluster, but not every step succeeded", "error", err)
+			case report := <-done:
+				printReport(cmd.OutOrStdout(), report)
+				if !report.Outcome.Out() {
+					return &exitError{code: ExitFailure, err: fmt.Errorf("node %s is not out of the cluster: %s", name, report.Outcome)}
 				}
-				a.logger.Info("node is out of the cluster", "node", ag.Member().Name())
+				a.logger.Info("node is out of the cluster", "node", name, "outcome", report.Outcome)
 				return nil
 			case <-waitSecondSignal(sigs):
 				return &exitError{code: ExitFailure, err: fmt.Errorf("second signal: exiting before the shutdown finished")}
@@ -108,13 +97,16 @@ zombie bug (also drop and delay:DURATION).`,
 	cmd.Flags().StringArray("join", nil, "host:port of a member to join through; repeatable (cluster.join)")
 	cmd.Flags().String("secret-key", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (cluster.secret_key)")
 	cmd.Flags().String("profile", def.Profile, "memberlist timings: local, lan or wan (cluster.profile)")
+	cmd.Flags().String("address", "", "Temporal frontend host:port (temporal.address)")
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:0", "address of the demo HTTP service")
-	cmd.Flags().StringArrayVar(&faults, "fault", nil, "inject a fault: gossip=stall|drop|delay:D (armed; on when shutdown begins)")
+	cmd.Flags().BoolVar(&offline, "offline", false, "run without Temporal: shut down with the local plan")
+	cmd.Flags().StringArrayVar(&faults, "fault", nil, "inject a fault: gossip=stall or STEP=hang|error (repeatable)")
 	a.bind(cmd, "cluster.name", "name")
 	a.bind(cmd, "cluster.bind", "bind")
 	a.bind(cmd, "cluster.join", "join")
 	a.bind(cmd, "cluster.secret_key", "secret-key")
 	a.bind(cmd, "cluster.profile", "profile")
+	a.bind(cmd, "temporal.address", "address")
 	return cmd
 }
 

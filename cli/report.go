@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/farewell-project/farewell/workflows"
+)
+
+// Exit codes of `farewell shutdown --wait` beyond the common ones.
+const (
+	ExitNotClean = 3 // degraded or forced: the node is out, not cleanly
+	ExitNotOut   = 4 // aborted or failed: the node is not out
+)
+
+// outcomeExitCode maps a shutdown's outcome to the exit code of `shutdown --wait`.
+func outcomeExitCode(o workflows.Outcome) int {
+	switch o {
+	case workflows.OutcomeGraceful:
+		return ExitOK
+	case workflows.OutcomeDegraded, workflows.OutcomeForced:
+		return ExitNotClean
+	default:
+		return ExitNotOut
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func ms(v int64) string { return (time.Duration(v) * time.Millisecond).String() }
+
+// printReport renders a report for people.
+func printReport(w io.Writer, r *workflows.ShutdownReport) {
+	fmt.Fprintf(w, "%s: %s in %s", r.Node, strings.ToUpper(string(r.Outcome)), ms(r.TotalMS))
+	if r.WorkflowID != "" {
+		fmt.Fprintf(w, "  (workflow %s, run %s)", r.WorkflowID, r.RunID)
+	}
+	fmt.Fprintln(w)
+	if r.RequestedBy != "" || r.Reason != "" {
+		fmt.Fprintf(w, "  requested by %s: %s\n", orDash(r.RequestedBy), orDash(r.Reason))
+	}
+	for i, s := range r.Steps {
+		line := fmt.Sprintf("  %d/%d %-20s %-9s", i+1, len(r.Steps), s.Name, s.Status)
+		if s.Status != workflows.StepSkipped {
+			plural := "s"
+			if s.Attempts == 1 {
+				plural = ""
+			}
+			line += fmt.Sprintf(" %d attempt%s %8s", s.Attempts, plural, ms(s.DurationMS))
+		}
+		if s.Error != "" {
+			line += "  " + s.Error
+		}
+		if s.Note != "" {
+			line += "  [" + s.Note + "]"
+		}
+		fmt.Fprintln(w, line)
+	}
+	if r.ForceReason != "" {
+		fmt.Fprintf(w, "  forced: %s (evicted %v, node terminated %v)\n", r.ForceReason, r.Evicted, r.Terminated)
+	}
+	if r.RolledBack {
+		fmt.Fprintln(w, "  rolled back: the node is alive and serving again")
+	}
+	switch {
+	case r.Converged:
+		fmt.Fprintf(w, "  convergence: every surviving member sees %s out (%s)\n", r.Node, ms(r.ConvergenceMS))
+	case len(r.Pending) > 0:
+		fmt.Fprintf(w, "  convergence: NOT reached; still seeing %s in: %s\n", r.Node, strings.Join(r.Pending, ", "))
+	}
+	if r.Slow {
+		fmt.Fprintf(w, "  slow: took longer than the threshold; slowest step %s\n", r.SlowestStep)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "  note: %s\n", r.Error)
+	}
+	if r.TraceID != "" {
+		fmt.Fprintf(w, "  trace: %s\n", r.TraceID)
+	}
+}
+
+// progressPrinter prints one line per step change while a shutdown runs.
+type progressPrinter struct {
+	w    io.Writer
+	seen map[string]workflows.StepStatus
+	hint bool
+}
+
+func newProgressPrinter(w io.Writer) *progressPrinter {
+	return &progressPrinter{w: w, seen: map[string]workflows.StepStatus{}}
+}
+
+func (p *progressPrinter) update(r workflows.ShutdownReport) {
+	for i, s := range r.Steps {
+		if p.seen[s.Name] == s.Status || s.Status == workflows.StepPending {
+			continue
+		}
+		p.seen[s.Name] = s.Status
+		line := fmt.Sprintf("%s %d/%d %s %s", r.Node, i+1, len(r.Steps), s.Name, s.Status)
+		if s.Status != workflows.StepRunning && s.Status != workflows.StepSkipped {
+			line += " in " + ms(s.DurationMS)
+		}
+		if s.Error != "" {
+			line += ": " + s.Error
+		}
+		if s.Note != "" && s.Status == workflows.StepSkipped {
+			line += " (" + s.Note + ")"
+		}
+		fmt.Fprintln(p.w, line)
+	}
+	if r.ForceReason != "" && !p.hint {
+		p.hint = true
+		fmt.Fprintf(p.w, "%s forcing eviction: %s\n", r.Node, r.ForceReason)
+	}
+}

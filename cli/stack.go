@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/agent"
+	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/demo"
+	"github.com/farewell-project/farewell/devserver"
+	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/worker"
+	"github.com/farewell-project/farewell/workflows"
+)
+
+// faultSpec is what --fault asks of one node.
+type faultSpec struct {
+	gossip *cluster.Fault
+	steps  map[string]activities.StepFault
+}
+
+// parseFault reads TARGET=MODE: gossip=stall|drop|delay:D or STEP=hang|error.
+func parseFault(spec faultSpec, v string) (faultSpec, error) {
+	target, mode, ok := strings.Cut(v, "=")
+	if !ok {
+		return spec, usageError("--fault %q: want gossip=stall or STEP=hang|error", v)
+	}
+	if target == "gossip" {
+		f, err := cluster.ParseFaultMode(mode)
+		if err != nil {
+			return spec, usageError("--fault %q: %v", v, err)
+		}
+		spec.gossip = &f
+		return spec, nil
+	}
+	step, fault, err := activities.ParseStepFault(v)
+	if err != nil {
+		return spec, usageError("--fault: %v (or gossip=stall)", err)
+	}
+	if spec.steps == nil {
+		spec.steps = map[string]activities.StepFault{}
+	}
+	spec.steps[step] = fault
+	return spec, nil
+}
+
+// parseNodeFaults reads --fault values of the form NODE:TARGET=MODE.
+func parseNodeFaults(values []string, nodes int) (map[string]faultSpec, error) {
+	out := map[string]faultSpec{}
+	for _, v := range values {
+		node, rest, ok := strings.Cut(v, ":")
+		if !ok || node == "" || strings.Contains(node, "=") {
+			return nil, usageError("--fault %q: want NODE:gossip=stall or NODE:STEP=hang|error", v)
+		}
+		if !slices.Contains(nodeNames(nodes), node) {
+			return nil, usageError("--fault %q: unknown node %q (demo nodes are node-1 … node-%d)", v, node, nodes)
+		}
+		spec, err := parseFault(out[node], rest)
+		if err != nil {
+			return nil, err
+		}
+		out[node] = spec
+	}
+	return out, nil
+}
+
+func nodeNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("node-%d", i+1)
+	}
+	return names
+}
+
+// stackOptions describe an embedded stack for `dev` and `demo`.
+type stackOptions struct {
+	port, uiPort, clusterPort, nodes int
+	db                               string
+	faults                           map[string]faultSpec
+	serverLog                        slog.Level
+}
+
+// devNode is one demo node of the embedded stack.
+type devNode struct {
+	agent *agent.Agent
+	http  string
+	steps *activities.Faults
+}
+
+// stack is everything `farewell dev` runs in one process.
+type stack struct {
+	log      *slog.Logger
+	srv      *devserver.Server
+	client   client.Client
+	observer *cluster.Member
+	worker   sdkworker.Worker
+	nodes    map[string]*devNode
+	names    []string
+}
+
+// startStack starts the embedded server and UI, the orchestrator worker with its
+// observer member, and the demo nodes with their workers and services.
+func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
+	s := &stack{log: a.logger, nodes: map[string]*devNode{}}
+	defer func() {
+		if err != nil {
+			s.stop()
+		}
+	}()
+	s.srv, err = devserver.Start(ctx, devserver.Options{
+		Port: o.port, UIPort: o.uiPort, DBPath: o.db, InMemory: o.db == "",
+		SearchAttributes: workflows.SearchAttributes(),
+		Logger:           a.logger.With("component", "temporal-server"),
+		LogLevel:         o.serverLog,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tc := a.cfg.Temporal
+	tc.Address, tc.Namespace, tc.APIKey, tc.TLS = s.srv.Address(), s.srv.Namespace(), "", config.TLS{}
+	s.client, err = starter.Dial(ctx, tc, starter.DialOptions{Logger: a.logger})
+	if err != nil {
+		return nil, err
+	}
+
+	oc := a.cfg.Cluster
+	oc.Name, oc.Bind, oc.Advertise, oc.Join = "farewell-observer", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.clusterPort)), "", nil
+	s.observer, err = cluster.New(cluster.Options{Cluster: oc, Role: cluster.RoleObserver, Logger: a.logger})
+	if err != nil {
+		return nil, fmt.Errorf("observer member: %w", err)
+	}
+	s.worker = worker.NewOrchestrator(s.client, s.observer, a.logger)
+	if err := s.worker.Start(); err != nil {
+		return nil, fmt.Errorf("orchestrator worker: %w", err)
+	}
+
+	for _, name := range nodeNames(o.nodes) {
+		cfg := a.cfg
+		cfg.Temporal = tc
+		cfg.Cluster.Name, cfg.Cluster.Bind, cfg.Cluster.Advertise = name, "127.0.0.1:0", ""
+		cfg.Cluster.Join = []string{s.observer.Addr()}
+		spec := o.faults[name]
+		steps := &activities.Faults{}
+		for step, f := range spec.steps {
+			steps.Set(step, f)
+		}
+		ag, err := agent.Start(ctx, agent.Options{Config: cfg, Logger: a.logger, Client: s.client, GossipFault: spec.gossip, StepFaults: steps})
+		if err != nil {
+			return nil, fmt.Errorf("demo node %s: %w", name, err)
+		}
+		svc, err := demo.Register(ag.Member(), "", a.logger.With("node", name))
+		if err != nil {
+			ag.Close()
+			return nil, err
+		}
+		s.nodes[name] = &devNode{agent: ag, http: svc.HTTPAddr, steps: steps}
+		s.names = append(s.names, name)
+	}
+	return s, nil
+}
+
+// readyLine is what `dev` and `demo` print once everything serves.
+func (s *stack) readyLine() string {
+	nodes := "none"
+	if len(s.names) > 0 {
+		nodes = strings.Join(s.names, ",")
+	}
+	db := s.srv.DBPath()
+	if db == "" {
+		db = "memory"
+	}
+	return fmt.Sprintf("ready ui=%s grpc=%s namespace=%s db=%s cluster=%s nodes=%s", s.srv.UIURL(), s.srv.Address(), s.srv.Namespace(), db, s.observer.Addr(), nodes)
+}
+
+func (s *stack) stop() {
+	for _, n := range s.nodes {
+		n.agent.Close()
+	}
+	if s.worker != nil {
+		s.worker.Stop()
+	}
+	if s.observer != nil {
+		s.observer.Close()
+	}
+	if s.client != nil {
+		s.client.Close()
+	}
+	if s.srv != nil {
+		s.srv.Stop()
+	}
+}
+
+// devServerPortError turns a taken port into a message naming the flag to change.
+func devServerPortError(err error) error {
+	if errors.Is(err, devserver.ErrPortInUse) {
+		return fmt.Errorf("%w (is another farewell dev running? choose other ports with --port, --ui-port, --cluster-port)", err)
+	}
+	return err
+}

@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/worker"
+)
+
+func (a *app) workerCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the orchestrator worker against temporal.address",
+		Long: `Run the orchestrator worker: it runs the GracefulShutdown workflows and the cluster
+activities (lookup, force-evict, verify-convergence) on task queue "farewell", and joins
+the cluster (cluster.join) as an observer member: it sees the membership and can evict,
+and is never a shutdown target. Run as many as you like for availability.
+
+It checks that the namespace has Farewell's search attributes and adds them if it can.
+Runs until SIGINT or SIGTERM, then stops gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if len(a.cfg.Cluster.Join) == 0 {
+				return usageError("worker needs the cluster to observe: --join HOST:PORT (cluster.join)")
+			}
+			c, err := a.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := worker.EnsureSearchAttributes(ctx, c, a.cfg.Temporal.Namespace); err != nil {
+				return err
+			}
+			observer, err := cluster.New(cluster.Options{Cluster: a.cfg.Cluster, Role: cluster.RoleObserver, Logger: a.logger})
+			if err != nil {
+				return err
+			}
+			defer observer.Leave(a.cfg.Shutdown.Steps["deregister"].StartToClose)
+			if err := observer.Join(ctx, a.cfg.Cluster.Join); err != nil {
+				return err
+			}
+			w := worker.NewOrchestrator(c, observer, a.logger)
+			if err := w.Start(); err != nil {
+				return fmt.Errorf("start orchestrator worker: %w", err)
+			}
+			a.logger.Info("orchestrator worker serving", "temporal", a.cfg.Temporal.Address, "namespace", a.cfg.Temporal.Namespace,
+				"observer", observer.Name(), "cluster", observer.Addr())
+			fmt.Fprintf(cmd.OutOrStdout(), "ready worker=%s cluster=%s temporal=%s\n", observer.Name(), observer.Addr(), a.cfg.Temporal.Address)
+			<-ctx.Done()
+			w.Stop()
+			return nil
+		},
+	}
+	cmd.Flags().String("name", "", "this observer's member name (cluster.name; default: the host name)")
+	cmd.Flags().String("bind", "", "memberlist host:port of the observer (cluster.bind)")
+	cmd.Flags().StringArray("join", nil, "host:port of a member to join through; repeatable (cluster.join)")
+	cmd.Flags().String("address", "", "Temporal frontend host:port (temporal.address)")
+	cmd.Flags().String("namespace", "", "Temporal namespace (temporal.namespace)")
+	a.bind(cmd, "cluster.name", "name")
+	a.bind(cmd, "cluster.bind", "bind")
+	a.bind(cmd, "cluster.join", "join")
+	a.bind(cmd, "temporal.address", "address")
+	a.bind(cmd, "temporal.namespace", "namespace")
+	return cmd
+}
