@@ -13,7 +13,8 @@ import (
 func TestCLIDevStartsAndStops(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "dev.db")
 	port, uiPort := freePort(t), freePort(t)
-	run := startCLI(t, nil, "dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--db", db)
+	run := startCLI(t, nil, "dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(uiPort), "--db", db,
+		"--cluster-port", strconv.Itoa(freePort(t)), "--nodes", "1")
 	eventually(t, time.Minute, "the ready line", func() bool {
 		return strings.Contains(run.Stdout.String(), "ready ")
 	})
@@ -46,10 +47,12 @@ func TestCLIDevStartsAndStops(t *testing.T) {
 
 func TestCLIDevPortTakenExits1(t *testing.T) {
 	port := freePort(t)
-	first := startCLI(t, nil, "dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(freePort(t)), "--db", "")
+	first := startCLI(t, nil, "dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(freePort(t)), "--db", "",
+		"--cluster-port", strconv.Itoa(freePort(t)), "--nodes", "0")
 	eventually(t, time.Minute, "the first dev server", func() bool { return strings.Contains(first.Stdout.String(), "ready ") })
 
-	code, _, stderr := runCLI(t, nil, "dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(freePort(t)), "--db", "")
+	code, _, stderr := runCLI(t, nil, "dev", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(freePort(t)), "--db", "",
+		"--cluster-port", strconv.Itoa(freePort(t)), "--nodes", "0")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}

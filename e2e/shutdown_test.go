@@ -1,0 +1,323 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/workflows"
+)
+
+// stepBound is how long the graceful steps can take with every attempt timing out
+// (their ScheduleToStart aside: the worker is there), plus a margin for the server and
+// this shared machine.
+func stepBound(p workflows.Plan) time.Duration {
+	const margin = 5 * time.Second
+	var total time.Duration
+	for _, s := range p.Steps {
+		total += s.Budget() - s.ScheduleToStart
+	}
+	return total + margin
+}
+
+func TestShutdownEndToEnd(t *testing.T) {
+	cfg := testConfig()
+	plan := workflows.PlanFromConfig(cfg.Shutdown)
+	s := newStack(t, cfg, 6)
+
+	t.Run("graceful", func(t *testing.T) {
+		r := s.shutdown("node-1")
+		if r.Outcome != workflows.OutcomeGraceful || !r.Converged || r.Evicted {
+			t.Fatalf("outcome %s converged %v evicted %v: %s", r.Outcome, r.Converged, r.Evicted, r.Error)
+		}
+		for _, st := range r.Steps {
+			if st.Status != workflows.StepSucceeded || st.Attempts != 1 {
+				t.Errorf("step %s %s after %d attempts", st.Name, st.Status, st.Attempts)
+			}
+		}
+		for _, m := range s.members("node-1") {
+			if st := stateOf(m, "node-1"); st != cluster.StateLeft {
+				t.Errorf("%s sees node-1 %s, want left", m.Name(), st)
+			}
+		}
+		s.assertInvariant("node-1", r)
+	})
+
+	t.Run("set-gracefully-left hangs", func(t *testing.T) {
+		s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
+		r := s.shutdown("node-2")
+		first, _ := r.Step(config.StepSetGracefullyLeft)
+		spec, _ := plan.Step(config.StepSetGracefullyLeft)
+		if first.Status != workflows.StepTimedOut || first.Attempts != spec.MaxAttempts || !strings.Contains(first.Error, "start-to-close") {
+			t.Errorf("hung step: %+v", first)
+		}
+		if first.DurationMS < (time.Duration(spec.MaxAttempts) * spec.StartToClose).Milliseconds() {
+			t.Errorf("hung step ended after %d ms, before its attempts' StartToClose", first.DurationMS)
+		}
+		for _, st := range r.Steps[1:] {
+			if st.Status != workflows.StepSucceeded {
+				t.Errorf("step %s %s after the hang", st.Name, st.Status)
+			}
+		}
+		if r.Outcome != workflows.OutcomeDegraded || r.Evicted {
+			t.Errorf("outcome %s evicted %v", r.Outcome, r.Evicted)
+		}
+		if bound := stepBound(plan); time.Duration(r.TotalMS)*time.Millisecond > bound {
+			t.Errorf("took %d ms, more than the steps' timeouts + margin (%s)", r.TotalMS, bound)
+		}
+		s.assertInvariant("node-2", r)
+	})
+
+	t.Run("gossip stalls as the shutdown begins", func(t *testing.T) {
+		s.nodes["node-3"].member().Transport().Arm(cluster.Fault{Mode: cluster.FaultStall})
+		r := s.shutdown("node-3")
+		gone, _ := r.Step(config.StepSetGracefullyLeft)
+		dereg, _ := r.Step(config.StepDeregister)
+		if gone.Status == workflows.StepSucceeded || dereg.Status == workflows.StepSucceeded {
+			t.Errorf("gossip steps succeeded under a stall: %+v / %+v", gone, dereg)
+		}
+		if hb, _ := r.Step(config.StepStopHeartbeat); hb.Status != workflows.StepSucceeded {
+			t.Errorf("stop-heartbeat needs no gossip, yet %s", hb.Status)
+		}
+		if r.Outcome != workflows.OutcomeForced || !r.Evicted || !r.Converged {
+			t.Errorf("outcome %s evicted %v converged %v", r.Outcome, r.Evicted, r.Converged)
+		}
+		if bound := plan.Budget(); time.Duration(r.TotalMS)*time.Millisecond > bound {
+			t.Errorf("took %d ms, more than the plan's bound %s", r.TotalMS, bound)
+		}
+		for _, m := range s.members("node-3") {
+			if st := stateOf(m, "node-3"); st != cluster.StateEvicted && st != cluster.StateDead {
+				t.Errorf("%s sees node-3 %s, want evicted or dead", m.Name(), st)
+			}
+		}
+		s.assertInvariant("node-3", r)
+	})
+
+	t.Run("node worker stopped", func(t *testing.T) {
+		s.nodes["node-4"].agent.StopWorker()
+		r := s.shutdown("node-4")
+		first, _ := r.Step(config.StepSetGracefullyLeft)
+		if first.Status != workflows.StepTimedOut || !strings.Contains(first.Error, "schedule-to-start") {
+			t.Errorf("first step %+v", first)
+		}
+		if r.Outcome != workflows.OutcomeForced || !r.Evicted || r.Terminated {
+			t.Errorf("outcome %s evicted %v terminated %v", r.Outcome, r.Evicted, r.Terminated)
+		}
+		for _, m := range s.members("node-4") {
+			if st := stateOf(m, "node-4"); st != cluster.StateEvicted {
+				t.Errorf("%s sees node-4 %s, want evicted", m.Name(), st)
+			}
+		}
+		// The evicted node heard of it and fenced itself: out of memberlist, not serving.
+		eventually(t, 10*time.Second, "node-4 to fence itself", func() bool {
+			left, _ := s.nodes["node-4"].member().Left()
+			return left
+		})
+		s.assertInvariant("node-4", r)
+	})
+
+	t.Run("deregister errors under policy abort", func(t *testing.T) {
+		s.nodes["node-5"].faults.Set(config.StepDeregister, activities.FaultError)
+		p := plan
+		p.Steps = append([]workflows.StepSpec(nil), plan.Steps...)
+		for i := range p.Steps {
+			if p.Steps[i].Name == config.StepDeregister {
+				p.Steps[i].OnFailure = config.OnFailureAbort
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		run, err := s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: "node-5", Plan: &p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.starter.Wait(ctx, run, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Outcome != workflows.OutcomeAborted || !r.RolledBack || r.Evicted {
+			t.Fatalf("outcome %s rolled back %v evicted %v: %s", r.Outcome, r.RolledBack, r.Evicted, r.Error)
+		}
+		if st, _ := r.Step(config.StepStopServices); st.Status != workflows.StepSkipped {
+			t.Errorf("stop-services %s after an abort", st.Status)
+		}
+		s.assertInvariant("node-5", r)
+	})
+
+	t.Run("two concurrent triggers share one run", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		runIDs := make([]string, 2)
+		for i := range runIDs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run, err := s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: "node-6", RequestedBy: "trigger"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				runIDs[i] = run.RunID
+			}()
+		}
+		wg.Wait()
+		if runIDs[0] == "" || runIDs[0] != runIDs[1] {
+			t.Fatalf("two triggers started two runs: %v", runIDs)
+		}
+		r, err := s.starter.Wait(ctx, starter.Run{WorkflowID: workflows.WorkflowID("node-6"), RunID: runIDs[0]}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.assertInvariant("node-6", r)
+	})
+
+	t.Run("unknown node is bad input", func(t *testing.T) {
+		env := []string{"TEMPORAL_ADDRESS=" + s.srv.Address()}
+		for _, args := range [][]string{{"shutdown", "node-9", "--wait"}, {"shutdown", "node-9"}} {
+			code, _, stderr := runCLI(t, env, args...)
+			if code != 2 || !strings.Contains(stderr, `unknown node "node-9"`) {
+				t.Errorf("%v: exit %d, stderr:\n%s", args, code, stderr)
+			}
+		}
+		code, _, stderr := runCLI(t, env, "shutdown", "observer", "--wait")
+		if code != 2 || !strings.Contains(stderr, "observer") {
+			t.Errorf("shutting the observer down: exit %d, stderr:\n%s", code, stderr)
+		}
+	})
+
+	t.Run("status and list", func(t *testing.T) {
+		env := []string{"TEMPORAL_ADDRESS=" + s.srv.Address()}
+		code, stdout, stderr := runCLI(t, env, "status", "node-1", "--output", "json")
+		if code != 0 {
+			t.Fatalf("status: exit %d: %s", code, stderr)
+		}
+		var st struct {
+			Status string                   `json:"status"`
+			Report workflows.ShutdownReport `json:"report"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &st); err != nil || st.Status != "Completed" || st.Report.Outcome != workflows.OutcomeGraceful {
+			t.Errorf("status of node-1: %v %+v\n%s", err, st, stdout)
+		}
+		eventually(t, 20*time.Second, "list to show the six closed shutdowns", func() bool {
+			code, stdout, _ := runCLI(t, env, "list", "--closed", "--output", "json")
+			var list []struct {
+				Node, Outcome string
+			}
+			if code != 0 || json.Unmarshal([]byte(stdout), &list) != nil {
+				return false
+			}
+			outcomes := map[string]string{}
+			for _, l := range list {
+				outcomes[l.Node] = l.Outcome
+			}
+			return outcomes["node-1"] == "graceful" && outcomes["node-2"] == "degraded" && outcomes["node-3"] == "forced" &&
+				outcomes["node-4"] == "forced" && outcomes["node-5"] == "aborted" && outcomes["node-6"] == "graceful"
+		})
+		if code, _, stderr := runCLI(t, env, "status", "node-77"); code != 2 || !strings.Contains(stderr, "node-77") {
+			t.Errorf("status of a node never shut down: exit %d: %s", code, stderr)
+		}
+	})
+}
+
+func TestNodeProcessSIGTERMRunsItsWorkflow(t *testing.T) {
+	s := newStack(t, testConfig(), 0)
+	p := startProcess(t, nil, "node", "--name", "sub-1", "--bind", "127.0.0.1:0",
+		"--join", s.observer.Addr(), "--address", s.srv.Address())
+	p.waitLine("ready ", time.Minute)
+	eventually(t, 30*time.Second, "the node's worker to serve", func() bool {
+		return strings.Contains(p.stderr.String(), "node worker serving")
+	})
+	eventually(t, 10*time.Second, "the observer to see sub-1", func() bool { return stateOf(s.observer, "sub-1") == cluster.StateAlive })
+
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("node exited %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	st, err := s.starter.Status(context.Background(), "sub-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Report == nil || st.Report.Outcome != workflows.OutcomeGraceful || !strings.HasPrefix(st.Report.RequestedBy, "sigterm") {
+		t.Fatalf("status after SIGTERM: %+v", st)
+	}
+	if got := stateOf(s.observer, "sub-1"); got != cluster.StateLeft {
+		t.Errorf("observer sees sub-1 %s, want left", got)
+	}
+	if !strings.Contains(p.stdout.String(), "GRACEFUL") {
+		t.Errorf("node did not print its report:\n%s", p.stdout.String())
+	}
+}
+
+func TestNodeProcessWithoutTemporalShutsDownLocally(t *testing.T) {
+	observer := newStack(t, testConfig(), 0).observer
+	p := startProcess(t, nil, "node", "--name", "sub-2", "--bind", "127.0.0.1:0",
+		"--join", observer.Addr(), "--address", "127.0.0.1:1")
+	p.waitLine("ready ", time.Minute)
+	eventually(t, 30*time.Second, "the node to say Temporal cannot be reached", func() bool {
+		return strings.Contains(p.stderr.String(), "Temporal cannot be reached")
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("node exited %d\nstderr:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "running the shutdown plan locally") || !strings.Contains(p.stdout.String(), "local fallback") {
+		t.Errorf("the local fallback did not say so:\nstdout:\n%s", p.stdout.String())
+	}
+	eventually(t, 10*time.Second, "the observer to see sub-2 left", func() bool { return stateOf(observer, "sub-2") == cluster.StateLeft })
+}
+
+func TestDevAndShutdownFromTheCLI(t *testing.T) {
+	port, uiPort, clusterPort := freePort(t), freePort(t), freePort(t)
+	dev := startCLI(t, nil, "dev", "--port", itoa(port), "--ui-port", itoa(uiPort), "--cluster-port", itoa(clusterPort),
+		"--db", "", "--nodes", "3")
+	eventually(t, time.Minute, "dev to be ready", func() bool { return strings.Contains(dev.Stdout.String(), "ready ") })
+	if !strings.Contains(dev.Stdout.String(), "nodes=node-1,node-2,node-3") {
+		t.Errorf("ready line: %s", dev.Stdout.String())
+	}
+	env := []string{"TEMPORAL_ADDRESS=127.0.0.1:" + itoa(port)}
+	code, stdout, stderr := runCLI(t, env, "shutdown", "node-2", "--wait", "--output", "json")
+	if code != 0 {
+		t.Fatalf("shutdown exit %d: %s\n%s", code, stderr, stdout)
+	}
+	var r workflows.ShutdownReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.Outcome != workflows.OutcomeGraceful {
+		t.Fatalf("report: %v\n%s", err, stdout)
+	}
+	code, stdout, _ = runCLI(t, env, "shutdown", "node-3", "--output", "json")
+	var run struct {
+		WorkflowID string `json:"workflow_id"`
+		RunID      string `json:"run_id"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &run) != nil || run.WorkflowID != "farewell-shutdown-node-3" || run.RunID == "" {
+		t.Fatalf("shutdown without --wait: exit %d\n%s", code, stdout)
+	}
+	dev.cancel()
+	if code := dev.wait(t, time.Minute); code != 0 {
+		t.Fatalf("dev exited %d", code)
+	}
+}
+
+func TestDemoRunsTheStory(t *testing.T) {
+	code, stdout, stderr := runCLI(t, nil, "demo", "--exit", "--port", itoa(freePort(t)), "--ui-port", itoa(freePort(t)),
+		"--cluster-port", itoa(freePort(t)))
+	if code != 0 {
+		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"node-2: GRACEFUL", "node-3: DEGRADED", "node-4: FORCED", "node-5: FORCED", "evicted by farewell-observer"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/agent"
+	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/demo"
+	"github.com/farewell-project/farewell/devserver"
+	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/worker"
+	"github.com/farewell-project/farewell/workflows"
+)
+
+// fastTimings makes memberlist's failure detection and gossip quick on loopback.
+func fastTimings(c *memberlist.Config) {
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.PushPullInterval = time.Second
+	c.SuspicionMult = 2
+	c.TCPTimeout = time.Second
+	c.GossipToTheDeadTime = 2 * time.Second
+}
+
+// testConfig is the default configuration with short timeouts, so that every failure
+// path ends within seconds.
+func testConfig() config.Config {
+	c := config.DefaultConfig()
+	c.Cluster.Bind = "127.0.0.1:0"
+	c.Cluster.Profile = config.ProfileLocal
+	c.Cluster.HeartbeatInterval = 100 * time.Millisecond
+	c.Cluster.HeartbeatExpiration = time.Second
+	step := func(startToClose time.Duration) config.Step {
+		return config.Step{StartToClose: startToClose, ScheduleToStart: 2 * time.Second, MaxAttempts: 2,
+			Backoff: 100 * time.Millisecond, OnFailure: config.OnFailureContinue}
+	}
+	c.Shutdown.Steps = map[string]config.Step{
+		config.StepSetGracefullyLeft: step(time.Second),
+		config.StepStopHeartbeat:     step(time.Second),
+		config.StepDeregister:        step(2 * time.Second),
+		config.StepStopServices:      step(3 * time.Second),
+	}
+	c.Shutdown.ConvergenceTimeout = 5 * time.Second
+	return c
+}
+
+// testNode is a node of the end-to-end cluster: a real member with its worker and
+// demo services, in this process.
+type testNode struct {
+	agent  *agent.Agent
+	http   string
+	faults *activities.Faults
+}
+
+func (n *testNode) member() *cluster.Member { return n.agent.Member() }
+
+// e2eStack is an embedded Temporal server, the orchestrator worker with its observer,
+// and nodes, all real, on loopback.
+type e2eStack struct {
+	t        testing.TB
+	cfg      config.Config
+	srv      *devserver.Server
+	client   client.Client
+	observer *cluster.Member
+	worker   sdkworker.Worker
+	nodes    map[string]*testNode
+	starter  *starter.Starter
+}
+
+func newStack(t testing.TB, cfg config.Config, nodes int) *e2eStack {
+	t.Helper()
+	s := &e2eStack{t: t, cfg: cfg, nodes: map[string]*testNode{}}
+	s.srv = startServer(t, devserver.Options{})
+	s.client = dial(t, s.srv)
+	s.cfg.Temporal.Address, s.cfg.Temporal.Namespace = s.srv.Address(), s.srv.Namespace()
+
+	oc := cfg.Cluster
+	oc.Name = "observer"
+	var err error
+	s.observer, err = cluster.New(cluster.Options{Cluster: oc, Role: cluster.RoleObserver, Logger: testLogger(t), Tune: fastTimings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.observer.Close)
+	s.worker = worker.NewOrchestrator(s.client, s.observer, testLogger(t))
+	if err := s.worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.worker.Stop)
+	plan := workflows.PlanFromConfig(cfg.Shutdown)
+	s.starter = starter.New(s.client, starter.Options{Namespace: s.srv.Namespace(), Plan: &plan, Logger: testLogger(t)})
+	for i := 1; i <= nodes; i++ {
+		s.addNode(fmt.Sprintf("node-%d", i), nil)
+	}
+	s.waitMembers()
+	return s
+}
+
+// addNode starts a node that joins through the observer. gossip, if set, is armed.
+func (s *e2eStack) addNode(name string, gossip *cluster.Fault) *testNode {
+	s.t.Helper()
+	cfg := s.cfg
+	cfg.Cluster.Name = name
+	cfg.Cluster.Join = []string{s.observer.Addr()}
+	faults := &activities.Faults{}
+	ag, err := agent.Start(context.Background(), agent.Options{Config: cfg, Logger: testLogger(s.t), Client: s.client,
+		GossipFault: gossip, StepFaults: faults, Tune: fastTimings})
+	if err != nil {
+		s.t.Fatalf("node %s: %v", name, err)
+	}
+	s.t.Cleanup(ag.Close)
+	svc, err := demo.Register(ag.Member(), "", testLogger(s.t))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	n := &testNode{agent: ag, http: svc.HTTPAddr, faults: faults}
+	s.nodes[name] = n
+	return n
+}
+
+// members are every live cluster member but the node named: the observer and nodes.
+func (s *e2eStack) members(except string) []*cluster.Member {
+	out := []*cluster.Member{s.observer}
+	for name, n := range s.nodes {
+		if name == except {
+			continue
+		}
+		if left, _ := n.member().Left(); !left {
+			out = append(out, n.member())
+		}
+	}
+	return out
+}
+
+func (s *e2eStack) waitMembers() {
+	s.t.Helper()
+	want := len(s.nodes) + 1
+	eventually(s.t, 30*time.Second, "every member to see every other", func() bool {
+		for _, m := range s.members("") {
+			alive := 0
+			for _, info := range m.Members() {
+				if info.State == cluster.StateAlive {
+					alive++
+				}
+			}
+			if alive < want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// shutdown runs the shutdown of node through the workflow and returns its report.
+func (s *e2eStack) shutdown(node string) *workflows.ShutdownReport {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run, err := s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: node, Reason: "test", RequestedBy: s.t.Name()})
+	if err != nil {
+		s.t.Fatalf("start shutdown of %s: %v", node, err)
+	}
+	report, err := s.starter.Wait(ctx, run, nil)
+	if err != nil {
+		s.t.Fatalf("shutdown of %s: %v", node, err)
+	}
+	s.t.Logf("report of %s: outcome %s in %d ms, steps %+v", node, report.Outcome, report.TotalMS, report.Steps)
+	return report
+}
+
+// assertInvariant checks what every shutdown must end in: the node out of the cluster
+// for every surviving member and no longer serving, or (aborted) back in service:
+// alive for everyone, heartbeating, serving. Never leaving, silent or not serving.
+func (s *e2eStack) assertInvariant(node string, r *workflows.ShutdownReport) {
+	s.t.Helper()
+	n := s.nodes[node]
+	ctx := context.Background()
+	switch {
+	case r.Outcome.Out():
+		for _, m := range s.members(node) {
+			if st := stateOf(m, node); !st.Out() {
+				s.t.Errorf("invariant: %s ended %s, but %s sees it %s", node, r.Outcome, m.Name(), st)
+			}
+		}
+		if left, _ := n.member().Left(); !left {
+			s.t.Errorf("invariant: %s ended %s, but its memberlist still runs", node, r.Outcome)
+		}
+		if demo.Serving(ctx, n.http) {
+			s.t.Errorf("invariant: %s ended %s, but it still serves", node, r.Outcome)
+		}
+	case r.Outcome == workflows.OutcomeAborted:
+		for _, m := range s.members(node) {
+			if st := stateOf(m, node); st != cluster.StateAlive {
+				s.t.Errorf("invariant: %s was rolled back, but %s sees it %s", node, m.Name(), st)
+			}
+		}
+		if !n.member().HeartbeatRunning() || !demo.Serving(ctx, n.http) {
+			s.t.Errorf("invariant: %s was rolled back, but heartbeat %v, serving %v", node, n.member().HeartbeatRunning(), demo.Serving(ctx, n.http))
+		}
+		seq := heartbeatSeen(s.observer, node)
+		eventually(s.t, 10*time.Second, node+"'s heartbeat to advance at the observer", func() bool {
+			info, _ := s.observer.Member(node)
+			return heartbeatSeen(s.observer, node) > seq && !info.Blocked
+		})
+	default:
+		s.t.Errorf("invariant: %s ended %s: neither out nor back in service (%s)", node, r.Outcome, r.Error)
+	}
+}
+
+func stateOf(m *cluster.Member, node string) cluster.State {
+	info, ok := m.Member(node)
+	if !ok {
+		return ""
+	}
+	return info.State
+}
+
+func heartbeatSeen(m *cluster.Member, node string) uint64 {
+	info, _ := m.Member(node)
+	return info.HeartbeatSeq
+}
