@@ -23,10 +23,16 @@ tidy:
 build:
 	$(GO) build -o bin/farewell ./cmd/farewell
 
-## dev: the embedded Temporal server and UI
+## dev: the embedded stack (server, UI, workers, demo nodes) until Ctrl-C
 dev:
 	$(GO) run ./cmd/farewell dev
 
-## bench: benchmarks that print their figures
+## demo: the story of four shutdowns on the embedded stack
+demo:
+	$(GO) run ./cmd/farewell demo
+
+## bench: benchmarks that print their figures (gossip propagation, idle member cost,
+## dispatch latency tuned vs stock, P1 workflow vs direct shutdown)
 bench:
+	$(GO) test ./cluster -run '^$$' -bench . -benchtime 5x -timeout 30m
 	$(GO) test ./e2e -run '^$$' -bench . -benchtime 20x -timeout 30m

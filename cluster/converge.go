@@ -3,8 +3,11 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // Convergence is what the surviving members say of a target node.
@@ -13,7 +16,7 @@ type Convergence struct {
 	// evicted).
 	Converged bool `json:"converged"`
 	// Views maps each surviving member that answered (this one included) to the
-	// target's state as it sees it.
+	// target's state as it sees it; "" when it never heard of the target.
 	Views map[string]State `json:"views"`
 	// Pending lists surviving members that did not answer or still see the target in.
 	Pending []string `json:"pending,omitempty"`
@@ -40,7 +43,9 @@ func (m *Member) CheckConvergence(ctx context.Context, target string) (Convergen
 		conv.Pending = append(conv.Pending, m.name)
 	}
 	for _, p := range peers {
-		if s, ok := conv.Views[p]; !ok || !s.Out() {
+		// A member that never heard of the target ("" in its answer) does not count
+		// it in: that is as out as it gets.
+		if s, ok := conv.Views[p]; !ok || !(s.Out() || s == "") {
 			conv.Converged = false
 			conv.Pending = append(conv.Pending, p)
 		}
@@ -82,7 +87,7 @@ func (m *Member) ask(ctx context.Context, target string, peers []string, enough 
 		m.mu.Unlock()
 	}()
 
-	q := encode(msgQuery, viewQuery{ID: id, From: m.name, Target: target})
+	q := encode(msgQuery, viewQuery{ID: id, From: m.name, Target: target, Addr: m.Addr()})
 	asked := 0
 	for _, n := range m.liveNodes(func(name string) bool { return slices.Contains(peers, name) }) {
 		asked++
@@ -164,7 +169,7 @@ func (m *Member) answerQuery(q viewQuery) {
 	}
 	m.mu.Unlock()
 	reply := encode(msgReply, viewReply{ID: q.ID, From: m.name, Target: q.Target, State: state})
-	if n, ok := m.nodeFor(q.From); ok {
+	if n, ok := m.replyNode(q.From, q.Addr); ok {
 		if err := m.ml.SendReliable(n, reply); err != nil {
 			m.log.Debug("view reply not sent", "to", q.From, "error", err)
 		}
@@ -181,4 +186,17 @@ func (m *Member) onReply(r viewReply) {
 		default:
 		}
 	}
+}
+
+// replyNode is where to answer an asker: from this member's view, or from the address
+// the asker gave when news of its join has not arrived yet.
+func (m *Member) replyNode(name, addr string) (*memberlist.Node, bool) {
+	if n, ok := m.nodeFor(name); ok {
+		return n, true
+	}
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return nil, false
+	}
+	return &memberlist.Node{Name: name, Addr: net.ParseIP(host), Port: uint16(port)}, true
 }

@@ -67,6 +67,8 @@ type viewQuery struct {
 	ID     uint64 `json:"id"`
 	From   string `json:"f"`
 	Target string `json:"t"`
+	// Addr is the asker's host:port, for a member that has not heard of it yet.
+	Addr string `json:"a"`
 }
 
 type viewReply struct {
@@ -325,11 +327,19 @@ func (m *Member) onLeft(l leftMsg) {
 	}
 	m.lefts[l.Node] = l.Instance
 	var old State
-	if known && (info.State == StateAlive || info.State == StateLeaving || info.State == StateDead) {
+	switch {
+	case !known:
+		// News of its join had not reached this member yet: it joined and left.
+		m.view[l.Node] = &MemberInfo{Name: l.Node, Role: RoleNode, Instance: l.Instance, State: StateLeft, Since: time.Now()}
+		old = "unknown"
+	case info.State == StateAlive || info.State == StateLeaving || info.State == StateDead:
 		old = info.State
 		info.State, info.Since, info.Blocked = StateLeft, time.Now(), false
 	}
 	m.mu.Unlock()
+	// Spread it: members the leaver did not know yet (it joined moments ago, or they
+	// did) would otherwise see it dead.
+	m.queue.QueueBroadcast(&broadcast{name: "left:" + l.Node, msg: encode(msgLeft, l)})
 	if old != "" {
 		m.log.Info("member state changed", "node", l.Node, "from", old, "to", StateLeft)
 	}

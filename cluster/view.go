@@ -15,6 +15,7 @@ const (
 type dumpQuery struct {
 	ID   uint64 `json:"id"`
 	From string `json:"f"`
+	Addr string `json:"a"`
 }
 
 // dumpReply carries a member's whole view. Times travel as ages so that clocks of
@@ -50,7 +51,7 @@ func (m *Member) RemoteView(ctx context.Context, peer string) ([]MemberInfo, err
 		delete(m.dumps, id)
 		m.mu.Unlock()
 	}()
-	if err := m.ml.SendReliable(n, encode(msgDumpQuery, dumpQuery{ID: id, From: m.name})); err != nil {
+	if err := m.ml.SendReliable(n, encode(msgDumpQuery, dumpQuery{ID: id, From: m.name, Addr: m.Addr()})); err != nil {
 		return nil, fmt.Errorf("ask %s for its view: %w", peer, err)
 	}
 	select {
@@ -76,7 +77,7 @@ func (m *Member) answerDump(q dumpQuery) {
 		reply.Members[i] = remoteMember{MemberInfo: info,
 			HeartbeatAgeMS: info.HeartbeatAge(now).Milliseconds(), SinceAgeMS: now.Sub(info.Since).Milliseconds()}
 	}
-	if n, ok := m.nodeFor(q.From); ok {
+	if n, ok := m.replyNode(q.From, q.Addr); ok {
 		if err := m.ml.SendReliable(n, encode(msgDumpReply, reply)); err != nil {
 			m.log.Debug("view dump not sent", "to", q.From, "error", err)
 		}

@@ -101,7 +101,9 @@ func (s *Starter) Shutdown(ctx context.Context, req workflows.ShutdownRequest) (
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		StaticSummary:            summary,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.NodeKey.ValueSet(req.Node)),
+		// Saves a round trip when an orchestrator worker shares this client (dev, demo).
+		EnableEagerStart:      true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.NodeKey.ValueSet(req.Node)),
 	}, workflows.WorkflowName, req)
 	if err != nil {
 		return Run{}, fmt.Errorf("start shutdown of %s: %w", req.Node, err)

@@ -25,6 +25,8 @@ const (
 	terminateTimeout = 10 * time.Second
 	// convergenceSlack is added to the convergence timeout for the activity's own
 	// StartToClose, so that the activity reports "not converged" rather than timing out.
+	// The cluster activities run as local activities: they use this worker's observer
+	// member anyway, and it saves a round trip through the server for each.
 	convergenceSlack = 5 * time.Second
 )
 
@@ -399,13 +401,13 @@ func (s *shutdown) refuseCancel(ctx workflow.Context) {
 }
 
 func (s *shutdown) lookup() (activities.LookupOutput, error) {
-	ctx := workflow.WithActivityOptions(s.ctx, workflow.ActivityOptions{
+	ctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: lookupTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: activities.NonRetryable},
 		Summary:             "lookup " + s.req.Node,
 	})
 	var out activities.LookupOutput
-	err := workflow.ExecuteActivity(ctx, clusterActs.Lookup, activities.LookupInput{Node: s.req.Node}).Get(ctx, &out)
+	err := workflow.ExecuteLocalActivity(ctx, clusterActs.Lookup, activities.LookupInput{Node: s.req.Node}).Get(ctx, &out)
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && (appErr.Type() == activities.ErrTypeUnknownNode || appErr.Type() == activities.ErrTypeNotANode) {
@@ -483,14 +485,14 @@ func (s *shutdown) finish() *ShutdownReport {
 	s.report.ForceReason = s.forceReason
 	s.upsert(StepKey.ValueSet("force"))
 	s.details()
-	ectx := workflow.WithActivityOptions(s.ctx, workflow.ActivityOptions{
+	ectx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: evictTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: activities.NonRetryable},
 		Summary:             "force-evict " + s.req.Node,
 	})
 	var ev activities.EvictOutput
 	reason := "farewell: " + s.forceReason
-	if err := workflow.ExecuteActivity(ectx, clusterActs.ForceEvict, activities.EvictInput{
+	if err := workflow.ExecuteLocalActivity(ectx, clusterActs.ForceEvict, activities.EvictInput{
 		Node: s.req.Node, Reason: reason, WorkflowID: s.report.WorkflowID,
 	}).Get(ectx, &ev); err != nil {
 		s.report.Error = "force-evict failed: " + errorMessage(err, StepSpec{})
@@ -535,14 +537,13 @@ func (s *shutdown) verify() bool {
 	s.verified = true
 	s.upsert(StepKey.ValueSet("convergence"))
 	s.details()
-	vctx := workflow.WithActivityOptions(s.ctx, workflow.ActivityOptions{
+	vctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: s.plan.ConvergenceTimeout + convergenceSlack,
-		HeartbeatTimeout:    convergenceSlack,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2},
 		Summary:             "verify convergence on " + s.req.Node,
 	})
 	var out activities.ConvergenceOutput
-	err := workflow.ExecuteActivity(vctx, clusterActs.VerifyConvergence, activities.ConvergenceInput{
+	err := workflow.ExecuteLocalActivity(vctx, clusterActs.VerifyConvergence, activities.ConvergenceInput{
 		Node: s.req.Node, Timeout: s.plan.ConvergenceTimeout,
 	}).Get(vctx, &out)
 	if err != nil {

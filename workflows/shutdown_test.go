@@ -491,14 +491,15 @@ func TestCancel(t *testing.T) {
 	t.Run("before deregister compensates", func(t *testing.T) {
 		h := newHarness(t)
 		release := make(chan struct{})
+		t.Cleanup(func() { close(release) })
 		h.set(config.StepStopHeartbeat, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+			h.env.CancelWorkflow() // the operator cancels while this step runs
 			select {
 			case <-release:
 			case <-ctx.Done():
 			}
 			return activities.StepOutput{Attempt: 1}, ctx.Err()
 		})
-		h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow(); close(release) }, time.Millisecond)
 		r := h.run(ShutdownRequest{})
 		if r.Outcome != OutcomeAborted || !r.RolledBack || h.called(config.StepDeregister) != 0 {
 			t.Fatalf("report %+v", r)
@@ -506,12 +507,10 @@ func TestCancel(t *testing.T) {
 	})
 	t.Run("after deregister is refused", func(t *testing.T) {
 		h := newHarness(t)
-		release := make(chan struct{})
 		h.set(config.StepStopServices, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
-			<-release
+			h.env.CancelWorkflow() // the operator cancels while this step runs
 			return activities.StepOutput{Attempt: 1}, nil
 		})
-		h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow(); close(release) }, time.Millisecond)
 		r := h.run(ShutdownRequest{})
 		if r.Outcome != OutcomeGraceful || r.RolledBack || h.called(activities.StepRollback) != 0 {
 			t.Fatalf("report %+v", r)

@@ -87,18 +87,21 @@ func (p Plan) Step(name string) (StepSpec, bool) {
 	return StepSpec{}, false
 }
 
-// Budget is the longest the whole plan can take: every step timing out, then the
-// convergence wait, a forced eviction and the second convergence wait.
+// Budget bounds the whole shutdown: every step using its whole budget, the
+// convergence wait, a forced eviction (three attempts), the node's termination, and the
+// second convergence wait.
 func (p Plan) Budget() time.Duration {
 	var total time.Duration
 	for _, s := range p.Steps {
 		total += s.Budget()
 	}
-	return total + 2*p.ConvergenceTimeout + forceBudget
+	terminate := terminateTimeout
+	if s, ok := p.Step(config.StepStopServices); ok {
+		terminate = max(s.StartToClose, terminateTimeout) + max(s.ScheduleToStart, time.Second)
+	}
+	const evictRetries = 3 * time.Second // the retry policy's 1 s and 2 s backoffs
+	return total + 2*(p.ConvergenceTimeout+convergenceSlack) + 3*evictTimeout + evictRetries + terminate
 }
-
-// forceBudget bounds the forced eviction and the node's termination.
-const forceBudget = 30 * time.Second
 
 // Validate reports what is wrong with a plan, naming the step and field.
 func (p Plan) Validate() error {
