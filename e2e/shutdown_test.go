@@ -3,12 +3,16 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	sdkpb "go.temporal.io/api/sdk/v1"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
@@ -50,6 +54,7 @@ func TestShutdownEndToEnd(t *testing.T) {
 			}
 		}
 		s.assertInvariant("node-1", r)
+		assertVisibleInUI(t, s, r)
 	})
 
 	t.Run("set-gracefully-left hangs", func(t *testing.T) {
@@ -321,3 +326,49 @@ func TestDemoRunsTheStory(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// assertVisibleInUI checks, through the APIs the Temporal UI reads, that a run shows a
+// summary per step, the step table as current details, and its search attributes.
+func assertVisibleInUI(t *testing.T, s *e2eStack, r *workflows.ShutdownReport) {
+	t.Helper()
+	ctx := context.Background()
+	var summaries []string
+	iter := s.client.GetWorkflowHistory(ctx, r.WorkflowID, r.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		e, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+			summaries = append(summaries, string(e.GetUserMetadata().GetSummary().GetData()))
+		}
+	}
+	joined := strings.Join(summaries, "\n")
+	for i, step := range config.StepNames {
+		want := fmt.Sprintf("%d/4 %s on %s", i+1, step, r.Node)
+		if !strings.Contains(joined, want) {
+			t.Errorf("no activity summary %q among:\n%s", want, joined)
+		}
+	}
+	v, err := s.client.QueryWorkflow(ctx, r.WorkflowID, r.RunID, "__temporal_workflow_metadata")
+	if err != nil {
+		t.Fatalf("metadata query: %v", err)
+	}
+	var md sdkpb.WorkflowMetadata
+	if err := v.Get(&md); err != nil {
+		t.Fatal(err)
+	}
+	if d := md.GetCurrentDetails(); !strings.Contains(d, "| 3/4 | deregister | ✅ succeeded |") || !strings.Contains(d, "Outcome: graceful") {
+		t.Errorf("current details:\n%s", d)
+	}
+	desc, err := s.client.DescribeWorkflowExecution(ctx, r.WorkflowID, r.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
+	for name, want := range map[string]string{workflows.SearchAttrNode: r.Node, workflows.SearchAttrOutcome: "graceful", workflows.SearchAttrStep: "done"} {
+		if got := strings.Trim(string(fields[name].GetData()), `"`); got != want {
+			t.Errorf("search attribute %s = %q, want %q", name, got, want)
+		}
+	}
+}
