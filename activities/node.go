@@ -9,6 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -92,8 +96,11 @@ type NodeActivities struct {
 	Member *cluster.Member
 	// Faults, if set, injects failures (demos and tests).
 	Faults *Faults
-	// Logger is used outside Temporal (the local fallback); nil means slog.Default().
+	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Tracer makes the child spans of the real work (metadata broadcast, heartbeat
+	// stop, memberlist leave, each service's stop); nil means the global provider's.
+	Tracer trace.Tracer
 }
 
 // SetGracefullyLeft publishes the node's state as leaving and waits until another
@@ -107,14 +114,17 @@ func (a *NodeActivities) SetGracefullyLeft(ctx context.Context, in StepInput) (S
 	defer done()
 	m := a.Member
 	if left, _ := m.Left(); left {
-		return a.alreadyDone(ctx, out, "node already left the cluster")
+		return a.alreadyDone(ctx, in.Step, out, "node already left the cluster")
 	}
 	if m.State() == cluster.StateLeaving {
 		// SetState is a no-op when leaving was already confirmed, and retries the
 		// broadcast when it was not.
 		out.Note = "state was already leaving"
 	}
-	if err := m.SetState(ctx, cluster.StateLeaving); err != nil {
+	sctx, span := a.span(ctx, "metadata broadcast", in, out)
+	err = m.SetState(sctx, cluster.StateLeaving)
+	endSpan(span, err)
+	if err != nil {
 		return a.fail(out, a.classify(err))
 	}
 	return out, nil
@@ -129,9 +139,11 @@ func (a *NodeActivities) StopHeartbeat(ctx context.Context, in StepInput) (StepO
 	}
 	defer done()
 	if !a.Member.HeartbeatRunning() {
-		return a.alreadyDone(ctx, out, "heartbeat already stopped")
+		return a.alreadyDone(ctx, in.Step, out, "heartbeat already stopped")
 	}
+	_, span := a.span(ctx, "heartbeat stop", in, out)
 	a.Member.StopHeartbeat()
+	endSpan(span, nil)
 	return out, nil
 }
 
@@ -150,10 +162,13 @@ func (a *NodeActivities) Deregister(ctx context.Context, in StepInput) (StepOutp
 			return a.fail(out, temporal.NewNonRetryableApplicationError(
 				"memberlist already shut down after a leave no member confirmed: "+leaveErr.Error(), ErrTypeLeaveFailed, leaveErr))
 		}
-		return a.alreadyDone(ctx, out, "node already left the cluster")
+		return a.alreadyDone(ctx, in.Step, out, "node already left the cluster")
 	}
 	dl, _ := ctx.Deadline()
-	if err := m.Leave(time.Until(dl)); err != nil {
+	_, span := a.span(ctx, "memberlist leave", in, out)
+	err = m.Leave(time.Until(dl))
+	endSpan(span, err)
+	if err != nil {
 		return a.fail(out, temporal.NewNonRetryableApplicationError(
 			"leave not confirmed; memberlist shut down anyway: "+err.Error(), ErrTypeLeaveFailed, err))
 	}
@@ -171,13 +186,14 @@ func (a *NodeActivities) StopServices(ctx context.Context, in StepInput) (StepOu
 	defer done()
 	if len(a.Member.Services().Running()) == 0 {
 		out.Services = a.Member.Services().StopAll(ctx, nil)
-		return a.alreadyDone(ctx, out, "every service already stopped")
+		return a.alreadyDone(ctx, in.Step, out, "every service already stopped")
 	}
 	var stopped []string
 	out.Services = a.Member.Services().StopAll(ctx, func(r cluster.ServiceResult) {
 		if r.Status == cluster.ServiceStopped {
 			stopped = append(stopped, r.Name)
 		}
+		a.serviceSpan(ctx, in, out, r)
 		a.heartbeat(ctx, Progress{Attempt: out.Attempt, Stopped: stopped})
 	})
 	if err := cluster.Failed(out.Services); err != nil {
@@ -198,7 +214,10 @@ func (a *NodeActivities) Rollback(ctx context.Context, in StepInput) (StepOutput
 	if left, _ := m.Left(); left {
 		return a.fail(out, temporal.NewNonRetryableApplicationError("cannot roll back: the node already left the cluster", ErrTypeCannotRollBack, nil))
 	}
-	if err := m.SetState(ctx, cluster.StateAlive); err != nil {
+	sctx, span := a.span(ctx, "metadata broadcast", in, out)
+	err = m.SetState(sctx, cluster.StateAlive)
+	endSpan(span, err)
+	if err != nil {
 		return a.fail(out, a.classify(err))
 	}
 	m.StartHeartbeat()
@@ -216,8 +235,11 @@ func (a *NodeActivities) Terminate(ctx context.Context, in StepInput) (StepOutpu
 		return a.fail(out, err)
 	}
 	defer done()
+	_, span := a.span(ctx, "terminate", in, out)
 	out.Services = a.Member.Terminate(ctx)
-	if err := cluster.Failed(out.Services); err != nil {
+	err = cluster.Failed(out.Services)
+	endSpan(span, err)
+	if err != nil {
 		out.Note = "memberlist shut down; some services did not stop: " + err.Error()
 	}
 	return out, nil
@@ -245,11 +267,11 @@ func (a *NodeActivities) begin(ctx context.Context, in StepInput, step string) (
 			fmt.Sprintf("node %s was evicted by %s (%s)", in.Node, by, reason), ErrTypeEvicted, nil)
 	}
 	a.heartbeat(ctx, Progress{Attempt: out.Attempt})
-	a.logger(ctx).Info("step started", "step", step, "attempt", out.Attempt)
+	a.logger(ctx, step).Info("step started")
 
 	switch a.Faults.Get(step) {
 	case FaultHang:
-		a.logger(ctx).Warn("injected fault: step hangs until its timeout", "step", step)
+		a.logger(ctx, step).Warn("injected fault: step hangs until its timeout")
 		<-ctx.Done()
 		return ctx, out, func() {}, ctx.Err()
 	case FaultError:
@@ -282,9 +304,9 @@ func (a *NodeActivities) fail(out StepOutput, err error) (StepOutput, error) {
 	})
 }
 
-func (a *NodeActivities) alreadyDone(ctx context.Context, out StepOutput, note string) (StepOutput, error) {
+func (a *NodeActivities) alreadyDone(ctx context.Context, step string, out StepOutput, note string) (StepOutput, error) {
 	out.AlreadyDone, out.Note = true, note
-	a.logger(ctx).Info("step found its work already done", "note", note)
+	a.logger(ctx, step).Info("step found its work already done", "note", note)
 	return out, nil
 }
 
@@ -305,14 +327,71 @@ func (a *NodeActivities) heartbeat(ctx context.Context, p Progress) {
 	}
 }
 
-func (a *NodeActivities) logger(ctx context.Context) *slog.Logger {
+// logger carries what every line from a step needs: node, workflow and run IDs,
+// activity and attempt, trace and span IDs.
+func (a *NodeActivities) logger(ctx context.Context, step string) *slog.Logger {
 	l := a.Logger
 	if l == nil {
 		l = slog.Default()
 	}
+	l = l.With("node", a.Member.Name())
+	if step != "" {
+		l = l.With("step", step)
+	}
 	if activity.IsActivity(ctx) {
 		info := activity.GetInfo(ctx)
-		return l.With("workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID, "activity", info.ActivityType.Name)
+		l = l.With("workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID,
+			"activity", info.ActivityType.Name, "attempt", info.Attempt)
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		l = l.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
 	}
 	return l
+}
+
+func (a *NodeActivities) tracer() trace.Tracer {
+	if a.Tracer != nil {
+		return a.Tracer
+	}
+	return otel.Tracer(tracerName)
+}
+
+const tracerName = "github.com/farewell-project/farewell/activities"
+
+// span starts a child span of the step's activity span for a piece of real work.
+func (a *NodeActivities) span(ctx context.Context, name string, in StepInput, out StepOutput) (context.Context, trace.Span) {
+	return a.tracer().Start(ctx, name, trace.WithAttributes(
+		attribute.String("farewell.node", in.Node),
+		attribute.String("farewell.step", in.Step),
+		attribute.Int("farewell.attempt", int(out.Attempt)),
+	))
+}
+
+// serviceSpan records one service's stop, after the fact, over the time it took.
+func (a *NodeActivities) serviceSpan(ctx context.Context, in StepInput, out StepOutput, r cluster.ServiceResult) {
+	end := time.Now()
+	_, span := a.tracer().Start(ctx, "service stop", trace.WithTimestamp(end.Add(-r.Duration)), trace.WithAttributes(
+		attribute.String("farewell.node", in.Node),
+		attribute.String("farewell.step", in.Step),
+		attribute.Int("farewell.attempt", int(out.Attempt)),
+		attribute.String("farewell.service", r.Name),
+		attribute.Bool("farewell.already_stopped", r.AlreadyStopped),
+	))
+	var err error
+	if r.Status != cluster.ServiceStopped {
+		err = fmt.Errorf("%s %s: %s", r.Name, r.Status, r.Error)
+	}
+	endSpan(span, err, trace.WithTimestamp(end))
+}
+
+// endSpan records the outcome on span and ends it.
+func endSpan(span trace.Span, err error, opts ...trace.SpanEndOption) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(attribute.String("farewell.outcome", "failed"))
+	} else {
+		span.SetAttributes(attribute.String("farewell.outcome", "ok"))
+	}
+	span.End(opts...)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -47,6 +48,8 @@ type Options struct {
 	StepFaults *activities.Faults
 	// Tune adjusts memberlist's configuration (tests use faster timings).
 	Tune func(*memberlist.Config)
+	// Tracer makes the spans of the node's real work; nil means the global provider's.
+	Tracer trace.Tracer
 }
 
 // redialEvery is the wait between attempts to reach Temporal.
@@ -96,7 +99,7 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 		opts:     opts,
 		log:      opts.Logger.With("node", m.Name()),
 		member:   m,
-		acts:     &activities.NodeActivities{Member: m, Faults: opts.StepFaults, Logger: opts.Logger.With("node", m.Name())},
+		acts:     &activities.NodeActivities{Member: m, Faults: opts.StepFaults, Logger: opts.Logger, Tracer: opts.Tracer},
 		dialDone: make(chan struct{}),
 	}
 	switch {

@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/telemetry"
 )
 
 // Exit codes shared by every command.
@@ -53,6 +55,12 @@ func Execute(ctx context.Context, o Options) int {
 	root.SetErr(o.Stderr)
 
 	_, err := root.ExecuteContextC(ctx)
+	if a.tel != nil {
+		// Flush before exiting: a CLI that exits must not lose its spans.
+		if terr := a.tel.Shutdown(context.WithoutCancel(ctx)); terr != nil && a.logger != nil {
+			a.logger.Warn("telemetry not flushed", "error", terr)
+		}
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -110,6 +118,7 @@ type app struct {
 	started bool
 	cfg     config.Config
 	logger  *slog.Logger
+	tel     *telemetry.Telemetry
 	// bindings maps, per command, configuration keys to the flags that set them.
 	bindings map[*cobra.Command]map[string]string
 }
@@ -138,7 +147,10 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 				a.logger = newLogger(a.opts.Stderr, config.DefaultConfig().Log)
 				return nil
 			}
-			return a.loadConfig(cmd, "")
+			if err := a.loadConfig(cmd, ""); err != nil {
+				return err
+			}
+			return a.setupTelemetry(cmd)
 		},
 	}
 	root.PersistentFlags().StringVar(&a.cfgFile, "config", "", "configuration file (default: farewell.yaml in ., $XDG_CONFIG_HOME/farewell/, /etc/farewell/)")
@@ -198,4 +210,37 @@ func (a *app) loadConfig(cmd *cobra.Command, file string) error {
 	a.cfg = cfg
 	a.logger = newLogger(a.opts.Stderr, cfg.Log)
 	return nil
+}
+
+// longRunning are the commands that export metrics (and serve /metrics with
+// OTEL_METRICS_EXPORTER=prometheus); one-shot commands only trace.
+var longRunning = map[string]bool{"dev": true, "demo": true, "worker": true, "node": true}
+
+// setupTelemetry configures OpenTelemetry from the OTEL_* environment for this command.
+func (a *app) setupTelemetry(cmd *cobra.Command) error {
+	role := cmd.Name()
+	node := ""
+	if role == "node" {
+		node = a.cfg.Cluster.Name
+	}
+	tel, err := telemetry.Setup(cmd.Context(), telemetry.Options{
+		Role: role, Node: node, Logger: a.logger, Metrics: longRunning[role], Global: true,
+	})
+	if err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	a.tel = tel
+	if tel.MetricsAddr != "" {
+		a.logger.Info("serving metrics", "url", "http://"+tel.MetricsAddr+"/metrics")
+	}
+	return nil
+}
+
+// dialOptions give a Temporal client this process's logger, tracing and metrics.
+func (a *app) dialOptions() (starter.DialOptions, error) {
+	interceptors, err := a.tel.ClientInterceptors()
+	if err != nil {
+		return starter.DialOptions{}, err
+	}
+	return starter.DialOptions{Logger: a.logger, Interceptors: interceptors, MetricsHandler: a.tel.MetricsHandler()}, nil
 }

@@ -8,11 +8,14 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/agent"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/demo"
+	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -62,12 +65,19 @@ Faults for trying things out (repeatable):
 			defer signal.Stop(sigs)
 
 			ctx := cmd.Context()
+			dopts, err := a.dialOptions()
+			if err != nil {
+				return err
+			}
 			ag, err := agent.Start(ctx, agent.Options{Config: a.cfg, Logger: a.logger, Offline: offline,
-				GossipFault: spec.gossip, StepFaults: steps})
+				GossipFault: spec.gossip, StepFaults: steps, Dial: dopts, Tracer: a.tel.Tracer()})
 			if err != nil {
 				return err
 			}
 			defer ag.Close()
+			if err := telemetry.ObserveMembers(a.tel.Meter(), ag.Member()); err != nil {
+				return err
+			}
 			name := ag.Member().Name()
 			svc, err := demo.Register(ag.Member(), httpAddr, a.logger.With("node", name))
 			if err != nil {
@@ -77,10 +87,14 @@ Faults for trying things out (repeatable):
 
 			<-ctx.Done()
 			a.logger.Info("signal received: shutting down; a second signal exits at once", "node", name)
+			sctx, span := a.tel.Tracer().Start(context.WithoutCancel(ctx), "sigterm shutdown",
+				trace.WithAttributes(attribute.String("farewell.node", name)))
+			defer span.End()
 			done := make(chan *workflows.ShutdownReport, 1)
-			go func() { done <- ag.Shutdown(context.WithoutCancel(ctx), "signal", "sigterm@"+name) }()
+			go func() { done <- ag.Shutdown(sctx, "signal", "sigterm@"+name) }()
 			select {
 			case report := <-done:
+				span.SetAttributes(attribute.String("farewell.outcome", string(report.Outcome)))
 				printReport(cmd.OutOrStdout(), report)
 				if !report.Outcome.Out() {
 					return &exitError{code: ExitFailure, err: fmt.Errorf("node %s is not out of the cluster: %s", name, report.Outcome)}

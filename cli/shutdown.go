@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
 	"github.com/farewell-project/farewell/starter"
@@ -20,7 +23,11 @@ import (
 func (a *app) dial(ctx context.Context) (client.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return starter.Dial(dctx, a.cfg.Temporal, starter.DialOptions{Logger: a.logger})
+	opts, err := a.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return starter.Dial(dctx, a.cfg.Temporal, opts)
 }
 
 func (a *app) starter(c client.Client) *starter.Starter {
@@ -69,7 +76,9 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
+			ctx, span := a.tel.Tracer().Start(cmd.Context(), "farewell shutdown",
+				trace.WithAttributes(attribute.String("farewell.node", args[0])))
+			defer span.End()
 			c, err := a.dial(ctx)
 			if err != nil {
 				return err
@@ -111,8 +120,10 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 			}
 			report, err := st.Wait(ctx, run, progress)
 			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
 				return shutdownError(err)
 			}
+			span.SetAttributes(attribute.String("farewell.outcome", string(report.Outcome)))
 			if output == "json" {
 				if err := writeJSON(out, report); err != nil {
 					return err

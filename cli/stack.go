@@ -20,6 +20,7 @@ import (
 	"github.com/farewell-project/farewell/demo"
 	"github.com/farewell-project/farewell/devserver"
 	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -129,7 +130,11 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 	}
 	tc := a.cfg.Temporal
 	tc.Address, tc.Namespace, tc.APIKey, tc.TLS = s.srv.Address(), s.srv.Namespace(), "", config.TLS{}
-	s.client, err = starter.Dial(ctx, tc, starter.DialOptions{Logger: a.logger})
+	dopts, err := a.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	s.client, err = starter.Dial(ctx, tc, dopts)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +144,9 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 	s.observer, err = cluster.New(cluster.Options{Cluster: oc, Role: cluster.RoleObserver, Logger: a.logger})
 	if err != nil {
 		return nil, fmt.Errorf("observer member: %w", err)
+	}
+	if err := telemetry.ObserveMembers(a.tel.Meter(), s.observer); err != nil {
+		return nil, err
 	}
 	s.worker = worker.NewOrchestrator(s.client, s.observer, a.logger)
 	if err := s.worker.Start(); err != nil {
@@ -155,7 +163,8 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 		for step, f := range spec.steps {
 			steps.Set(step, f)
 		}
-		ag, err := agent.Start(ctx, agent.Options{Config: cfg, Logger: a.logger, Client: s.client, GossipFault: spec.gossip, StepFaults: steps})
+		ag, err := agent.Start(ctx, agent.Options{Config: cfg, Logger: a.logger, Client: s.client, GossipFault: spec.gossip,
+			StepFaults: steps, Tracer: a.tel.Tracer()})
 		if err != nil {
 			return nil, fmt.Errorf("demo node %s: %w", name, err)
 		}

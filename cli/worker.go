@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
 )
 
@@ -40,6 +41,9 @@ Runs until SIGINT or SIGTERM, then stops gracefully.`,
 			}
 			defer observer.Leave(a.cfg.Shutdown.Steps["deregister"].StartToClose)
 			if err := observer.Join(ctx, a.cfg.Cluster.Join); err != nil {
+				return err
+			}
+			if err := telemetry.ObserveMembers(a.tel.Meter(), observer); err != nil {
 				return err
 			}
 			w := worker.NewOrchestrator(c, observer, a.logger)

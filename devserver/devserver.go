@@ -115,6 +115,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	level := new(slog.LevelVar)
 	level.Set(opts.LogLevel.Level())
+	restoreEnv := hideTracingEnv()
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
@@ -122,6 +123,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		temporal.WithLogger(serverLogger{log: opts.Logger, level: level}),
 		temporal.WithDynamicConfigClient(dynamicConfig(opts)),
 	)
+	restoreEnv()
 	if err != nil {
 		return nil, fmt.Errorf("build temporal server: %w", err)
 	}
@@ -181,6 +183,26 @@ func (s *Server) Stop() {
 		}
 		s.server.Stop()
 	})
+}
+
+var envMu sync.Mutex
+
+// hideTracingEnv hides OTEL_TRACES_EXPORTER while the server is built: the server
+// reads it too, to trace its own internals, and refuses values other than otlp (such
+// as console) that Farewell's own telemetry takes. The embedded server's own tracing
+// stays off. It returns the function that restores the variable.
+func hideTracingEnv() func() {
+	envMu.Lock()
+	v, ok := os.LookupEnv("OTEL_TRACES_EXPORTER")
+	if ok {
+		os.Unsetenv("OTEL_TRACES_EXPORTER")
+	}
+	return func() {
+		if ok {
+			os.Setenv("OTEL_TRACES_EXPORTER", v)
+		}
+		envMu.Unlock()
+	}
 }
 
 func withDefaults(o Options) Options {

@@ -29,6 +29,16 @@ const (
 	UpdateExtendTimeout = "extend-timeout"
 )
 
+// Metrics the workflow records through the Temporal SDK's metrics handler, which skips
+// them while replaying. Durations are histograms in seconds.
+const (
+	MetricShutdownDuration    = "farewell_shutdown_duration"    // by outcome
+	MetricStepDuration        = "farewell_step_duration"        // by step and status
+	MetricShutdowns           = "farewell_shutdowns"            // counter, by outcome
+	MetricSlowShutdowns       = "farewell_slow_shutdowns"       // counter
+	MetricConvergenceDuration = "farewell_convergence_duration" // by converged
+)
+
 // Search attributes Farewell sets on its workflows, so that shutdowns can be listed and
 // filtered in the Temporal UI and with visibility queries.
 const (

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -132,6 +133,9 @@ func newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
 const ErrTypeBadRequest = "BadRequest"
 
 func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
+	if span, ok := temporalotel.SpanFromWorkflowContext(ctx); ok && span.SpanContext().IsValid() {
+		s.report.TraceID = span.SpanContext().TraceID().String()
+	}
 	s.upsert(NodeKey.ValueSet(s.req.Node), StepKey.ValueSet("lookup"))
 	s.details()
 
@@ -285,6 +289,10 @@ func (s *shutdown) stepInput(step string) activities.StepInput {
 // record fills a step's result from its activity's outcome.
 func (s *shutdown) record(res *StepResult, spec StepSpec, out activities.StepOutput, err error) {
 	res.DurationMS = workflow.Now(s.ctx).Sub(res.Started).Milliseconds()
+	defer func() {
+		workflow.GetMetricsHandler(s.ctx).WithTags(map[string]string{"step": spec.Name, "status": string(res.Status)}).
+			Timer(MetricStepDuration).Record(time.Duration(res.DurationMS) * time.Millisecond)
+	}()
 	if err == nil {
 		res.Status, res.Attempts = StepSucceeded, int(out.Attempt)
 		res.Note = noteFor(out)
@@ -552,6 +560,8 @@ func (s *shutdown) verify() bool {
 		return false
 	}
 	s.report.Converged, s.report.ConvergenceMS, s.report.Pending = out.Converged, out.TookMS, out.Pending
+	workflow.GetMetricsHandler(s.ctx).WithTags(map[string]string{"converged": fmt.Sprint(out.Converged)}).
+		Timer(MetricConvergenceDuration).Record(time.Duration(out.TookMS) * time.Millisecond)
 	s.report.Views = map[string]string{}
 	for member, st := range out.Views {
 		s.report.Views[member] = string(st)
@@ -583,7 +593,12 @@ func (s *shutdown) conclude(o Outcome) *ShutdownReport {
 	}
 	r.Slow = r.TotalMS > s.plan.SlowThreshold.Milliseconds()
 	s.upsert(OutcomeKey.ValueSet(string(o)), StepKey.ValueSet("done"), SlowKey.ValueSet(r.Slow))
+	metrics := workflow.GetMetricsHandler(s.ctx)
+	byOutcome := metrics.WithTags(map[string]string{"outcome": string(o)})
+	byOutcome.Timer(MetricShutdownDuration).Record(time.Duration(r.TotalMS) * time.Millisecond)
+	byOutcome.Counter(MetricShutdowns).Inc(1)
 	if r.Slow {
+		metrics.Counter(MetricSlowShutdowns).Inc(1)
 		s.log.Warn("slow shutdown", "total_ms", r.TotalMS, "threshold", s.plan.SlowThreshold, "slowest_step", r.SlowestStep)
 	}
 	switch o {
