@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.temporal.io/sdk/client"
 
 	"github.com/farewell-project/farewell/activities"
@@ -18,6 +19,7 @@ import (
 	"github.com/farewell-project/farewell/demo"
 	"github.com/farewell-project/farewell/devserver"
 	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -30,6 +32,7 @@ type benchFixture struct {
 	observer *cluster.Member
 	starter  *starter.Starter
 	n        int
+	tel      *telemetry.Telemetry
 	// closers run at the end of each benchmark run, not at b's cleanup (after all of
 	// its runs): a live cluster of an earlier run would gossip with members of the
 	// next that got its freed ports.
@@ -46,17 +49,24 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func quietMemberlist(c *memberlist.Config) { c.LogOutput = io.Discard }
 
-func newBenchFixture(b *testing.B) *benchFixture {
+// newBenchFixture builds the fixture; tel, if set, traces its client and nodes.
+func newBenchFixture(b *testing.B, tel *telemetry.Telemetry) *benchFixture {
 	cfg := config.DefaultConfig()
 	cfg.Cluster.Bind = "127.0.0.1:0"
-	f := &benchFixture{b: b, cfg: cfg}
+	f := &benchFixture{b: b, cfg: cfg, tel: tel}
 	srv, err := devserver.Start(context.Background(), devserver.Options{Port: freePort(b), NoUI: true, InMemory: true,
 		SearchAttributes: workflows.SearchAttributes(), Logger: quietLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	f.closers = append(f.closers, srv.Stop)
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Logger: quietSDKLogger()})
+	copts := client.Options{HostPort: srv.Address(), Logger: quietSDKLogger()}
+	if tel != nil {
+		if copts.Interceptors, err = tel.ClientInterceptors(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := client.Dial(copts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,6 +101,9 @@ func (f *benchFixture) node(withWorker bool) *agent.Agent {
 	cfg.Cluster.Name = fmt.Sprintf("bench-%d", f.n)
 	cfg.Cluster.Join = []string{f.observer.Addr()}
 	opts := agent.Options{Config: cfg, Logger: quietLogger(), Offline: true, Tune: quietMemberlist}
+	if f.tel != nil {
+		opts.Tracer = f.tel.Tracer()
+	}
 	if withWorker {
 		opts.Client, opts.Offline = f.starter.Client(), false
 	}
@@ -171,31 +184,41 @@ func (f *benchFixture) direct(ag *agent.Agent) time.Duration {
 // BenchmarkShutdown (P1) compares a graceful shutdown of one node of a 5-node loopback
 // cluster through the workflow on the embedded server (trigger → report, converged)
 // with the same steps called directly in-process with the same timeouts: medians of
-// b.N each, interleaved, and their ratio, in one run.
+// b.N each, interleaved, and their ratio; then the same with tracing on (an OTel SDK
+// tracer provider exporting to memory), for the overhead of tracing. One run.
 //
 //	go test ./e2e -run '^$' -bench Shutdown -benchtime 20x
 func BenchmarkShutdown(b *testing.B) {
-	f := newBenchFixture(b)
-	defer f.close()
-	f.viaWorkflow(f.node(true)) // warm up: first workflow, first connections
-	f.direct(f.node(false))
-	var wf, direct []time.Duration
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		ag := f.node(true)
-		b.StartTimer()
-		wf = append(wf, f.viaWorkflow(ag))
-		b.StopTimer()
-		ag = f.node(false)
-		b.StartTimer()
-		direct = append(direct, f.direct(ag))
+	plainWF, plainDirect := benchShutdown(b, nil)
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Role: "bench", SpanExporter: tracetest.NewInMemoryExporter()})
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.StopTimer()
-	mw, md := median(wf), median(direct)
+	defer tel.Shutdown(context.Background())
+	tracedWF, tracedDirect := benchShutdown(b, tel)
+
+	mw, md, tw, td := median(plainWF), median(plainDirect), median(tracedWF), median(tracedDirect)
 	b.ReportMetric(float64(mw.Microseconds())/1000, "workflow-ms")
 	b.ReportMetric(float64(md.Microseconds())/1000, "direct-ms")
 	b.ReportMetric(float64(mw)/float64(md), "ratio")
-	fmt.Printf("P1 graceful shutdown, 5-node loopback cluster, n=%d each: workflow median %s, direct median %s, ratio %.2f\n",
-		b.N, mw.Round(100*time.Microsecond), md.Round(100*time.Microsecond), float64(mw)/float64(md))
+	b.ReportMetric(float64(tw)/float64(td), "traced-ratio")
+	fmt.Printf("P1 graceful shutdown, 5-node loopback cluster, n=%d each: workflow median %s, direct median %s, ratio %.2f; "+
+		"with tracing: workflow %s, direct %s, ratio %.2f; traced/untraced workflow %.2f\n",
+		b.N, mw.Round(100*time.Microsecond), md.Round(100*time.Microsecond), float64(mw)/float64(md),
+		tw.Round(100*time.Microsecond), td.Round(100*time.Microsecond), float64(tw)/float64(td), float64(tw)/float64(mw))
+}
+
+// benchShutdown measures b.N shutdowns each way, interleaved, on a fixture of its own.
+func benchShutdown(b *testing.B, tel *telemetry.Telemetry) (wf, direct []time.Duration) {
+	f := newBenchFixture(b, tel)
+	defer f.close()
+	f.viaWorkflow(f.node(true)) // warm up: first workflow, first connections
+	f.direct(f.node(false))
+	for range b.N {
+		ag := f.node(true)
+		wf = append(wf, f.viaWorkflow(ag))
+		ag = f.node(false)
+		direct = append(direct, f.direct(ag))
+	}
+	return wf, direct
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/farewell-project/farewell/demo"
 	"github.com/farewell-project/farewell/devserver"
 	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -75,13 +76,36 @@ type e2eStack struct {
 	worker   sdkworker.Worker
 	nodes    map[string]*testNode
 	starter  *starter.Starter
+	tel      *telemetry.Telemetry
 }
 
 func newStack(t testing.TB, cfg config.Config, nodes int) *e2eStack {
 	t.Helper()
-	s := &e2eStack{t: t, cfg: cfg, nodes: map[string]*testNode{}}
+	return newStackWith(t, cfg, nodes, nil)
+}
+
+// newStackWith builds the stack with tel's tracing and metrics on its client and nodes.
+func newStackWith(t testing.TB, cfg config.Config, nodes int, tel *telemetry.Telemetry) *e2eStack {
+	t.Helper()
+	s := &e2eStack{t: t, cfg: cfg, nodes: map[string]*testNode{}, tel: tel}
 	s.srv = startServer(t, devserver.Options{})
-	s.client = dial(t, s.srv)
+	if tel == nil {
+		s.client = dial(t, s.srv)
+	} else {
+		interceptors, err := tel.ClientInterceptors()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := cfg.Temporal
+		tc.Address, tc.Namespace = s.srv.Address(), s.srv.Namespace()
+		c, err := starter.Dial(context.Background(), tc, starter.DialOptions{Logger: testLogger(t),
+			Interceptors: interceptors, MetricsHandler: tel.MetricsHandler()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		s.client = c
+	}
 	s.cfg.Temporal.Address, s.cfg.Temporal.Namespace = s.srv.Address(), s.srv.Namespace()
 
 	oc := cfg.Cluster
@@ -113,8 +137,12 @@ func (s *e2eStack) addNode(name string, gossip *cluster.Fault) *testNode {
 	cfg.Cluster.Name = name
 	cfg.Cluster.Join = []string{s.observer.Addr()}
 	faults := &activities.Faults{}
-	ag, err := agent.Start(context.Background(), agent.Options{Config: cfg, Logger: testLogger(s.t), Client: s.client,
-		GossipFault: gossip, StepFaults: faults, Tune: fastTimings})
+	opts := agent.Options{Config: cfg, Logger: testLogger(s.t), Client: s.client,
+		GossipFault: gossip, StepFaults: faults, Tune: fastTimings}
+	if s.tel != nil {
+		opts.Tracer = s.tel.Tracer()
+	}
+	ag, err := agent.Start(context.Background(), opts)
 	if err != nil {
 		s.t.Fatalf("node %s: %v", name, err)
 	}

@@ -208,6 +208,14 @@ func (t *Telemetry) MetricsHandler() client.MetricsHandler {
 	})
 }
 
+// Flush exports the spans buffered so far, without stopping.
+func (t *Telemetry) Flush(ctx context.Context) error {
+	if tp, ok := t.tracerProvider.(*sdktrace.TracerProvider); ok {
+		return tp.ForceFlush(ctx)
+	}
+	return nil
+}
+
 // Shutdown flushes and stops the exporters (and the Prometheus endpoint).
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
