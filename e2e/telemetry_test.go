@@ -95,7 +95,7 @@ func TestTelemetryEndToEnd(t *testing.T) {
 			}
 			attrs := map[string]string{}
 			for _, kv := range sp.Attributes {
-				attrs[string(kv.Key)] = kv.Value.Emit()
+				attrs[string(kv.Key)] = kv.Value.String()
 			}
 			if attrs["farewell.node"] != "node-1" || attrs["farewell.step"] != config.StepDeregister ||
 				attrs["farewell.attempt"] != "1" || attrs["farewell.outcome"] != "ok" {
