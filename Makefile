@@ -2,7 +2,7 @@
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint tidy build dev demo bench
+.PHONY: test lint tidy build dev demo bench histories
 
 ## test: vet and run every test (CI runs this)
 test:
@@ -36,3 +36,8 @@ demo:
 bench:
 	$(GO) test ./cluster -run '^$$' -bench . -benchtime 5x -timeout 30m
 	$(GO) test ./e2e -run '^$$' -bench . -benchtime 20x -timeout 30m
+
+## histories: regenerate testdata/histories (one real run per outcome) for the replay
+## tests; see README "Changing the workflow safely" before you do
+histories:
+	FAREWELL_WRITE_HISTORIES=$(CURDIR)/testdata/histories $(GO) test ./e2e -run '^TestWriteHistories$$' -count=1 -v

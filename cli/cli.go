@@ -34,6 +34,9 @@ type Options struct {
 	Env []string
 	// ConfigDirs replaces the folders searched for farewell.yaml; nil means the defaults.
 	ConfigDirs []string
+	// ReplayWorkflow replaces the workflow code `farewell replay` replays against; nil
+	// means the current GracefulShutdown. Tests use it to replay changed code.
+	ReplayWorkflow any
 }
 
 // Execute runs the command line in o.Args and returns the process exit code.
@@ -172,6 +175,9 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 		a.listCommand(),
 		a.workerCommand(),
 		a.demoCommand(),
+		a.historyCommand(),
+		a.replayCommand(),
+		a.retryCommand(),
 		a.configCommand(),
 		a.versionCommand(),
 	)

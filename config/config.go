@@ -16,6 +16,16 @@ const (
 // StepNames lists the graceful steps in the order they run.
 var StepNames = []string{StepSetGracefullyLeft, StepStopHeartbeat, StepDeregister, StepStopServices}
 
+// StepIndex is the position of a graceful step in StepNames, or -1.
+func StepIndex(name string) int {
+	for i, n := range StepNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // What a shutdown does when a step ends without succeeding.
 const (
 	// OnFailureContinue records the failure and runs the next step.

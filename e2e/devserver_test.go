@@ -174,3 +174,15 @@ func TestDevServerPortTaken(t *testing.T) {
 		})
 	}
 }
+
+// newEchoWorker runs echoWorkflow and echoActivity on task queue tq.
+func newEchoWorker(t testing.TB, c client.Client, tq string) worker.Worker {
+	t.Helper()
+	w := worker.New(c, tq, worker.Options{})
+	w.RegisterWorkflow(echoWorkflow)
+	w.RegisterActivity(echoActivity)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}

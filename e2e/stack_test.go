@@ -257,3 +257,5 @@ func heartbeatSeen(m *cluster.Member, node string) uint64 {
 	info, _ := m.Member(node)
 	return info.HeartbeatSeq
 }
+
+func stall() cluster.Fault { return cluster.Fault{Mode: cluster.FaultStall} }

@@ -149,7 +149,9 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	}
 	if look.State.Out() {
 		s.forceReason, s.alreadyOut = "", true
-		s.skipRest = fmt.Sprintf("node was already %s when the shutdown began", look.State)
+		if s.req.RetryOf == "" {
+			s.skipRest = fmt.Sprintf("node was already %s when the shutdown began", look.State)
+		}
 	}
 	if look.State == cluster.StateEvicted {
 		s.report.Evicted = true
@@ -235,7 +237,7 @@ func (s *shutdown) applyPolicy(ctx workflow.Context, spec StepSpec, res *StepRes
 func (s *shutdown) skipReason(step string) string {
 	switch {
 	case slices.Contains(s.req.SkipSucceeded, step):
-		return "succeeded in an earlier run"
+		return "succeeded in an earlier run (" + s.req.RetryOf + ")"
 	case s.skips[step] != "":
 		return s.skips[step]
 	case s.skipRest != "":

@@ -27,6 +27,9 @@ type ShutdownRequest struct {
 	// SkipSucceeded lists steps that already succeeded in an earlier run (a retry); they
 	// are not run again.
 	SkipSucceeded []string `json:"skip_succeeded,omitempty"`
+	// RetryOf is the run this one retries. A retry runs its steps even when the node is
+	// already out, so that each can find its work done and say so.
+	RetryOf string `json:"retry_of,omitempty"`
 }
 
 // StepSpec is the budget and policy of one graceful step.

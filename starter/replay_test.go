@@ -1,0 +1,138 @@
+package starter
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/farewell-project/farewell/workflows"
+)
+
+// histories are real runs of every outcome, written by `make histories`.
+func histories(t *testing.T) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no committed histories under testdata/histories (%v)", err)
+	}
+	out := map[string]string{}
+	for _, f := range files {
+		out[strings.TrimSuffix(filepath.Base(f), ".json")] = f
+	}
+	for _, want := range []string{"graceful", "degraded", "forced", "aborted", "unknown-node"} {
+		if _, ok := out[want]; !ok {
+			t.Errorf("testdata/histories lacks %s.json", want)
+		}
+	}
+	return out
+}
+
+func load(t *testing.T, file string) *Journal {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h, err := ParseHistory(f)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	j, err := Replay(h, ReplayOptions{})
+	if err != nil {
+		t.Fatalf("%s does not replay against the current code: %v", file, err)
+	}
+	return j
+}
+
+// TestCommittedHistoriesReplay is what keeps running shutdowns safe: every committed
+// history must replay against the current workflow code.
+func TestCommittedHistoriesReplay(t *testing.T) {
+	for name, file := range histories(t) {
+		t.Run(name, func(t *testing.T) {
+			j := load(t, file)
+			want := map[string]workflows.Outcome{"graceful": workflows.OutcomeGraceful, "degraded": workflows.OutcomeDegraded,
+				"forced": workflows.OutcomeForced, "aborted": workflows.OutcomeAborted}[name]
+			if j.Outcome != want {
+				t.Errorf("reconstructed outcome %q, want %q", j.Outcome, want)
+			}
+			if name == "unknown-node" && (j.Status != "Failed" || !strings.Contains(j.Error, "unknown node")) {
+				t.Errorf("unknown node run: %+v", j)
+			}
+		})
+	}
+}
+
+// announce is a change of the workflow: a new activity before everything else.
+func announce(ctx workflow.Context, node string) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Second})
+	_ = workflow.ExecuteActivity(ctx, "AnnounceShutdown", node).Get(ctx, nil)
+}
+
+// versionedChange is the change made safely: new runs take the new path, histories of
+// old runs replay on the old one.
+func versionedChange(ctx workflow.Context, req workflows.ShutdownRequest) (*workflows.ShutdownReport, error) {
+	if workflow.GetVersion(ctx, "announce-shutdown", workflow.DefaultVersion, 1) == 1 {
+		announce(ctx, req.Node)
+	}
+	return workflows.GracefulShutdown(ctx, req)
+}
+
+// unguardedChange is the same change made unsafely.
+func unguardedChange(ctx workflow.Context, req workflows.ShutdownRequest) (*workflows.ShutdownReport, error) {
+	announce(ctx, req.Node)
+	return workflows.GracefulShutdown(ctx, req)
+}
+
+func TestVersionedChangeStillReplaysOldHistories(t *testing.T) {
+	for name, file := range histories(t) {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := ParseHistory(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Replay(h, ReplayOptions{Workflow: versionedChange}); err != nil {
+			t.Errorf("%s: the versioned change does not replay: %v", name, err)
+		}
+		_, err = Replay(h, ReplayOptions{Workflow: unguardedChange})
+		var nd *NondeterminismError
+		if !errors.Is(err, ErrNondeterministic) || !errors.As(err, &nd) {
+			t.Errorf("%s: the unguarded change replays (%v); the replay test would not catch it", name, err)
+			continue
+		}
+		if !strings.Contains(nd.Explanation, "AnnounceShutdown") || !strings.Contains(nd.Explanation, "local activity Lookup") {
+			t.Errorf("%s: explanation %q", name, nd.Explanation)
+		}
+	}
+}
+
+func TestParseHistoryRejects(t *testing.T) {
+	for name, input := range map[string]string{
+		"empty":     "",
+		"not json":  "events: []",
+		"no events": `{"events": []}`,
+		"truncated": `{"events": [{"eventId": "1", "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"`,
+	} {
+		if _, err := ParseHistory(strings.NewReader(input)); !errors.Is(err, ErrBadHistory) {
+			t.Errorf("%s: %v, want ErrBadHistory", name, err)
+		}
+	}
+}
+
+func TestWorkflowIDFor(t *testing.T) {
+	if got := WorkflowIDFor("node-3"); got != "farewell-shutdown-node-3" {
+		t.Errorf("node: %s", got)
+	}
+	if got := WorkflowIDFor("farewell-shutdown-node-3"); got != "farewell-shutdown-node-3" {
+		t.Errorf("id: %s", got)
+	}
+}
