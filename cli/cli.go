@@ -178,6 +178,8 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 		a.historyCommand(),
 		a.replayCommand(),
 		a.retryCommand(),
+		a.signalCommand(),
+		a.cancelCommand(),
 		a.configCommand(),
 		a.versionCommand(),
 	)

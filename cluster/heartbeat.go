@@ -136,10 +136,31 @@ func (m *Member) watchHeartbeats() {
 				info.Blocked = false
 			}
 		}
+		m.forgetLocked(now)
 		m.mu.Unlock()
 		for _, info := range newlyBlocked {
 			m.log.Warn("member blocked: alive but its heartbeat stands still",
 				"node", info.Name, "heartbeat_age", now.Sub(info.LastHeartbeat).Round(time.Millisecond), "expiration", expiration)
+		}
+	}
+}
+
+// forgetLocked drops members that have been out for longer than ForgetAfter (and their
+// leave records), so that a long-lived member's view does not grow with every process
+// that ever passed through. Evictions are kept 24 times longer: they are what stops an
+// evicted process that still runs from coming back. m.mu must be held.
+func (m *Member) forgetLocked(now time.Time) {
+	for name, info := range m.view {
+		if name != m.name && info.State.Out() && now.Sub(info.Since) > m.opts.ForgetAfter {
+			delete(m.view, name)
+			if m.lefts[name] == info.Instance {
+				delete(m.lefts, name)
+			}
+		}
+	}
+	for name, e := range m.evictions {
+		if now.Sub(time.UnixMilli(e.At)) > 24*m.opts.ForgetAfter {
+			delete(m.evictions, name)
 		}
 	}
 }

@@ -110,6 +110,9 @@ type Options struct {
 	// OnEvicted, if set, is called (in its own goroutine) when this member learns that
 	// it was evicted, after its services were stopped.
 	OnEvicted func(by, reason string)
+	// ForgetAfter is how long a member that is out (left, dead, evicted) stays in the
+	// view before it is forgotten; 0 means an hour.
+	ForgetAfter time.Duration
 }
 
 // Member is this process's membership in a memberlist cluster: its view of every
@@ -160,6 +163,9 @@ func New(opts Options) (*Member, error) {
 	}
 	if opts.UpdateTimeout == 0 {
 		opts.UpdateTimeout = 5 * time.Second
+	}
+	if opts.ForgetAfter == 0 {
+		opts.ForgetAfter = time.Hour
 	}
 	c := opts.Cluster
 	if c.Name == "" {

@@ -300,3 +300,23 @@ func TestConvergence(t *testing.T) {
 		t.Errorf("unknown target: %v", err)
 	}
 }
+
+func TestMembersThatLeftAreForgottenAfterAWhile(t *testing.T) {
+	keeper := newTestMember(t, "keeper", func(o *Options) { o.ForgetAfter = 300 * time.Millisecond })
+	leaver := newTestMember(t, "leaver")
+	if err := leaver.Join(context.Background(), []string{keeper.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, []*Member{keeper}, "keeper sees leaver", func(m *Member) bool { return stateOf(m, "leaver") == StateAlive })
+	if err := leaver.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, []*Member{keeper}, "keeper sees leaver left", func(m *Member) bool { return stateOf(m, "leaver") == StateLeft })
+	waitAll(t, []*Member{keeper}, "keeper to forget leaver", func(m *Member) bool {
+		_, known := m.Member("leaver")
+		return !known
+	})
+	if _, known := keeper.Member("keeper"); !known {
+		t.Error("a member forgot itself")
+	}
+}

@@ -372,3 +372,21 @@ func assertVisibleInUI(t *testing.T, s *e2eStack, r *workflows.ShutdownReport) {
 		}
 	}
 }
+
+func TestNodeProcessSecondSignalExitsAtOnce(t *testing.T) {
+	s := newStack(t, testConfig(), 0)
+	p := startProcess(t, nil, "node", "--name", "sub-3", "--bind", "127.0.0.1:0",
+		"--join", s.observer.Addr(), "--address", s.srv.Address(), "--fault", "set-gracefully-left=hang")
+	p.waitLine("ready ", time.Minute)
+	eventually(t, 30*time.Second, "the node's worker to serve", func() bool {
+		return strings.Contains(p.stderr.String(), "node worker serving")
+	})
+	p.signal(syscall.SIGTERM)
+	eventually(t, 30*time.Second, "the hanging step to start", func() bool {
+		return strings.Contains(p.stderr.String(), "injected fault: step hangs")
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 1 || !strings.Contains(p.stderr.String(), "second signal") {
+		t.Fatalf("after a second signal: exit %d\n%s", code, p.stderr.String())
+	}
+}
