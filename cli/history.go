@@ -277,27 +277,11 @@ refused (exit 2); a running one is joined. With --wait, exit codes are those of
 				fmt.Fprintln(w)
 				return nil
 			}
-			var progress func(workflows.ShutdownReport)
 			if output == "text" {
 				fmt.Fprintf(w, "retrying run %s (%s)\n", plan.Of.RunID, plan.Why)
-				progress = newProgressPrinter(w).update
 			}
-			report, err := st.Wait(ctx, run, progress)
-			if err != nil {
-				return shutdownError(err)
-			}
-			if output == "json" {
-				if err := writeJSON(w, report); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintln(w)
-				printReport(w, report)
-			}
-			if code := outcomeExitCode(report.Outcome); code != ExitOK {
-				return &exitError{code: code}
-			}
-			return nil
+			_, err = waitAndReport(ctx, st, run, output, w)
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the new run to end, showing its progress")

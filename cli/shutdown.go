@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"text/tabwriter"
@@ -110,32 +111,16 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 				}
 				return nil
 			}
-			var progress func(workflows.ShutdownReport)
-			if output == "text" {
-				pp := newProgressPrinter(out)
-				progress = pp.update
-				if run.Joined {
-					fmt.Fprintf(out, "joined the running shutdown of %s (run %s)\n", args[0], run.RunID)
-				}
+			if run.Joined && output == "text" {
+				fmt.Fprintf(out, "joined the running shutdown of %s (run %s)\n", args[0], run.RunID)
 			}
-			report, err := st.Wait(ctx, run, progress)
-			if err != nil {
+			report, err := waitAndReport(ctx, st, run, output, out)
+			if report != nil {
+				span.SetAttributes(attribute.String("farewell.outcome", string(report.Outcome)))
+			} else if err != nil {
 				span.SetStatus(codes.Error, err.Error())
-				return shutdownError(err)
 			}
-			span.SetAttributes(attribute.String("farewell.outcome", string(report.Outcome)))
-			if output == "json" {
-				if err := writeJSON(out, report); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintln(out)
-				printReport(out, report)
-			}
-			if code := outcomeExitCode(report.Outcome); code != ExitOK {
-				return &exitError{code: code}
-			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why the node is shut down (recorded in the report and any eviction)")
@@ -143,6 +128,31 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.Flags().BoolVar(&force, "force", false, "skip the graceful steps and force-evict the node at once")
 	return cmd
+}
+
+// waitAndReport follows a run to its end (one line per step change in text output),
+// prints its report, and turns its outcome into the exit code of `--wait`.
+func waitAndReport(ctx context.Context, st *starter.Starter, run starter.Run, output string, w io.Writer) (*workflows.ShutdownReport, error) {
+	var progress func(workflows.ShutdownReport)
+	if output == "text" {
+		progress = newProgressPrinter(w).update
+	}
+	report, err := st.Wait(ctx, run, progress)
+	if err != nil {
+		return nil, shutdownError(err)
+	}
+	if output == "json" {
+		if err := writeJSON(w, report); err != nil {
+			return report, err
+		}
+	} else {
+		fmt.Fprintln(w)
+		printReport(w, report)
+	}
+	if code := outcomeExitCode(report.Outcome); code != ExitOK {
+		return report, &exitError{code: code}
+	}
+	return report, nil
 }
 
 // shutdownError maps a refused shutdown to exit 2; other failures stay runtime errors.

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/internal/testlog"
 )
 
 // fastTimings makes failure detection and gossip quick enough for tests on loopback.
@@ -131,22 +130,4 @@ outer:
 	return out
 }
 
-// testLogger sends logs to t.Log until the test ends; later lines (from goroutines still
-// winding down) are dropped rather than panicking.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.done.Store(true) })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct {
-	t    testing.TB
-	done atomic.Bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }

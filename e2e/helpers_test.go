@@ -7,7 +7,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/farewell-project/farewell/cli"
 	"github.com/farewell-project/farewell/devserver"
+	"github.com/farewell-project/farewell/internal/testlog"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -41,25 +41,7 @@ func eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 	}
 }
 
-// testLogger sends logs to t.Log until the test ends; later lines (from goroutines still
-// winding down) are dropped rather than panicking.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.done.Store(true) })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct {
-	t    testing.TB
-	done atomic.Bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 
 // startServer starts an embedded server on free ports; opts may set DBPath.
 func startServer(t testing.TB, opts devserver.Options) *devserver.Server {

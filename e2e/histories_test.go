@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/config"
@@ -32,12 +31,7 @@ func TestWriteHistories(t *testing.T) {
 	s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
 	s.nodes["node-3"].member().Transport().Arm(stall())
 	s.nodes["node-4"].faults.Set(config.StepDeregister, activities.FaultError)
-	abort := workflows.PlanFromConfig(cfg.Shutdown)
-	for i := range abort.Steps {
-		if abort.Steps[i].Name == config.StepDeregister {
-			abort.Steps[i].OnFailure = config.OnFailureAbort
-		}
-	}
+	abort := withPolicy(workflows.PlanFromConfig(cfg.Shutdown), config.StepDeregister, config.OnFailureAbort)
 	for _, sc := range []struct {
 		file string
 		req  workflows.ShutdownRequest
@@ -46,16 +40,10 @@ func TestWriteHistories(t *testing.T) {
 		{"graceful.json", workflows.ShutdownRequest{Node: "node-1", Reason: "maintenance"}, workflows.OutcomeGraceful},
 		{"degraded.json", workflows.ShutdownRequest{Node: "node-2", Reason: "set-gracefully-left hangs"}, workflows.OutcomeDegraded},
 		{"forced.json", workflows.ShutdownRequest{Node: "node-3", Reason: "gossip stalls"}, workflows.OutcomeForced},
-		{"aborted.json", workflows.ShutdownRequest{Node: "node-4", Reason: "deregister fails, policy abort", Plan: &abort}, workflows.OutcomeAborted},
+		{"aborted.json", workflows.ShutdownRequest{Node: "node-4", Reason: "deregister fails, policy abort", Plan: abort}, workflows.OutcomeAborted},
 		{"unknown-node.json", workflows.ShutdownRequest{Node: "node-9", Reason: "no such node"}, ""},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		run, err := s.starter.Shutdown(ctx, sc.req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := s.starter.Wait(ctx, run, nil)
-		cancel()
+		run, r, err := s.run(sc.req)
 		if sc.want != "" && (err != nil || r.Outcome != sc.want) {
 			t.Fatalf("%s: %v %+v", sc.file, err, r)
 		}

@@ -51,27 +51,15 @@ func TestExportReplayRetry(t *testing.T) {
 	s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
 	s.nodes["node-3"].agent.StopWorker()
 	s.nodes["node-4"].faults.Set(config.StepDeregister, activities.FaultError)
-	abortPlan := plan
-	abortPlan.Steps = append([]workflows.StepSpec(nil), plan.Steps...)
-	for i := range abortPlan.Steps {
-		if abortPlan.Steps[i].Name == config.StepDeregister {
-			abortPlan.Steps[i].OnFailure = config.OnFailureAbort
-		}
-	}
+	abortPlan := withPolicy(plan, config.StepDeregister, config.OnFailureAbort)
 	outcomes := map[string]workflows.Outcome{}
 	for node, req := range map[string]workflows.ShutdownRequest{
 		"node-1": {Node: "node-1"},
 		"node-2": {Node: "node-2"},
 		"node-3": {Node: "node-3"},
-		"node-4": {Node: "node-4", Plan: &abortPlan},
+		"node-4": {Node: "node-4", Plan: abortPlan},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		run, err := s.starter.Shutdown(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := s.starter.Wait(ctx, run, nil)
-		cancel()
+		_, r, err := s.run(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -132,20 +132,7 @@ func TestShutdownEndToEnd(t *testing.T) {
 
 	t.Run("deregister errors under policy abort", func(t *testing.T) {
 		s.nodes["node-5"].faults.Set(config.StepDeregister, activities.FaultError)
-		p := plan
-		p.Steps = append([]workflows.StepSpec(nil), plan.Steps...)
-		for i := range p.Steps {
-			if p.Steps[i].Name == config.StepDeregister {
-				p.Steps[i].OnFailure = config.OnFailureAbort
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		run, err := s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: "node-5", Plan: &p})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := s.starter.Wait(ctx, run, nil)
+		_, r, err := s.run(workflows.ShutdownRequest{Node: "node-5", Plan: withPolicy(plan, config.StepDeregister, config.OnFailureAbort)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -192,18 +192,37 @@ func (s *e2eStack) waitMembers() {
 // shutdown runs the shutdown of node through the workflow and returns its report.
 func (s *e2eStack) shutdown(node string) *workflows.ShutdownReport {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	run, err := s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: node, Reason: "test", RequestedBy: s.t.Name()})
-	if err != nil {
-		s.t.Fatalf("start shutdown of %s: %v", node, err)
-	}
-	report, err := s.starter.Wait(ctx, run, nil)
+	_, report, err := s.run(workflows.ShutdownRequest{Node: node, Reason: "test", RequestedBy: s.t.Name()})
 	if err != nil {
 		s.t.Fatalf("shutdown of %s: %v", node, err)
 	}
 	s.t.Logf("report of %s: outcome %s in %d ms, steps %+v", node, report.Outcome, report.TotalMS, report.Steps)
 	return report
+}
+
+// run starts a shutdown and waits for its report; a refused shutdown is an error.
+func (s *e2eStack) run(req workflows.ShutdownRequest) (starter.Run, *workflows.ShutdownReport, error) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run, err := s.starter.Shutdown(ctx, req)
+	if err != nil {
+		s.t.Fatalf("start shutdown of %s: %v", req.Node, err)
+	}
+	report, err := s.starter.Wait(ctx, run, nil)
+	return run, report, err
+}
+
+// withPolicy returns a copy of plan in which step's on_failure is policy.
+func withPolicy(plan workflows.Plan, step, policy string) *workflows.Plan {
+	p := plan
+	p.Steps = append([]workflows.StepSpec(nil), plan.Steps...)
+	for i := range p.Steps {
+		if p.Steps[i].Name == step {
+			p.Steps[i].OnFailure = policy
+		}
+	}
+	return &p
 }
 
 // assertInvariant checks what every shutdown must end in: the node out of the cluster

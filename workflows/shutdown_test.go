@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"log/slog"
-
 	"github.com/stretchr/testify/mock"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
@@ -20,6 +18,7 @@ import (
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/internal/testlog"
 )
 
 type stepFunc = func(ctx context.Context, in activities.StepInput) (activities.StepOutput, error)
@@ -42,7 +41,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	var suite testsuite.WorkflowTestSuite
-	suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	suite.SetLogger(sdklog.NewStructuredLogger(testlog.New(t)))
 	h := &harness{t: t, env: suite.NewTestWorkflowEnvironment(), calls: map[string]int{}, steps: map[string]stepFunc{}}
 	ok := func(context.Context, activities.StepInput) (activities.StepOutput, error) {
 		return activities.StepOutput{Attempt: 1}, nil
@@ -111,13 +110,6 @@ func newHarness(t *testing.T) *harness {
 		h.upserts = append(h.upserts, args.Get(0).(temporal.SearchAttributes))
 	}).Return(nil)
 	return h
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func (h *harness) count(name string) {
