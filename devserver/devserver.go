@@ -351,6 +351,14 @@ func dynamicConfig(o Options) dynamicconfig.StaticClient {
 		dc[dynamicconfig.TransferProcessorMaxPollRPS.Key()] = tunedPollRPS
 		dc[dynamicconfig.TimerProcessorMaxPollRPS.Key()] = tunedPollRPS
 		dc[dynamicconfig.VisibilityProcessorMaxPollRPS.Key()] = tunedPollRPS
+		// One server, one partition per task queue: with the default four a task and
+		// the poller that would take it can sit on different partitions until the
+		// partitions forward to each other.
+		dc[dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()] = 1
+		dc[dynamicconfig.MatchingNumTaskqueueWritePartitions.Key()] = 1
+		// A history long poll that misses a workflow's close (seen here once in a few
+		// dozen runs) waits out this interval before the client polls again: 2 s, not 20.
+		dc[dynamicconfig.HistoryLongPollExpirationInterval.Key()] = 2 * time.Second
 	}
 	for k, v := range o.DynamicConfig {
 		dc[dynamicconfig.MakeKey(k)] = v
