@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -30,6 +31,10 @@ type ClusterActivities struct {
 func (a *ClusterActivities) Lookup(ctx context.Context, in LookupInput) (LookupOutput, error) {
 	all := a.Observer.Members()
 	info, ok := a.Observer.Member(in.Node)
+	if !ok && len(all) <= 1 {
+		// The observer knows nobody yet (its process just started): not the node's fault.
+		return LookupOutput{}, fmt.Errorf("lookup %s: the observer %s has not joined the cluster yet", in.Node, a.Observer.Name())
+	}
 	if !ok {
 		var nodes []string
 		for _, m := range all {
@@ -48,7 +53,7 @@ func (a *ClusterActivities) Lookup(ctx context.Context, in LookupInput) (LookupO
 		return LookupOutput{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%q is an %s, not a node: it cannot be shut down", in.Node, info.Role), ErrTypeNotANode, nil)
 	}
-	return LookupOutput{Node: info.Name, Addr: info.Addr, State: info.State, Blocked: info.Blocked, Members: len(all)}, nil
+	return LookupOutput{Node: info.Name, Instance: info.Instance, Addr: info.Addr, State: info.State, Blocked: info.Blocked, Members: len(all)}, nil
 }
 
 // ForceEvict evicts the node from the observer: every member marks it evicted and
@@ -61,6 +66,9 @@ func (a *ClusterActivities) ForceEvict(ctx context.Context, in EvictInput) (Evic
 	}
 	a.logger(ctx).Warn("force-evicting node", "node", in.Node, "reason", in.Reason)
 	if err := a.Observer.Evict(ctx, in.Node, in.Reason); err != nil {
+		if errors.Is(err, cluster.ErrUnknownNode) {
+			return out, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUnknownNode, err)
+		}
 		return out, err
 	}
 	return out, nil

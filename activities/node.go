@@ -160,7 +160,7 @@ func (a *NodeActivities) Deregister(ctx context.Context, in StepInput) (StepOutp
 	if left, leaveErr := m.Left(); left {
 		if leaveErr != nil {
 			return a.fail(out, temporal.NewNonRetryableApplicationError(
-				"memberlist already shut down after a leave no member confirmed: "+leaveErr.Error(), ErrTypeLeaveFailed, leaveErr))
+				"memberlist already shut down, not cleanly: "+leaveErr.Error(), ErrTypeLeaveFailed, leaveErr))
 		}
 		return a.alreadyDone(ctx, in.Step, out, "node already left the cluster")
 	}
@@ -214,6 +214,12 @@ func (a *NodeActivities) Rollback(ctx context.Context, in StepInput) (StepOutput
 	if left, _ := m.Left(); left {
 		return a.fail(out, temporal.NewNonRetryableApplicationError("cannot roll back: the node already left the cluster", ErrTypeCannotRollBack, nil))
 	}
+	if running, all := m.Services().Running(), m.Services().Names(); len(running) < len(all) {
+		// Stopped services cannot be started again from here: alive but not serving
+		// would be a zombie, so the shutdown must take the node out instead.
+		return a.fail(out, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("cannot roll back: %d of %d services were stopped already", len(all)-len(running), len(all)), ErrTypeCannotRollBack, nil))
+	}
 	sctx, span := a.span(ctx, "metadata broadcast", in, out)
 	err = m.SetState(sctx, cluster.StateAlive)
 	endSpan(span, err)
@@ -221,8 +227,8 @@ func (a *NodeActivities) Rollback(ctx context.Context, in StepInput) (StepOutput
 		return a.fail(out, a.classify(err))
 	}
 	m.StartHeartbeat()
-	if len(m.Services().Running()) < len(m.Services().Names()) {
-		out.Note = "some services were stopped already and stay stopped"
+	if !m.HeartbeatRunning() {
+		return a.fail(out, temporal.NewNonRetryableApplicationError("cannot roll back: the heartbeat did not restart (the node is leaving)", ErrTypeCannotRollBack, nil))
 	}
 	return out, nil
 }
@@ -261,6 +267,11 @@ func (a *NodeActivities) begin(ctx context.Context, in StepInput, step string) (
 	if in.Node != a.Member.Name() {
 		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("wrong node: step %s is for %q, this is %q", step, in.Node, a.Member.Name()), ErrTypeWrongNode, nil)
+	}
+	if in.Instance != "" && in.Instance != a.Member.Instance() {
+		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("wrong node: step %s is for process %s of %s, this is a newer process (%s) under that name",
+				step, in.Instance, in.Node, a.Member.Instance()), ErrTypeWrongNode, nil)
 	}
 	if by, reason, evicted := a.Member.Evicted(); evicted && step != StepTerminate {
 		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(

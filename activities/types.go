@@ -32,6 +32,9 @@ var NonRetryable = []string{ErrTypeWrongNode, ErrTypeUnknownNode, ErrTypeNotANod
 type StepInput struct {
 	// Node the step is for; a worker of another node refuses it.
 	Node string `json:"node"`
+	// Instance is the process of Node the shutdown is for (from the lookup); a newer
+	// process under the same name refuses the step. "" skips the check.
+	Instance string `json:"instance,omitempty"`
 	// Step is the step's name, for logs and faults.
 	Step string `json:"step"`
 	// WorkflowID of the shutdown, for logs.
@@ -64,10 +67,12 @@ type LookupInput struct {
 
 // LookupOutput is the node as the observer sees it.
 type LookupOutput struct {
-	Node    string        `json:"node"`
-	Addr    string        `json:"addr"`
-	State   cluster.State `json:"state"`
-	Blocked bool          `json:"blocked"`
+	Node string `json:"node"`
+	// Instance identifies the node's process.
+	Instance string        `json:"instance"`
+	Addr     string        `json:"addr"`
+	State    cluster.State `json:"state"`
+	Blocked  bool          `json:"blocked"`
 	// Members is the size of the observer's view.
 	Members int `json:"members"`
 }

@@ -218,6 +218,13 @@ func (a *Agent) Shutdown(ctx context.Context, reason, requestedBy string) *workf
 		a.log.Error("the orchestrator does not know this node; running the plan locally", "error", err)
 	} else {
 		a.log.Warn("lost track of the shutdown workflow: finishing locally (steps already done say so)", "error", err)
+		// Ask the workflow to stop, so that it and the local plan do not both drive the
+		// node (after deregister it refuses, and the steps are idempotent anyway).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if _, cerr := st.Cancel(cctx, a.member.Name()); cerr != nil {
+			a.log.Warn("could not cancel the shutdown workflow", "error", cerr)
+		}
+		cancel()
 	}
 	return a.ShutdownLocal(ctx, reason, requestedBy)
 }

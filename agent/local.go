@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -80,12 +81,18 @@ func (a *Agent) ShutdownLocal(ctx context.Context, reason, requestedBy string) *
 		if forceReason == "" {
 			forceReason = "deregister did not take the node out"
 		}
-		tctx, cancel := context.WithTimeout(ctx, plan.Steps[len(plan.Steps)-1].StartToClose)
-		a.member.Terminate(tctx)
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), plan.Steps[len(plan.Steps)-1].StartToClose)
+		results := a.member.Terminate(tctx)
 		cancel()
-		r.ForceReason, r.Terminated, outcome = forceReason, true, workflows.OutcomeForced
+		left, _ := a.member.Left()
+		r.ForceReason, r.Terminated, outcome = forceReason, left, workflows.OutcomeForced
+		if err := cluster.Failed(results); err != nil {
+			r.Error = "terminated, but not every service stopped: " + err.Error()
+		}
 	}
-	r.Error = "no convergence check: this node ran its shutdown alone, without Temporal"
+	if r.Error == "" {
+		r.Error = "no convergence check: this node ran its shutdown alone, without Temporal"
+	}
 	return concludeLocal(r, outcome, plan)
 }
 

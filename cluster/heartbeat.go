@@ -9,7 +9,7 @@ import (
 func (m *Member) StartHeartbeat() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.hbStop != nil || m.left || m.evicted != nil {
+	if m.hbStop != nil || m.left || m.departing || m.evicted != nil {
 		return
 	}
 	stop, done := make(chan struct{}), make(chan struct{})

@@ -141,6 +141,7 @@ type Member struct {
 	hbStop      chan struct{} // non-nil while the heartbeat runs
 	hbDone      chan struct{}
 	left        bool // Leave or Shutdown ran
+	departing   bool // Leave or Shutdown began: no state change or heartbeat from here on
 	leaveErr    error
 	evicted     *evictMsg
 	queries     map[uint64]chan viewReply
@@ -397,7 +398,7 @@ func (m *Member) SetState(ctx context.Context, s State) error {
 	case m.evicted != nil:
 		m.mu.Unlock()
 		return fmt.Errorf("set state %s: %w by %s", s, ErrEvicted, m.evicted.By)
-	case m.left:
+	case m.left || m.departing:
 		m.mu.Unlock()
 		return fmt.Errorf("set state %s: %w", s, ErrShutdown)
 	case m.state == s && m.published:
@@ -509,6 +510,7 @@ func (m *Member) Leave(timeout time.Duration) error {
 		m.mu.Unlock()
 		return err
 	}
+	m.departing = true
 	m.mu.Unlock()
 
 	start := time.Now()
@@ -562,16 +564,22 @@ func (m *Member) Shutdown() {
 	defer m.leaveMu.Unlock()
 	m.mu.Lock()
 	left := m.left
+	m.departing = true
 	m.mu.Unlock()
 	if left {
 		return
 	}
 	m.StopHeartbeat()
-	m.shutdownLocked(StateDead, nil)
+	m.shutdownLocked(StateDead, ErrShutdownWithoutLeave)
 }
+
+// ErrShutdownWithoutLeave is what Left reports after Shutdown: the member is out of
+// memberlist, but peers were not told; they find it dead.
+var ErrShutdownWithoutLeave = errors.New("shut down without a leave: peers see it dead")
 
 // shutdownLocked shuts memberlist down and stops background work. m.leaveMu is held.
 func (m *Member) shutdownLocked(s State, leaveErr error) {
+	m.StopHeartbeat() // again: nothing may restart it once memberlist is down
 	if err := m.ml.Shutdown(); err != nil {
 		m.log.Warn("memberlist shutdown", "error", err)
 	}

@@ -65,13 +65,13 @@ func (s *Starter) Retry(ctx context.Context, idOrNode string) (Run, RetryPlan, e
 		}
 		plan.Skip = j.Succeeded()
 	}
-	var reason, by string
+	var reason, by, instance string
 	if st.Report != nil {
-		reason, by = st.Report.Reason, st.Report.RequestedBy
+		reason, by, instance = st.Report.Reason, st.Report.RequestedBy, st.Report.NodeInstance
 	}
 	run, err := s.Shutdown(ctx, workflows.ShutdownRequest{
 		Node: node, Reason: "retry: " + reason, RequestedBy: by,
-		SkipSucceeded: plan.Skip, RetryOf: st.RunID,
+		SkipSucceeded: plan.Skip, RetryOf: st.RunID, RetryInstance: instance,
 	})
 	return run, plan, err
 }

@@ -129,13 +129,17 @@ func (s *Starter) Wait(ctx context.Context, run Run, onProgress func(workflows.S
 	}
 	done := make(chan result, 2)
 	get := func() {
-		var r workflows.ShutdownReport
-		err := s.c.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &r)
-		if err != nil {
-			done <- result{nil, s.explain(err, run)}
-			return
+		var r result
+		var report workflows.ShutdownReport
+		if err := s.c.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &report); err != nil {
+			r.err = s.explain(err, run)
+		} else {
+			r.report = &report
 		}
-		done <- result{&r, nil}
+		select {
+		case done <- r:
+		default: // an answer is already there
+		}
 	}
 	go get()
 
@@ -146,6 +150,7 @@ func (s *Starter) Wait(ctx context.Context, run Run, onProgress func(workflows.S
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	lastSafety := time.Now()
+	closedSeen := false
 	var last string
 	for {
 		select {
@@ -169,7 +174,8 @@ func (s *Starter) Wait(ctx context.Context, run Run, onProgress func(workflows.S
 		if time.Since(lastSafety) >= safetyPoll {
 			lastSafety = time.Now()
 			d, err := s.c.DescribeWorkflowExecution(ctx, run.WorkflowID, run.RunID)
-			if err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			if err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && !closedSeen {
+				closedSeen = true
 				go get() // closed: this Get returns at once
 			}
 		}

@@ -74,9 +74,11 @@ type shutdown struct {
 	report ShutdownReport
 	log    log.Logger
 
-	// ctx is the context steps run in: the workflow's until deregister succeeded, a
-	// disconnected one after (a cancel is refused from then on).
+	// root is the workflow's context; ctx is the one steps run in: root until
+	// deregister is scheduled, a disconnected one after (a cancel is refused from then on).
+	root          workflow.Context
 	ctx           workflow.Context
+	instance      string // the node's process, from the lookup
 	deregistered  bool   // the deregister step succeeded
 	irreversible  bool   // memberlist on the node shut down: no rollback, cancel refused
 	verified      bool   // a convergence check ran
@@ -109,6 +111,7 @@ func newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
 		req:   req,
 		plan:  *plan,
 		log:   log.With(workflow.GetLogger(ctx), "node", req.Node),
+		root:  ctx,
 		ctx:   ctx,
 		skips: map[string]string{},
 		report: ShutdownReport{
@@ -143,18 +146,25 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.report.NodeState = string(look.State)
+	s.report.NodeState, s.report.NodeInstance, s.instance = string(look.State), look.Instance, look.Instance
 	if s.req.Force {
 		s.forceReason = "requested: force"
 	}
-	if look.State.Out() {
-		s.forceReason, s.alreadyOut = "", true
+	// Left and evicted are final; dead is not: a node whose network hangs looks dead to
+	// its peers while it still serves, and comes back when the network does.
+	if look.State == cluster.StateLeft || look.State == cluster.StateEvicted {
+		s.alreadyOut = true
 		if s.req.RetryOf == "" {
 			s.skipRest = fmt.Sprintf("node was already %s when the shutdown began", look.State)
 		}
 	}
 	if look.State == cluster.StateEvicted {
 		s.report.Evicted = true
+	}
+	if len(s.req.SkipSucceeded) > 0 && s.req.RetryInstance != "" && s.req.RetryInstance != look.Instance {
+		// What succeeded was done to another process of that name: it counts for nothing.
+		s.log.Warn("the node restarted since the run retried: every step runs again", "was", s.req.RetryInstance, "now", look.Instance)
+		s.req.SkipSucceeded = nil
 	}
 
 	for i, spec := range s.plan.Steps {
@@ -178,13 +188,18 @@ func (s *shutdown) step(ctx workflow.Context, i int, spec StepSpec) (bool, *Shut
 		return false, nil
 	}
 
+	if spec.Name == config.StepDeregister {
+		// Once the node starts leaving memberlist it cannot be put back: from here on a
+		// cancel is refused (and never races a rollback with the leave).
+		s.refuseCancel(ctx)
+	}
 	res.Status, res.Started = StepRunning, workflow.Now(s.ctx)
 	s.upsert(StepKey.ValueSet(spec.Name))
 	s.details()
 	out, err := s.runNodeStep(s.ctx, i, spec)
 	s.record(res, spec, out, err)
 
-	if err != nil && errors.Is(s.ctx.Err(), workflow.ErrCanceled) && !s.irreversible {
+	if err != nil && s.ctx == s.root && errors.Is(s.root.Err(), workflow.ErrCanceled) {
 		// Cancelled before deregister: compensate.
 		res.Note = strings.TrimSpace(res.Note + " cancelled by the operator")
 		return true, s.abort(ctx, "the shutdown was cancelled")
@@ -285,7 +300,7 @@ func nodeStep(name string) any {
 }
 
 func (s *shutdown) stepInput(step string) activities.StepInput {
-	return activities.StepInput{Node: s.req.Node, Step: step, WorkflowID: s.report.WorkflowID}
+	return activities.StepInput{Node: s.req.Node, Instance: s.instance, Step: step, WorkflowID: s.report.WorkflowID}
 }
 
 // record fills a step's result from its activity's outcome.
@@ -440,6 +455,10 @@ func (s *shutdown) abort(ctx workflow.Context, why string) *ShutdownReport {
 			s.report.Steps[i].Status, s.report.Steps[i].Note = StepSkipped, "skipped: shutdown aborted"
 		}
 	}
+	if !s.changedAnything() {
+		s.report.Error = "aborted before any step changed the node: " + why
+		return s.conclude(OutcomeAborted)
+	}
 	s.log.Warn("aborting the shutdown: rolling back", "why", why)
 	spec, _ := s.plan.Step(config.StepSetGracefullyLeft)
 	rctx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
@@ -456,14 +475,36 @@ func (s *shutdown) abort(ctx workflow.Context, why string) *ShutdownReport {
 		s.conclude(OutcomeAborted)
 		return &s.report
 	}
-	s.log.Error("rollback failed; forcing the node out so that it is not left half-stopped", "error", err)
 	s.report.Error = fmt.Sprintf("aborted (%s), but the rollback failed: %s", why, errorMessage(err, spec))
+	if !s.plan.Force && !s.req.Force {
+		s.log.Error("rollback failed and force is disabled: the node may be half-stopped", "error", err)
+		if s.verify() {
+			return s.conclude(OutcomeDegraded)
+		}
+		return s.conclude(OutcomeFailed)
+	}
+	s.log.Error("rollback failed; forcing the node out so that it is not left half-stopped", "error", err)
 	s.forceReason = "rollback after abort failed"
 	return s.finish()
 }
 
+// changedAnything reports whether any graceful step succeeded, or ran and may have
+// done part of its work.
+func (s *shutdown) changedAnything() bool {
+	for _, r := range s.report.Steps {
+		if r.Status == StepSucceeded || r.Status == StepFailed || (r.Status == StepTimedOut && r.Attempts > 0) {
+			return true
+		}
+	}
+	return false
+}
+
 // finish checks that the node is out, forces it out when it is not, and concludes.
 func (s *shutdown) finish() *ShutdownReport {
+	if s.ctx == s.root && errors.Is(s.root.Err(), workflow.ErrCanceled) && !s.irreversible {
+		return s.abort(s.root, "the shutdown was cancelled")
+	}
+	s.refuseCancel(s.root) // from here the node is taken out, whatever happens
 	if s.forceReason == "" {
 		if s.deregistered || s.alreadyOut || s.report.Evicted {
 			if s.verify() {
@@ -481,6 +522,12 @@ func (s *shutdown) finish() *ShutdownReport {
 		}
 		if !s.plan.Force {
 			s.log.Warn("the node is not known to be out and force is disabled", "why", s.forceReason)
+			if !s.irreversible && !s.alreadyOut {
+				// Not out, and nobody may force it: put it back in service instead.
+				why := "force is disabled and " + s.forceReason
+				s.forceReason = ""
+				return s.abort(s.root, why)
+			}
 			if !s.verified && s.verify() {
 				s.forceReason = ""
 				return s.conclude(OutcomeDegraded)

@@ -373,20 +373,42 @@ func TestConvergenceNotReachedForcesEviction(t *testing.T) {
 
 func TestForceDisabled(t *testing.T) {
 	noForce := planWith(func(p *Plan) { p.Force = false })
-	t.Run("node out anyway", func(t *testing.T) {
+	leaveFailed := fails(temporal.NewNonRetryableApplicationError("leave not confirmed; memberlist shut down anyway", activities.ErrTypeLeaveFailed, nil))
+	t.Run("reversible: rolled back", func(t *testing.T) {
 		h := newHarness(t)
 		h.set(config.StepDeregister, fails(errors.New("leave failed")))
 		r := h.run(ShutdownRequest{Plan: noForce})
-		if r.Outcome != OutcomeDegraded || r.Evicted || h.called("evict") != 0 {
+		if r.Outcome != OutcomeAborted || !r.RolledBack || h.called("evict") != 0 || !strings.Contains(r.Error, "force is disabled") {
 			t.Fatalf("report %+v", r)
 		}
 	})
-	t.Run("node not out", func(t *testing.T) {
+	t.Run("memberlist down: out anyway", func(t *testing.T) {
 		h := newHarness(t)
-		h.set(config.StepDeregister, fails(errors.New("leave failed")))
+		h.set(config.StepDeregister, leaveFailed)
+		r := h.run(ShutdownRequest{Plan: noForce})
+		if r.Outcome != OutcomeDegraded || r.Evicted || h.called("evict") != 0 || h.called(activities.StepRollback) != 0 {
+			t.Fatalf("report %+v", r)
+		}
+	})
+	t.Run("memberlist down, not out, no force: failed", func(t *testing.T) {
+		h := newHarness(t)
+		h.set(config.StepDeregister, leaveFailed)
 		h.converged = []bool{false}
 		r := h.run(ShutdownRequest{Plan: noForce})
 		if r.Outcome != OutcomeFailed || h.called("evict") != 0 || !strings.Contains(r.Error, "force disabled") {
+			t.Fatalf("report %+v", r)
+		}
+	})
+	t.Run("rollback fails: out anyway or failed", func(t *testing.T) {
+		h := newHarness(t)
+		h.set(config.StepStopHeartbeat, fails(errors.New("cannot stop")))
+		h.set(activities.StepRollback, fails(errors.New("still broken")))
+		h.converged = []bool{false}
+		r := h.run(ShutdownRequest{Plan: planWith(func(p *Plan) {
+			p.Force = false
+			p.Steps[1].OnFailure = config.OnFailureAbort
+		})})
+		if r.Outcome != OutcomeFailed || h.called("evict") != 0 || !strings.Contains(r.Error, "rollback failed") {
 			t.Fatalf("report %+v", r)
 		}
 	})
@@ -397,6 +419,68 @@ func TestForceDisabled(t *testing.T) {
 		r := h.run(ShutdownRequest{})
 		if r.Outcome != OutcomeFailed || !r.Evicted || len(r.Pending) == 0 {
 			t.Fatalf("report %+v", r)
+		}
+	})
+}
+
+func TestLookupState(t *testing.T) {
+	lookup := func(st cluster.State) func(activities.LookupInput) (activities.LookupOutput, error) {
+		return func(in activities.LookupInput) (activities.LookupOutput, error) {
+			return activities.LookupOutput{Node: in.Node, Instance: "p1", State: st}, nil
+		}
+	}
+	t.Run("dead is not out: the steps run", func(t *testing.T) {
+		h := newHarness(t)
+		h.lookup = lookup(cluster.StateDead)
+		r := h.run(ShutdownRequest{})
+		if h.called(config.StepSetGracefullyLeft) != 1 || r.Outcome != OutcomeGraceful {
+			t.Fatalf("outcome %s, steps %v", r.Outcome, statuses(r))
+		}
+	})
+	t.Run("left is out: nothing to run", func(t *testing.T) {
+		h := newHarness(t)
+		h.lookup = lookup(cluster.StateLeft)
+		r := h.run(ShutdownRequest{})
+		if h.called(config.StepSetGracefullyLeft) != 0 || r.Outcome != OutcomeDegraded || h.called("evict") != 0 {
+			t.Fatalf("outcome %s, steps %v", r.Outcome, statuses(r))
+		}
+	})
+	t.Run("force requested holds for a node already out", func(t *testing.T) {
+		h := newHarness(t)
+		h.lookup = lookup(cluster.StateLeft)
+		r := h.run(ShutdownRequest{Force: true})
+		if h.called("evict") != 1 || r.Outcome != OutcomeForced {
+			t.Fatalf("outcome %s, evictions %d", r.Outcome, h.called("evict"))
+		}
+	})
+	t.Run("steps carry the instance looked up", func(t *testing.T) {
+		h := newHarness(t)
+		h.lookup = lookup(cluster.StateAlive)
+		var got string
+		h.set(config.StepDeregister, func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
+			got = in.Instance
+			return activities.StepOutput{Attempt: 1}, nil
+		})
+		r := h.run(ShutdownRequest{})
+		if got != "p1" || r.NodeInstance != "p1" {
+			t.Fatalf("step saw instance %q, report %q", got, r.NodeInstance)
+		}
+	})
+	t.Run("a retry after a restart runs every step", func(t *testing.T) {
+		h := newHarness(t)
+		h.lookup = lookup(cluster.StateAlive)
+		r := h.run(ShutdownRequest{SkipSucceeded: []string{config.StepStopHeartbeat}, RetryOf: "r0", RetryInstance: "p0"})
+		if h.called(config.StepStopHeartbeat) != 1 || r.Outcome != OutcomeGraceful {
+			t.Fatalf("stop-heartbeat ran %d times, outcome %s", h.called(config.StepStopHeartbeat), r.Outcome)
+		}
+	})
+	t.Run("a retry of the same process skips what succeeded", func(t *testing.T) {
+		h := newHarness(t)
+		h.lookup = lookup(cluster.StateAlive)
+		r := h.run(ShutdownRequest{SkipSucceeded: []string{config.StepStopHeartbeat}, RetryOf: "r0", RetryInstance: "p1"})
+		st, _ := r.Step(config.StepStopHeartbeat)
+		if h.called(config.StepStopHeartbeat) != 0 || st.Status != StepSucceeded || !strings.Contains(st.Note, "earlier run (r0)") {
+			t.Fatalf("stop-heartbeat ran %d times: %+v", h.called(config.StepStopHeartbeat), st)
 		}
 	})
 }
@@ -508,6 +592,28 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("report %+v", r)
 		}
 	})
+}
+
+func TestCancelDuringTheForcedPathIsRefused(t *testing.T) {
+	h := newHarness(t)
+	h.set(config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
+	h.evict = func(in activities.EvictInput) (activities.EvictOutput, error) {
+		h.env.CancelWorkflow() // the operator cancels while the eviction runs
+		return activities.EvictOutput{By: "observer"}, nil
+	}
+	r := h.run(ShutdownRequest{})
+	if r.Outcome != OutcomeForced || !r.Evicted || !r.Converged {
+		t.Fatalf("a cancel during the eviction broke it: %+v", r)
+	}
+}
+
+func TestAbortBeforeAnyChangeNeedsNoRollback(t *testing.T) {
+	h := newHarness(t)
+	h.set(config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
+	r := h.run(ShutdownRequest{Plan: planWith(func(p *Plan) { p.Force = false })})
+	if r.Outcome != OutcomeAborted || h.called(activities.StepRollback) != 0 || h.called("evict") != 0 {
+		t.Fatalf("report %+v, rollbacks %d", r, h.called(activities.StepRollback))
+	}
 }
 
 type updateResult struct {

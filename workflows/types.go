@@ -30,6 +30,9 @@ type ShutdownRequest struct {
 	// RetryOf is the run this one retries. A retry runs its steps even when the node is
 	// already out, so that each can find its work done and say so.
 	RetryOf string `json:"retry_of,omitempty"`
+	// RetryInstance is the node's process in the run retried; if the node restarted
+	// since, SkipSucceeded is ignored (what succeeded was done to another process).
+	RetryInstance string `json:"retry_instance,omitempty"`
 }
 
 // StepSpec is the budget and policy of one graceful step.
@@ -204,8 +207,10 @@ type ShutdownReport struct {
 	RequestedBy string  `json:"requested_by,omitempty"`
 	Outcome     Outcome `json:"outcome,omitempty"`
 	// NodeState is the node's state when the shutdown began (set once it was looked up).
-	NodeState string       `json:"node_state,omitempty"`
-	Steps     []StepResult `json:"steps"`
+	NodeState string `json:"node_state,omitempty"`
+	// NodeInstance identifies the node's process the shutdown acted on.
+	NodeInstance string       `json:"node_instance,omitempty"`
+	Steps        []StepResult `json:"steps"`
 	// Evicted is set when the node was force-evicted.
 	Evicted bool `json:"evicted"`
 	// ForceReason says why the eviction was used.
