@@ -125,13 +125,6 @@ func (a *Agent) Member() *cluster.Member { return a.member }
 // Activities are the node's step implementations.
 func (a *Agent) Activities() *activities.NodeActivities { return a.acts }
 
-// Connected reports whether the node's worker runs against Temporal.
-func (a *Agent) Connected() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.worker != nil
-}
-
 func (a *Agent) connect(ctx context.Context) {
 	defer close(a.dialDone)
 	warned := false

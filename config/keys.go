@@ -42,15 +42,6 @@ func walkType(t reflect.Type, prefix string, out *[]key) {
 	}
 }
 
-// KnownKeys returns every configuration key, sorted.
-func KnownKeys() []string {
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = k.Path
-	}
-	return out
-}
-
 func lookupKey(path string) (key, bool) {
 	for _, k := range keys {
 		if k.Path == path {

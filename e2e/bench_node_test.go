@@ -25,7 +25,10 @@ func BenchmarkNodeProcess(b *testing.B) {
 			p.waitLine("ready ", time.Minute)
 		}
 		pid := first.cmd.Process.Pid
-		time.Sleep(time.Second) // let the cluster settle before measuring
+		eventually(b, 30*time.Second, "three alive nodes", func() bool {
+			code, out, _ := runCLI(b, nil, "members", "--join", seed, "--output", "json")
+			return code == 0 && strings.Count(out, `"state": "alive"`) == 3
+		})
 		cpu0 := procCPU(b, pid)
 		time.Sleep(window) // the measurement window itself
 		cpu := procCPU(b, pid) - cpu0

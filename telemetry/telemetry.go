@@ -171,12 +171,6 @@ func (t *Telemetry) Tracer() trace.Tracer { return t.tracerProvider.Tracer(Scope
 // Meter is Farewell's meter.
 func (t *Telemetry) Meter() metric.Meter { return t.meterProvider.Meter(ScopeName) }
 
-// TracerProvider is the process's tracer provider.
-func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tracerProvider }
-
-// Propagator is W3C trace context plus baggage.
-func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propagator }
-
 // ClientInterceptors are the Temporal client interceptors: the contrib tracing
 // interceptor when tracing is on, so that one trace spans caller → StartWorkflow →
 // RunWorkflow → StartActivity → RunActivity. Workers built on the client inherit them;
