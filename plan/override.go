@@ -1,0 +1,145 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Override changes some values of a plan and keeps the rest: a request sets only what
+// it means to change, and the orchestrator's plan supplies everything else.
+type Override struct {
+	Force              *bool                   `json:"force,omitempty"`
+	ConvergenceTimeout *Duration               `json:"convergence_timeout,omitempty"`
+	SlowThreshold      *Duration               `json:"slow_threshold,omitempty"`
+	Steps              map[string]StepOverride `json:"steps,omitempty"`
+}
+
+// StepOverride changes some values of one step.
+type StepOverride struct {
+	StartToClose    *Duration `json:"start_to_close,omitempty"`
+	ScheduleToStart *Duration `json:"schedule_to_start,omitempty"`
+	MaxAttempts     *int      `json:"max_attempts,omitempty"`
+	Backoff         *Duration `json:"backoff,omitempty"`
+	OnFailure       *Policy   `json:"on_failure,omitempty"`
+}
+
+// Empty reports whether o changes nothing.
+func (o *Override) Empty() bool {
+	return o == nil || (o.Force == nil && o.ConvergenceTimeout == nil && o.SlowThreshold == nil && len(o.Steps) == 0)
+}
+
+// Apply returns p with o's values in place, validated. A step p does not have is an
+// error naming it.
+func (o *Override) Apply(p Plan) (Plan, error) {
+	p = p.Clone()
+	if o.Empty() {
+		return p, p.Validate()
+	}
+	if o.Force != nil {
+		p.Force = *o.Force
+	}
+	if o.ConvergenceTimeout != nil {
+		p.ConvergenceTimeout = o.ConvergenceTimeout.Std()
+	}
+	if o.SlowThreshold != nil {
+		p.SlowThreshold = o.SlowThreshold.Std()
+	}
+	names := make([]string, 0, len(o.Steps))
+	for name := range o.Steps {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		i := p.Index(name)
+		if i < 0 {
+			return p, &FieldError{Field: "steps." + name, Msg: fmt.Sprintf("no such step in the plan (it has %s)", strings.Join(p.Names(), ", "))}
+		}
+		so, s := o.Steps[name], &p.Steps[i]
+		if so.StartToClose != nil {
+			s.StartToClose = so.StartToClose.Std()
+		}
+		if so.ScheduleToStart != nil {
+			s.ScheduleToStart = so.ScheduleToStart.Std()
+		}
+		if so.MaxAttempts != nil {
+			s.MaxAttempts = *so.MaxAttempts
+		}
+		if so.Backoff != nil {
+			s.Backoff = so.Backoff.Std()
+		}
+		if so.OnFailure != nil {
+			s.OnFailure = *so.OnFailure
+		}
+	}
+	return p, p.Validate()
+}
+
+// Set changes one value, named by its field path as Validate names it
+// (force, convergence_timeout, steps.deregister.on_failure, …), read from text.
+func (o *Override) Set(field, value string) error {
+	bad := func(format string, args ...any) error {
+		return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	dur := func() (*Duration, error) {
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return nil, bad("%q is not a duration (write it like 500ms, 5s or 1m30s)", value)
+		}
+		v := Duration(d)
+		return &v, nil
+	}
+	var err error
+	switch field {
+	case "force":
+		b, perr := strconv.ParseBool(value)
+		if perr != nil {
+			return bad("%q is not true or false", value)
+		}
+		o.Force = &b
+		return nil
+	case "convergence_timeout":
+		o.ConvergenceTimeout, err = dur()
+		return err
+	case "slow_threshold":
+		o.SlowThreshold, err = dur()
+		return err
+	}
+	parts := strings.Split(field, ".")
+	if len(parts) != 3 || parts[0] != "steps" || parts[1] == "" {
+		return bad("unknown field (fields are force, convergence_timeout, slow_threshold, steps.STEP.start_to_close|schedule_to_start|max_attempts|backoff|on_failure)")
+	}
+	if o.Steps == nil {
+		o.Steps = map[string]StepOverride{}
+	}
+	so := o.Steps[parts[1]]
+	switch parts[2] {
+	case "start_to_close":
+		so.StartToClose, err = dur()
+	case "schedule_to_start":
+		so.ScheduleToStart, err = dur()
+	case "backoff":
+		so.Backoff, err = dur()
+	case "max_attempts":
+		n, perr := strconv.Atoi(value)
+		if perr != nil {
+			return bad("%q is not a whole number", value)
+		}
+		so.MaxAttempts = &n
+	case "on_failure":
+		p := Policy(value)
+		if !p.Valid() {
+			return bad("%q is not one of continue, abort, force", value)
+		}
+		so.OnFailure = &p
+	default:
+		return bad("unknown step field %q (start_to_close, schedule_to_start, max_attempts, backoff, on_failure)", parts[2])
+	}
+	if err != nil {
+		return err
+	}
+	o.Steps[parts[1]] = so
+	return nil
+}
