@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/farewell-project/farewell/cluster"
 )
 
 // convergencePoll is how often VerifyConvergence asks the members again.
@@ -21,7 +20,7 @@ const convergencePoll = 100 * time.Millisecond
 // ClusterActivities run on the orchestrator's worker, which is an observer member of
 // the cluster: it sees the membership, can evict, and is never a shutdown target.
 type ClusterActivities struct {
-	Observer *cluster.Member
+	Observer Observer
 	// Logger is used outside Temporal; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -38,7 +37,7 @@ func (a *ClusterActivities) Lookup(ctx context.Context, in LookupInput) (LookupO
 	if !ok {
 		var nodes []string
 		for _, m := range all {
-			if m.Role == cluster.RoleNode {
+			if m.Role == RoleNode {
 				nodes = append(nodes, m.Name)
 			}
 		}
@@ -49,7 +48,7 @@ func (a *ClusterActivities) Lookup(ctx context.Context, in LookupInput) (LookupO
 		return LookupOutput{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("unknown node %q: no member of that name in the cluster (nodes: %s)", in.Node, known), ErrTypeUnknownNode, nil)
 	}
-	if info.Role != cluster.RoleNode {
+	if info.Role != RoleNode {
 		return LookupOutput{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%q is an %s, not a node: it cannot be shut down", in.Node, info.Role), ErrTypeNotANode, nil)
 	}
@@ -60,13 +59,13 @@ func (a *ClusterActivities) Lookup(ctx context.Context, in LookupInput) (LookupO
 // ignores it from then on; the node, if it still hears the cluster, fences itself.
 func (a *ClusterActivities) ForceEvict(ctx context.Context, in EvictInput) (EvictOutput, error) {
 	out := EvictOutput{By: a.Observer.Name()}
-	if info, ok := a.Observer.Member(in.Node); ok && info.State == cluster.StateEvicted {
+	if info, ok := a.Observer.Member(in.Node); ok && info.State == StateEvicted {
 		out.AlreadyEvicted = true
 		return out, nil
 	}
 	a.logger(ctx).Warn("force-evicting node", "node", in.Node, "reason", in.Reason)
 	if err := a.Observer.Evict(ctx, in.Node, in.Reason); err != nil {
-		if errors.Is(err, cluster.ErrUnknownNode) {
+		if errors.Is(err, ErrUnknownMember) {
 			return out, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUnknownNode, err)
 		}
 		return out, err
@@ -79,13 +78,13 @@ func (a *ClusterActivities) ForceEvict(ctx context.Context, in EvictInput) (Evic
 // heartbeating the members still pending.
 func (a *ClusterActivities) VerifyConvergence(ctx context.Context, in ConvergenceInput) (ConvergenceOutput, error) {
 	start := time.Now()
-	deadline := start.Add(in.Timeout)
+	deadline := start.Add(in.Timeout.Std())
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-stepMargin(time.Until(dl))).Before(deadline) {
 		deadline = dl.Add(-stepMargin(time.Until(dl)))
 	}
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	conv, err := a.Observer.WaitConverged(wctx, in.Node, convergencePoll, func(c cluster.Convergence) {
+	conv, err := a.Observer.WaitConverged(wctx, in.Node, convergencePoll, func(c Convergence) {
 		if activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, c.Pending)
 		}

@@ -16,8 +16,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/farewell-project/farewell/cluster"
-	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 )
 
 // StepFault is a fault a demo or test injects into a node step.
@@ -67,12 +66,8 @@ func ParseStepFault(s string) (string, StepFault, error) {
 	if !ok {
 		return "", "", fmt.Errorf("fault %q: want STEP=hang or STEP=error", s)
 	}
-	isStep := false
-	for _, n := range append(config.StepNames, StepRollback, StepTerminate) {
-		isStep = isStep || n == step
-	}
-	if !isStep {
-		return "", "", fmt.Errorf("fault %q: unknown step %q (steps are %s)", s, step, strings.Join(config.StepNames, ", "))
+	if !plan.IsBuiltin(step) && step != plan.Rollback && step != plan.Terminate {
+		return "", "", fmt.Errorf("fault %q: unknown step %q (steps are %s)", s, step, strings.Join(plan.Builtin(), ", "))
 	}
 	switch StepFault(mode) {
 	case FaultHang, FaultError:
@@ -81,19 +76,13 @@ func ParseStepFault(s string) (string, StepFault, error) {
 	return "", "", fmt.Errorf("fault %q: want hang or error, not %q", s, mode)
 }
 
-// Names of the node activities that are not graceful steps.
-const (
-	StepRollback  = "rollback"
-	StepTerminate = "terminate"
-)
-
 // NodeActivities are the shutdown steps that run on the node itself, served only by
 // the node's own worker from its own task queue. Each checks that the request names
 // this node, is idempotent (a second run finds its work done and says so), honours its
 // context and returns before its StartToClose so that the workflow learns why it
 // failed rather than only that it timed out.
 type NodeActivities struct {
-	Member *cluster.Member
+	Member Member
 	// Faults, if set, injects failures (demos and tests).
 	Faults *Faults
 	// Logger; nil means slog.Default().
@@ -107,7 +96,7 @@ type NodeActivities struct {
 // member confirms it: the analogue of Proto.Actor's SetStateAsync(GracefullyLeft), the
 // call that hung in the original bug. Here it is bounded.
 func (a *NodeActivities) SetGracefullyLeft(ctx context.Context, in StepInput) (StepOutput, error) {
-	ctx, out, done, err := a.begin(ctx, in, config.StepSetGracefullyLeft)
+	ctx, out, done, err := a.begin(ctx, in, plan.SetGracefullyLeft)
 	if err != nil {
 		return a.fail(out, err)
 	}
@@ -116,13 +105,13 @@ func (a *NodeActivities) SetGracefullyLeft(ctx context.Context, in StepInput) (S
 	if left, _ := m.Left(); left {
 		return a.alreadyDone(ctx, in.Step, out, "node already left the cluster")
 	}
-	if m.State() == cluster.StateLeaving {
+	if m.State() == StateLeaving {
 		// SetState is a no-op when leaving was already confirmed, and retries the
 		// broadcast when it was not.
 		out.Note = "state was already leaving"
 	}
 	sctx, span := a.span(ctx, "metadata broadcast", in, out)
-	err = m.SetState(sctx, cluster.StateLeaving)
+	err = m.SetState(sctx, StateLeaving)
 	endSpan(span, err)
 	if err != nil {
 		return a.fail(out, a.classify(err))
@@ -133,7 +122,7 @@ func (a *NodeActivities) SetGracefullyLeft(ctx context.Context, in StepInput) (S
 // StopHeartbeat stops the node's application heartbeat. Peers do not flag a leaving
 // node whose heartbeat stops as blocked.
 func (a *NodeActivities) StopHeartbeat(ctx context.Context, in StepInput) (StepOutput, error) {
-	ctx, out, done, err := a.begin(ctx, in, config.StepStopHeartbeat)
+	ctx, out, done, err := a.begin(ctx, in, plan.StopHeartbeat)
 	if err != nil {
 		return a.fail(out, err)
 	}
@@ -151,7 +140,7 @@ func (a *NodeActivities) StopHeartbeat(ctx context.Context, in StepInput) (StepO
 // the node left. If the leave is not confirmed the node still shuts its memberlist
 // down, and the step fails: peers will see it dead, or evicted by the force fallback.
 func (a *NodeActivities) Deregister(ctx context.Context, in StepInput) (StepOutput, error) {
-	ctx, out, done, err := a.begin(ctx, in, config.StepDeregister)
+	ctx, out, done, err := a.begin(ctx, in, plan.Deregister)
 	if err != nil {
 		return a.fail(out, err)
 	}
@@ -179,24 +168,24 @@ func (a *NodeActivities) Deregister(ctx context.Context, in StepInput) (StepOutp
 // own timeout, heartbeating the ones stopped so far. Services stopped by an earlier
 // attempt are not stopped again: a retry resumes.
 func (a *NodeActivities) StopServices(ctx context.Context, in StepInput) (StepOutput, error) {
-	ctx, out, done, err := a.begin(ctx, in, config.StepStopServices)
+	ctx, out, done, err := a.begin(ctx, in, plan.StopServices)
 	if err != nil {
 		return a.fail(out, err)
 	}
 	defer done()
-	if len(a.Member.Services().Running()) == 0 {
-		out.Services = a.Member.Services().StopAll(ctx, nil)
+	if len(a.Member.RunningServices()) == 0 {
+		out.Services = a.Member.StopServices(ctx, nil)
 		return a.alreadyDone(ctx, in.Step, out, "every service already stopped")
 	}
 	var stopped []string
-	out.Services = a.Member.Services().StopAll(ctx, func(r cluster.ServiceResult) {
-		if r.Status == cluster.ServiceStopped {
+	out.Services = a.Member.StopServices(ctx, func(r ServiceResult) {
+		if r.Status == ServiceStopped {
 			stopped = append(stopped, r.Name)
 		}
 		a.serviceSpan(ctx, in, out, r)
 		a.heartbeat(ctx, Progress{Attempt: out.Attempt, Stopped: stopped})
 	})
-	if err := cluster.Failed(out.Services); err != nil {
+	if err := FailedServices(out.Services); err != nil {
 		return a.fail(out, fmt.Errorf("stop services: %w", err))
 	}
 	return out, nil
@@ -205,7 +194,7 @@ func (a *NodeActivities) StopServices(ctx context.Context, in StepInput) (StepOu
 // Rollback puts a node whose shutdown was aborted back in service: state alive
 // (confirmed by a peer) and heartbeat restarted. It cannot undo a leave.
 func (a *NodeActivities) Rollback(ctx context.Context, in StepInput) (StepOutput, error) {
-	ctx, out, done, err := a.begin(ctx, in, StepRollback)
+	ctx, out, done, err := a.begin(ctx, in, plan.Rollback)
 	if err != nil {
 		return a.fail(out, err)
 	}
@@ -214,14 +203,14 @@ func (a *NodeActivities) Rollback(ctx context.Context, in StepInput) (StepOutput
 	if left, _ := m.Left(); left {
 		return a.fail(out, temporal.NewNonRetryableApplicationError("cannot roll back: the node already left the cluster", ErrTypeCannotRollBack, nil))
 	}
-	if running, all := m.Services().Running(), m.Services().Names(); len(running) < len(all) {
+	if running, all := m.RunningServices(), m.Services(); len(running) < len(all) {
 		// Stopped services cannot be started again from here: alive but not serving
 		// would be a zombie, so the shutdown must take the node out instead.
 		return a.fail(out, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("cannot roll back: %d of %d services were stopped already", len(all)-len(running), len(all)), ErrTypeCannotRollBack, nil))
 	}
 	sctx, span := a.span(ctx, "metadata broadcast", in, out)
-	err = m.SetState(sctx, cluster.StateAlive)
+	err = m.SetState(sctx, StateAlive)
 	endSpan(span, err)
 	if err != nil {
 		return a.fail(out, a.classify(err))
@@ -236,14 +225,14 @@ func (a *NodeActivities) Rollback(ctx context.Context, in StepInput) (StepOutput
 // Terminate is the node's part of a forced eviction: services stopped, heartbeat
 // stopped, memberlist shut down without a leave.
 func (a *NodeActivities) Terminate(ctx context.Context, in StepInput) (StepOutput, error) {
-	ctx, out, done, err := a.begin(ctx, in, StepTerminate)
+	ctx, out, done, err := a.begin(ctx, in, plan.Terminate)
 	if err != nil {
 		return a.fail(out, err)
 	}
 	defer done()
 	_, span := a.span(ctx, "terminate", in, out)
 	out.Services = a.Member.Terminate(ctx)
-	err = cluster.Failed(out.Services)
+	err = FailedServices(out.Services)
 	endSpan(span, err)
 	if err != nil {
 		out.Note = "memberlist shut down; some services did not stop: " + err.Error()
@@ -273,7 +262,7 @@ func (a *NodeActivities) begin(ctx context.Context, in StepInput, step string) (
 			fmt.Sprintf("wrong node: step %s is for process %s of %s, this is a newer process (%s) under that name",
 				step, in.Instance, in.Node, a.Member.Instance()), ErrTypeWrongNode, nil)
 	}
-	if by, reason, evicted := a.Member.Evicted(); evicted && step != StepTerminate {
+	if by, reason, evicted := a.Member.Evicted(); evicted && step != plan.Terminate {
 		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("node %s was evicted by %s (%s)", in.Node, by, reason), ErrTypeEvicted, nil)
 	}
@@ -324,9 +313,9 @@ func (a *NodeActivities) alreadyDone(ctx context.Context, step string, out StepO
 // classify turns a cluster error into the error the workflow should see.
 func (a *NodeActivities) classify(err error) error {
 	switch {
-	case errors.Is(err, cluster.ErrEvicted):
+	case errors.Is(err, ErrEvicted):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeEvicted, err)
-	case errors.Is(err, cluster.ErrShutdown):
+	case errors.Is(err, ErrDeparted):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCannotRollBack, err)
 	}
 	return err
@@ -379,9 +368,9 @@ func (a *NodeActivities) span(ctx context.Context, name string, in StepInput, ou
 }
 
 // serviceSpan records one service's stop, after the fact, over the time it took.
-func (a *NodeActivities) serviceSpan(ctx context.Context, in StepInput, out StepOutput, r cluster.ServiceResult) {
+func (a *NodeActivities) serviceSpan(ctx context.Context, in StepInput, out StepOutput, r ServiceResult) {
 	end := time.Now()
-	_, span := a.tracer().Start(ctx, "service stop", trace.WithTimestamp(end.Add(-r.Duration)), trace.WithAttributes(
+	_, span := a.tracer().Start(ctx, "service stop", trace.WithTimestamp(end.Add(-r.Duration.Std())), trace.WithAttributes(
 		attribute.String("farewell.node", in.Node),
 		attribute.String("farewell.step", in.Step),
 		attribute.Int("farewell.attempt", int(out.Attempt)),
@@ -389,7 +378,7 @@ func (a *NodeActivities) serviceSpan(ctx context.Context, in StepInput, out Step
 		attribute.Bool("farewell.already_stopped", r.AlreadyStopped),
 	))
 	var err error
-	if r.Status != cluster.ServiceStopped {
+	if r.Status != ServiceStopped {
 		err = fmt.Errorf("%s %s: %s", r.Name, r.Status, r.Error)
 	}
 	endSpan(span, err, trace.WithTimestamp(end))

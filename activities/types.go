@@ -1,9 +1,12 @@
 package activities
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"time"
 
-	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/plan"
 )
 
 // Error types of permanent failures: retrying cannot make them succeed, so they are
@@ -50,7 +53,36 @@ type StepOutput struct {
 	AlreadyDone bool   `json:"already_done,omitempty"`
 	Note        string `json:"note,omitempty"`
 	// Services reports each service's stop (stop-services and terminate).
-	Services []cluster.ServiceResult `json:"services,omitempty"`
+	Services []ServiceResult `json:"services,omitempty"`
+}
+
+// ServiceResult reports the stop of one of the node's services.
+type ServiceResult struct {
+	Name string `json:"name"`
+	// Status is ok, failed or timed_out.
+	Status   string        `json:"status"`
+	Duration plan.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
+	// AlreadyStopped is set when an earlier call stopped it; nothing was run again.
+	AlreadyStopped bool `json:"already_stopped,omitempty"`
+}
+
+// Service stop statuses.
+const (
+	ServiceStopped  = "ok"
+	ServiceFailed   = "failed"
+	ServiceTimedOut = "timed_out"
+)
+
+// FailedServices joins the stops that did not succeed into one error (nil for none).
+func FailedServices(results []ServiceResult) error {
+	var errs []error
+	for _, r := range results {
+		if r.Status != ServiceStopped {
+			errs = append(errs, fmt.Errorf("%s %s: %s", r.Name, r.Status, r.Error))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Progress is the heartbeat detail of node activities: the attempt, and for
@@ -69,10 +101,11 @@ type LookupInput struct {
 type LookupOutput struct {
 	Node string `json:"node"`
 	// Instance identifies the node's process.
-	Instance string        `json:"instance"`
-	Addr     string        `json:"addr"`
-	State    cluster.State `json:"state"`
-	Blocked  bool          `json:"blocked"`
+	Instance string `json:"instance"`
+	Addr     string `json:"addr"`
+	// State is alive, leaving, left, dead or evicted.
+	State   string `json:"state"`
+	Blocked bool   `json:"blocked"`
 	// Members is the size of the observer's view.
 	Members int `json:"members"`
 }
@@ -95,14 +128,105 @@ type EvictOutput struct {
 // ConvergenceInput asks to wait until every surviving member sees Node out.
 type ConvergenceInput struct {
 	Node    string        `json:"node"`
-	Timeout time.Duration `json:"timeout"`
+	Timeout plan.Duration `json:"timeout"`
 }
 
 // ConvergenceOutput is what the members said. Not converging is a result, not an
 // error: it is what the force fallback is for.
 type ConvergenceOutput struct {
-	Converged bool                     `json:"converged"`
-	Views     map[string]cluster.State `json:"views,omitempty"`
-	Pending   []string                 `json:"pending,omitempty"`
-	TookMS    int64                    `json:"took_ms"`
+	Converged bool `json:"converged"`
+	// Views maps each member that answered to the node's state as it sees it ("" when
+	// it never heard of the node).
+	Views   map[string]string `json:"views,omitempty"`
+	Pending []string          `json:"pending,omitempty"`
+	TookMS  int64             `json:"took_ms"`
+}
+
+// Member states, as they travel in activity results: the words the cluster uses.
+const (
+	StateAlive   = "alive"
+	StateLeaving = "leaving"
+	StateLeft    = "left"
+	StateDead    = "dead"
+	StateEvicted = "evicted"
+)
+
+// Member roles.
+const (
+	RoleNode     = "node"
+	RoleObserver = "observer"
+)
+
+// Errors a Member or an Observer wraps, so that the activities can tell permanent
+// conditions from passing ones.
+var (
+	// ErrEvicted: this member was evicted; it cannot change its state any more.
+	ErrEvicted = errors.New("member was evicted")
+	// ErrDeparted: this member left or shut down its memberlist.
+	ErrDeparted = errors.New("member is shut down")
+	// ErrUnknownMember: no member of that name in the view.
+	ErrUnknownMember = errors.New("unknown member")
+)
+
+// Member is this node's membership in the cluster, as the node steps use it. Its
+// methods are safe for concurrent use.
+type Member interface {
+	Name() string
+	// Instance tells this process apart from others that used the same name.
+	Instance() string
+	// State is this member's own state (alive, leaving, evicted, …).
+	State() string
+	// SetState publishes alive or leaving and returns once another member confirmed
+	// it, or fails within ctx's deadline (wrapping ErrEvicted or ErrDeparted when the
+	// member can no longer change its state).
+	SetState(ctx context.Context, state string) error
+	HeartbeatRunning() bool
+	StartHeartbeat()
+	StopHeartbeat()
+	// Leave deregisters (bounded by timeout) and shuts memberlist down whatever happens.
+	Leave(timeout time.Duration) error
+	// Left reports whether Leave or a shutdown ran, and the error Leave returned.
+	Left() (bool, error)
+	// Evicted reports whether a peer evicted this member, by whom and why.
+	Evicted() (by, reason string, ok bool)
+	// Services lists the registered services and RunningServices those not stopped.
+	Services() []string
+	RunningServices() []string
+	// StopServices stops every service in reverse order, each under its timeout,
+	// resuming after those an earlier call stopped; progress sees each result.
+	StopServices(ctx context.Context, progress func(ServiceResult)) []ServiceResult
+	// Terminate stops the services and the heartbeat and shuts memberlist down
+	// without a leave.
+	Terminate(ctx context.Context) []ServiceResult
+}
+
+// MemberInfo is one member as the observer sees it.
+type MemberInfo struct {
+	Name     string
+	Addr     string
+	Role     string
+	State    string
+	Instance string
+	Blocked  bool
+}
+
+// Convergence is what the members said of a node at one check.
+type Convergence struct {
+	Converged bool
+	Views     map[string]string
+	Pending   []string
+}
+
+// Observer is the orchestrator's member of the cluster, as the cluster activities use
+// it. Its methods are safe for concurrent use.
+type Observer interface {
+	Name() string
+	Member(name string) (MemberInfo, bool)
+	Members() []MemberInfo
+	// Evict forces node out of the cluster (wrapping ErrUnknownMember for a name it
+	// does not know).
+	Evict(ctx context.Context, node, reason string) error
+	// WaitConverged asks the members how they see node every interval until all see it
+	// out or ctx ends; progress sees every check.
+	WaitConverged(ctx context.Context, node string, interval time.Duration, progress func(Convergence)) (Convergence, error)
 }

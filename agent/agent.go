@@ -2,6 +2,8 @@
 // member with the host's services registered on it, the node's Temporal worker that
 // runs its shutdown steps, and an orderly way out on SIGTERM — the durable shutdown
 // workflow when Temporal can be reached, the same plan run locally when it cannot.
+// Done tells the host when its node has nothing left to serve, whoever ended it: its
+// own SIGTERM, a shutdown started from the CLI or a drain, or a peer's eviction.
 //
 // It never links the Temporal server: only package devserver does.
 package agent
@@ -22,6 +24,7 @@ import (
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/worker"
 	"github.com/farewell-project/farewell/workflows"
@@ -30,7 +33,7 @@ import (
 // Options configure an Agent.
 type Options struct {
 	// Config supplies cluster.* (membership), temporal.* (the connection) and
-	// shutdown.* (the plan).
+	// shutdown.* (the plan run locally when Temporal cannot be reached).
 	Config config.Config
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -58,16 +61,23 @@ const redialEvery = 2 * time.Second
 // Agent is a node's membership in the cluster, its worker, and its way out.
 type Agent struct {
 	opts   Options
+	plan   plan.Plan
 	log    *slog.Logger
 	member *cluster.Member
 	acts   *activities.NodeActivities
 
-	mu         sync.Mutex
-	client     client.Client
-	ownsClient bool
-	worker     sdkworker.Worker
-	stopDial   context.CancelFunc
-	dialDone   chan struct{}
+	mu          sync.Mutex
+	client      client.Client
+	ownsClient  bool
+	worker      sdkworker.Worker
+	stopDial    context.CancelFunc
+	dialDone    chan struct{}
+	shuttingOwn bool // a Shutdown call is under way: its report ends the agent
+
+	done     chan struct{}
+	doneOnce sync.Once
+	exit     Exit
+	stop     chan struct{} // closed by Close: the watcher ends
 }
 
 // Start joins the cluster as a node (through cluster.join, if set), starts the
@@ -77,12 +87,18 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	m, err := cluster.New(cluster.Options{
-		Cluster: opts.Config.Cluster,
-		Role:    cluster.RoleNode,
-		Logger:  opts.Logger,
-		Tune:    opts.Tune,
-	})
+	p, err := opts.Config.Shutdown.Plan()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", config.ErrInvalid, err)
+	}
+	mopts, err := MemberOptions(opts.Config.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{opts: opts, plan: p, dialDone: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
+	mopts.Role, mopts.Logger, mopts.Tune = cluster.RoleNode, opts.Logger, opts.Tune
+	mopts.OnEvicted = a.onEvicted
+	m, err := cluster.New(mopts)
 	if err != nil {
 		return nil, err
 	}
@@ -90,18 +106,13 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 		m.Close()
 		return nil, err
 	}
+	a.member, a.log = m, opts.Logger.With("node", m.Name())
+	a.acts = &activities.NodeActivities{Member: worker.NodeMember(m), Faults: opts.StepFaults, Logger: opts.Logger, Tracer: opts.Tracer}
 	if opts.GossipFault != nil {
 		m.Transport().Arm(*opts.GossipFault)
-		opts.Logger.Warn("gossip fault armed: it switches on when this node's shutdown begins", "node", m.Name(), "fault", opts.GossipFault.String())
+		a.log.Warn("gossip fault armed: it switches on when this node's shutdown begins", "fault", opts.GossipFault.String())
 	}
 	m.StartHeartbeat()
-	a := &Agent{
-		opts:     opts,
-		log:      opts.Logger.With("node", m.Name()),
-		member:   m,
-		acts:     &activities.NodeActivities{Member: m, Faults: opts.StepFaults, Logger: opts.Logger, Tracer: opts.Tracer},
-		dialDone: make(chan struct{}),
-	}
 	switch {
 	case opts.Client != nil:
 		close(a.dialDone)
@@ -116,6 +127,7 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 		a.stopDial = cancel
 		go a.connect(dctx)
 	}
+	go a.watch()
 	return a, nil
 }
 
@@ -124,6 +136,9 @@ func (a *Agent) Member() *cluster.Member { return a.member }
 
 // Activities are the node's step implementations.
 func (a *Agent) Activities() *activities.NodeActivities { return a.acts }
+
+// Plan is the plan this node runs alone when it cannot reach Temporal.
+func (a *Agent) Plan() plan.Plan { return a.plan.Clone() }
 
 func (a *Agent) connect(ctx context.Context) {
 	defer close(a.dialDone)
@@ -179,20 +194,38 @@ func (a *Agent) StopWorker() {
 	}
 }
 
-// Shutdown takes the node out of the cluster. With Temporal it starts (or joins) the
-// node's shutdown workflow and waits for it, bounded by the plan's budget, while the
-// node's worker runs the steps; without, or if the workflow cannot be started or
-// followed, it runs the same plan locally. It returns the report either way.
-func (a *Agent) Shutdown(ctx context.Context, reason, requestedBy string) *workflows.ShutdownReport {
-	plan := workflows.PlanFromConfig(a.opts.Config.Shutdown)
+func (a *Agent) temporal() client.Client {
 	a.mu.Lock()
-	c := a.client
+	defer a.mu.Unlock()
+	return a.client
+}
+
+// Shutdown takes the node out of the cluster. With Temporal it starts (or joins) the
+// node's shutdown workflow — with the orchestrator's plan — and waits for it, bounded
+// by the plan's budget, while the node's worker runs the steps; without, or if the
+// workflow cannot be started or followed, it runs the node's own plan locally. It
+// returns the report either way; a report that says the node is out ends the agent.
+func (a *Agent) Shutdown(ctx context.Context, reason, requestedBy string) *workflows.ShutdownReport {
+	a.mu.Lock()
+	a.shuttingOwn = true
 	a.mu.Unlock()
+	r := a.shutdown(ctx, reason, requestedBy)
+	a.mu.Lock()
+	a.shuttingOwn = false
+	a.mu.Unlock()
+	if r.Outcome.Out() {
+		a.finish(Exit{Outcome: r.Outcome, Report: r, Why: "its shutdown ended " + string(r.Outcome)})
+	}
+	return r
+}
+
+func (a *Agent) shutdown(ctx context.Context, reason, requestedBy string) *workflows.ShutdownReport {
+	c := a.temporal()
 	if c == nil {
 		a.log.Warn("Temporal cannot be reached: running the shutdown plan locally, with the same timeouts")
 		return a.ShutdownLocal(ctx, reason, requestedBy)
 	}
-	st := starter.New(c, starter.Options{Namespace: a.opts.Config.Temporal.Namespace, Plan: &plan, Logger: a.log})
+	st := starter.New(c, starter.Options{Namespace: a.opts.Config.Temporal.Namespace, Logger: a.log})
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	run, err := st.Shutdown(sctx, workflows.ShutdownRequest{Node: a.member.Name(), Reason: reason, RequestedBy: requestedBy})
 	cancel()
@@ -201,7 +234,7 @@ func (a *Agent) Shutdown(ctx context.Context, reason, requestedBy string) *workf
 		return a.ShutdownLocal(ctx, reason, requestedBy)
 	}
 	a.log.Info("shutdown workflow running; the node's worker serves its steps", "workflow_id", run.WorkflowID, "run_id", run.RunID, "joined", run.Joined)
-	wctx, cancel := context.WithTimeout(ctx, plan.Budget()+30*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, a.plan.Budget()+30*time.Second)
 	defer cancel()
 	report, err := st.Wait(wctx, run, nil)
 	if err == nil {
@@ -225,6 +258,11 @@ func (a *Agent) Shutdown(ctx context.Context, reason, requestedBy string) *workf
 // Close stops the worker and the connection it made, and shuts the member down
 // without a leave.
 func (a *Agent) Close() {
+	select {
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
 	if a.stopDial != nil {
 		a.stopDial()
 	}

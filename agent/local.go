@@ -3,106 +3,194 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/cluster"
-	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
-// ShutdownLocal runs the shutdown plan in this process, without Temporal: the same
-// steps with the same timeouts, retries and isolation (a failed step never stops the
-// next), and the same policies as far as one node alone can apply them. There is no
-// peer to evict it, so "force" ends the node here (Terminate) instead. The node ends
-// out of the cluster, or back in service after an abort.
+// ShutdownLocal runs the node's plan in this process, without Temporal: the same steps
+// with the same timeouts, retries and isolation (a failed step never stops the next),
+// and the same decisions (plan.Decide) as the workflow, as far as one node alone can
+// act on them: there is no peer to evict it and nobody to ask whether the cluster saw it
+// go, so a node that must be forced out ends itself (Terminate). It ends out of the
+// cluster, or back in service after an abort.
 func (a *Agent) ShutdownLocal(ctx context.Context, reason, requestedBy string) *workflows.ShutdownReport {
-	plan := workflows.PlanFromConfig(a.opts.Config.Shutdown)
-	node := a.member.Name()
-	r := &workflows.ShutdownReport{
-		Node: node, Reason: reason, RequestedBy: strings.TrimSpace(requestedBy + " (local fallback)"),
-		Started: time.Now(),
-	}
-	steps := map[string]func(context.Context, activities.StepInput) (activities.StepOutput, error){
-		config.StepSetGracefullyLeft: a.acts.SetGracefullyLeft,
-		config.StepStopHeartbeat:     a.acts.StopHeartbeat,
-		config.StepDeregister:        a.acts.Deregister,
-		config.StepStopServices:      a.acts.StopServices,
-	}
-	var forceReason string
-	for _, spec := range plan.Steps {
-		res := workflows.StepResult{Name: spec.Name, Started: time.Now()}
-		if forceReason != "" {
-			res.Status, res.Note = workflows.StepSkipped, "skipped: "+forceReason
-			r.Steps = append(r.Steps, res)
-			continue
-		}
-		out, attempts, err := runLocal(ctx, spec, activities.StepInput{Node: node, Step: spec.Name}, steps[spec.Name])
-		res.Attempts, res.DurationMS = attempts, time.Since(res.Started).Milliseconds()
-		if err == nil {
-			res.Status, res.Note = workflows.StepSucceeded, out.Note
-			a.log.Info("local shutdown step succeeded", "step", spec.Name, "attempts", attempts)
-			r.Steps = append(r.Steps, res)
-			continue
-		}
-		res.Status, res.Error = workflows.StepFailed, err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
-			res.Status = workflows.StepTimedOut
-		}
-		r.Steps = append(r.Steps, res)
-		a.log.Warn("local shutdown step did not succeed; going on", "step", spec.Name, "status", res.Status, "error", err)
-		left, _ := a.member.Left()
-		switch {
-		case spec.OnFailure == config.OnFailureAbort && !left:
-			if a.rollbackLocal(ctx, node) {
-				r.RolledBack, r.Error = true, "aborted: "+spec.Name+" "+string(res.Status)+" (policy abort)"
-				for _, s := range plan.Steps[len(r.Steps):] {
-					r.Steps = append(r.Steps, workflows.StepResult{Name: s.Name, Status: workflows.StepSkipped, Note: "skipped: shutdown aborted"})
-				}
-				return concludeLocal(r, workflows.OutcomeAborted, plan)
-			}
-			forceReason = "rollback after abort failed"
-		case spec.OnFailure == config.OnFailureForce:
-			forceReason = spec.Name + " " + string(res.Status) + " (policy force)"
+	l := &local{a: a, ctx: ctx, report: &workflows.ShutdownReport{
+		Node: a.member.Name(), NodeInstance: a.member.Instance(), Reason: reason,
+		RequestedBy: strings.TrimSpace(requestedBy + " (local fallback)"), Started: time.Now(),
+	}}
+	// A node alone may always end itself; only a peer's eviction needs force allowed.
+	l.facts.ForceAllowed = true
+	for _, spec := range a.plan.Steps {
+		if l.step(spec) {
+			break
 		}
 	}
+	return l.finish()
+}
 
-	outcome := workflows.OutcomeGraceful
-	for _, s := range r.Steps {
-		if s.Status != workflows.StepSucceeded {
-			outcome = workflows.OutcomeDegraded
+// local is one run of the plan in this process.
+type local struct {
+	a      *Agent
+	ctx    context.Context
+	report *workflows.ShutdownReport
+	facts  plan.Facts
+}
+
+func (l *local) steps() map[string]func(context.Context, activities.StepInput) (activities.StepOutput, error) {
+	acts := l.a.acts
+	return map[string]func(context.Context, activities.StepInput) (activities.StepOutput, error){
+		plan.SetGracefullyLeft: acts.SetGracefullyLeft,
+		plan.StopHeartbeat:     acts.StopHeartbeat,
+		plan.Deregister:        acts.Deregister,
+		plan.StopServices:      acts.StopServices,
+	}
+}
+
+// step runs one step, or records why it is skipped; it reports whether the graceful
+// steps stop here (an abort).
+func (l *local) step(spec plan.StepSpec) bool {
+	res := plan.StepResult{Name: spec.Name, Started: time.Now()}
+	defer func() { l.report.Steps = append(l.report.Steps, res) }()
+	switch {
+	case l.facts.SkipRest != "":
+		res.Status, res.Note = plan.StepSkipped, "skipped: "+l.facts.SkipRest
+		return false
+	case l.facts.ForceReason != "":
+		res.Status, res.Note = plan.StepSkipped, "skipped: "+l.facts.ForceReason
+		return false
+	}
+	run, ok := l.steps()[spec.Name]
+	if !ok {
+		res.Status, res.Error = plan.StepFailed, "no implementation of step "+spec.Name
+		return false
+	}
+	in := activities.StepInput{Node: l.report.Node, Instance: l.report.NodeInstance, Step: spec.Name}
+	out, attempts, err := runLocal(l.ctx, spec, in, run)
+	res.Attempts, res.Duration = attempts, plan.Millis(time.Since(res.Started))
+	if err == nil {
+		res.Status, res.Note = plan.StepSucceeded, out.Note
+		if spec.Name == plan.Deregister {
+			l.facts.Deregistered, l.facts.Irreversible = true, true
+		}
+		l.a.log.Info("local shutdown step succeeded", "step", spec.Name, "attempts", attempts)
+		return false
+	}
+	res.Status, res.Error = plan.StepFailed, err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		res.Status = plan.StepTimedOut
+	}
+	l.a.log.Warn("local shutdown step did not succeed; going on", "step", spec.Name, "status", res.Status, "error", err)
+	eff := plan.AfterFailure(spec, res.Status, localFailure(err), l.facts.Irreversible)
+	res.Note = strings.TrimSpace(res.Note + " " + eff.Note)
+	if l.facts.SkipRest == "" {
+		l.facts.SkipRest = eff.SkipRest
+	}
+	l.facts.Irreversible = l.facts.Irreversible || eff.Irreversible
+	l.facts.EvictedByOther = l.facts.EvictedByOther || eff.EvictedByOther
+	switch eff.Action {
+	case plan.ActAbort:
+		l.facts.AbortReason = eff.Why
+		return true
+	case plan.ActForce:
+		l.facts.ForceReason = eff.Why
+	}
+	return false
+}
+
+// localFailure tells why a step run here did not succeed.
+func localFailure(err error) plan.Failure {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		switch appErr.Type() {
+		case activities.ErrTypeEvicted:
+			return plan.FailEvicted
+		case activities.ErrTypeLeaveFailed:
+			return plan.FailLeaveUnconfirmed
 		}
 	}
-	if left, _ := a.member.Left(); !left || forceReason != "" {
-		// No peer can evict this node from here: end it for good instead.
-		if forceReason == "" {
-			forceReason = "deregister did not take the node out"
-		}
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), plan.Steps[len(plan.Steps)-1].StartToClose)
-		results := a.member.Terminate(tctx)
-		cancel()
-		left, _ := a.member.Left()
-		r.ForceReason, r.Terminated, outcome = forceReason, left, workflows.OutcomeForced
-		if err := cluster.Failed(results); err != nil {
-			r.Error = "terminated, but not every service stopped: " + err.Error()
+	return plan.FailStep
+}
+
+// finish acts on plan.Decide until it concludes.
+func (l *local) finish() *workflows.ShutdownReport {
+	r := l.report
+	for {
+		l.facts.AllSucceeded, l.facts.Changed = plan.StepsState(r.Steps)
+		d := plan.Decide(l.facts)
+		switch d.Do {
+		case plan.DoRollback:
+			l.facts.RollbackTried = true
+			l.facts.RolledBack = l.a.rollbackLocal(l.ctx)
+			r.RolledBack = l.facts.RolledBack
+		case plan.DoAbort:
+			l.facts.AbortReason = d.Why
+		case plan.DoForce:
+			l.facts.ForceReason = d.Why
+		case plan.DoTerminate:
+			l.terminate()
+		case plan.DoConclude:
+			return l.conclude(d)
+		default:
+			// Decide asks a node alone for neither an eviction nor a check.
+			return l.conclude(plan.Decision{Do: plan.DoConclude, Outcome: plan.Failed, Why: "the local fallback cannot " + string(d.Do)})
 		}
 	}
-	if r.Error == "" {
-		r.Error = "no convergence check: this node ran its shutdown alone, without Temporal"
+}
+
+// terminate ends the node here: services and heartbeat stopped, memberlist shut down.
+func (l *local) terminate() {
+	l.facts.TerminateTried = true
+	l.report.ForceReason = l.facts.ForceReason
+	timeout := plan.TerminateTimeout
+	if s, ok := l.a.plan.Step(plan.StopServices); ok {
+		timeout = max(timeout, s.StartToClose)
 	}
-	return concludeLocal(r, outcome, plan)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), timeout)
+	results := l.a.acts.Member.Terminate(ctx)
+	cancel()
+	left, _ := l.a.member.Left()
+	l.facts.Terminated, l.report.Terminated = left, left
+	l.facts.Irreversible = l.facts.Irreversible || left
+	if err := activities.FailedServices(results); err != nil {
+		l.report.Error = "terminated, but not every service stopped: " + err.Error()
+	}
+}
+
+func (l *local) conclude(d plan.Decision) *workflows.ShutdownReport {
+	r := l.report
+	r.Outcome = d.Outcome
+	if d.Why != "" {
+		r.Error = strings.TrimSuffix(d.Why+"; "+r.Error, "; ")
+	}
+	if r.Outcome.Out() {
+		r.Error = strings.TrimSuffix("no convergence check: this node ran its shutdown alone, without Temporal; "+r.Error, "; ")
+	}
+	r.Finished = time.Now()
+	total := r.Finished.Sub(r.Started)
+	r.Total = plan.Millis(total)
+	r.SlowestStep = plan.Slowest(r.Steps)
+	r.Slow = l.a.plan.Slow(total)
+	return r
 }
 
 // runLocal runs one step with its StartToClose per attempt and up to MaxAttempts
-// attempts, backing off in between; non-retryable errors end it at once.
-func runLocal(ctx context.Context, spec workflows.StepSpec, in activities.StepInput,
+// attempts, backing off in between; non-retryable errors end it at once. It reports
+// the attempts that ran, and never success without one.
+func runLocal(ctx context.Context, spec plan.StepSpec, in activities.StepInput,
 	step func(context.Context, activities.StepInput) (activities.StepOutput, error)) (activities.StepOutput, int, error) {
 	backoff := spec.Backoff
-	var lastErr error
+	lastErr := fmt.Errorf("%s: no attempt ran", spec.Name)
 	for attempt := 1; attempt <= spec.MaxAttempts; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return activities.StepOutput{}, attempt - 1, err
+		}
 		actx, cancel := context.WithTimeout(ctx, spec.StartToClose)
 		out, err := runBounded(actx, in, step)
 		cancel()
@@ -147,26 +235,13 @@ func runBounded(ctx context.Context, in activities.StepInput,
 	}
 }
 
-func (a *Agent) rollbackLocal(ctx context.Context, node string) bool {
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+func (a *Agent) rollbackLocal(ctx context.Context) bool {
+	rctx, cancel := context.WithTimeout(ctx, plan.RollbackTimeout)
 	defer cancel()
-	if _, err := runBounded(rctx, activities.StepInput{Node: node, Step: activities.StepRollback}, a.acts.Rollback); err != nil {
+	in := activities.StepInput{Node: a.member.Name(), Instance: a.member.Instance(), Step: plan.Rollback}
+	if _, err := runBounded(rctx, in, a.acts.Rollback); err != nil {
 		a.log.Error("local rollback failed", "error", err)
 		return false
 	}
 	return true
-}
-
-func concludeLocal(r *workflows.ShutdownReport, o workflows.Outcome, plan workflows.Plan) *workflows.ShutdownReport {
-	r.Outcome = o
-	r.Finished = time.Now()
-	r.TotalMS = r.Finished.Sub(r.Started).Milliseconds()
-	r.Slow = r.TotalMS > plan.SlowThreshold.Milliseconds()
-	var slowest int64 = -1
-	for _, s := range r.Steps {
-		if s.DurationMS > slowest {
-			slowest, r.SlowestStep = s.DurationMS, s.Name
-		}
-	}
-	return r
 }

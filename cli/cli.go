@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -153,6 +154,12 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 			if err := a.loadConfig(cmd, ""); err != nil {
 				return err
 			}
+			if quietCommands[cmd.Name()] && !cmd.Flags().Changed("log-level") && a.cfg.Log.Level == "info" {
+				// A command whose output people read prints its result, not its progress.
+				quiet := a.cfg.Log
+				quiet.Level = "warn"
+				a.logger = newLogger(a.opts.Stderr, quiet)
+			}
 			return a.setupTelemetry(cmd)
 		},
 	}
@@ -219,6 +226,28 @@ func (a *app) loadConfig(cmd *cobra.Command, file string) error {
 	a.logger = newLogger(a.opts.Stderr, cfg.Log)
 	return nil
 }
+
+// logToFile sends this run's logs to path (created 0600, its folder 0700) and returns
+// the path written to and a function that closes it.
+func (a *app) logToFile(path string) (string, func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", nil, fmt.Errorf("log folder: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", nil, fmt.Errorf("log file: %w", err)
+	}
+	a.logger = newLogger(f, a.cfg.Log)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return abs, func() { f.Close() }, nil
+}
+
+// quietCommands log only warnings and errors unless --log-level says otherwise.
+var quietCommands = map[string]bool{"members": true, "shutdown": true, "status": true, "list": true, "retry": true,
+	"signal": true, "cancel": true, "replay": true, "export": true}
 
 // longRunning are the commands that export metrics (and serve /metrics with
 // OTEL_METRICS_EXPORTER=prometheus); one-shot commands only trace.

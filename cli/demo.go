@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,7 @@ import (
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -34,6 +36,9 @@ func demoScenes() []demoScene {
 			moral:  "no worker picked the first step up within its ScheduleToStart, so the node steps were skipped and a peer evicted node-5: forced, in seconds, not never."},
 	}
 }
+
+// demoLogFile is where `farewell demo` writes its logs, under the working folder.
+var demoLogFile = filepath.Join(".farewell", "demo.log")
 
 func (a *app) demoCommand() *cobra.Command {
 	def := config.DefaultConfig().Dev
@@ -59,8 +64,17 @@ Then the cluster as the observer sees it, and the Temporal UI stays up until Ctr
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
+			if !cmd.Flags().Changed("log-level") {
+				// The story is for people: logs go to a file unless asked for.
+				path, closeLog, err := a.logToFile(demoLogFile)
+				if err != nil {
+					return err
+				}
+				defer closeLog()
+				fmt.Fprintf(out, "logs: %s (--log-level info shows them here)\n", path)
+			}
 			faults := map[string]faultSpec{
-				"node-3": {steps: map[string]activities.StepFault{config.StepSetGracefullyLeft: activities.FaultHang}},
+				"node-3": {steps: map[string]activities.StepFault{plan.SetGracefullyLeft: activities.FaultHang}},
 				"node-4": {gossip: &cluster.Fault{Mode: cluster.FaultStall}},
 			}
 			s, err := a.startStack(ctx, stackOptions{
@@ -74,9 +88,8 @@ Then the cluster as the observer sees it, and the Temporal UI stays up until Ctr
 			fmt.Fprintln(out, s.readyLine())
 			fmt.Fprintf(out, "Temporal UI: %s/namespaces/%s/workflows\n\n", s.srv.UIURL(), s.srv.Namespace())
 
-			plan := workflows.PlanFromConfig(a.cfg.Shutdown)
-			st := starter.New(s.client, starter.Options{Namespace: s.srv.Namespace(), Plan: &plan, Logger: a.logger})
-			outcomes := map[string]workflows.Outcome{}
+			st := starter.New(s.client, starter.Options{Namespace: s.srv.Namespace(), Logger: a.logger})
+			outcomes := map[string]plan.Outcome{}
 			for i, scene := range demoScenes() {
 				if ctx.Err() != nil {
 					return nil

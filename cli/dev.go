@@ -65,6 +65,8 @@ Faults for trying things out (repeatable):
 	cmd.Flags().Int("nodes", def.Nodes, "demo nodes to run, 0 for none (dev.nodes)")
 	cmd.Flags().IntVar(&clusterPort, "cluster-port", defaultClusterPort, "memberlist port of the observer member, on 127.0.0.1")
 	cmd.Flags().StringArrayVar(&faults, "fault", nil, "inject a fault: NODE:gossip=stall or NODE:STEP=hang|error (repeatable)")
+	cmd.Flags().StringArray("join", nil, "host:port of a member the observer joins through, to rejoin a cluster after a restart; repeatable (cluster.join)")
+	a.bind(cmd, "cluster.join", "join")
 	a.bind(cmd, "dev.port", "port")
 	a.bind(cmd, "dev.ui_port", "ui-port")
 	a.bind(cmd, "dev.db", "db")

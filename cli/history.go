@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	historypb "go.temporal.io/api/history/v1"
 
+	"github.com/farewell-project/farewell/history"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -42,14 +44,14 @@ A node name means its latest shutdown. -o - (or no -o) writes to standard output
 				return err
 			}
 			defer c.Close()
-			h, err := a.starter(c).History(cmd.Context(), starter.WorkflowIDFor(args[0]), runID)
-			if errors.Is(err, starter.ErrNoSuchRun) {
+			h, err := history.Fetch(cmd.Context(), c, workflows.IDFor(args[0]), runID)
+			if errors.Is(err, history.ErrNoSuchRun) {
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if err != nil {
 				return err
 			}
-			b, err := starter.MarshalHistory(h)
+			b, err := history.Marshal(h)
 			if err != nil {
 				return err
 			}
@@ -57,7 +59,7 @@ A node name means its latest shutdown. -o - (or no -o) writes to standard output
 				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			}
-			if err := os.WriteFile(out, b, 0o644); err != nil {
+			if err := os.WriteFile(out, b, 0o600); err != nil {
 				return fmt.Errorf("write %s: %w", out, err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d events to %s\n", len(h.GetEvents()), out)
@@ -104,11 +106,11 @@ workflow type, or an unknown ID; 1 Temporal unreachable.`,
 			if a.cfg.Log.Level == "debug" {
 				replayLog = a.logger
 			}
-			j, err := starter.Replay(h, starter.ReplayOptions{Workflow: a.opts.ReplayWorkflow, Logger: replayLog})
-			if errors.Is(err, starter.ErrBadHistory) {
+			j, err := history.Replay(h, history.ReplayOptions{Workflow: a.opts.ReplayWorkflow, Logger: replayLog})
+			if errors.Is(err, history.ErrBadHistory) {
 				return &exitError{code: ExitUsage, err: err}
 			}
-			var nd *starter.NondeterminismError
+			var nd *history.NondeterminismError
 			deterministic := err == nil
 			if err != nil && !errors.As(err, &nd) {
 				return err
@@ -116,7 +118,7 @@ workflow type, or an unknown ID; 1 Temporal unreachable.`,
 			w := cmd.OutOrStdout()
 			if output == "json" {
 				res := struct {
-					*starter.Journal
+					*history.Journal
 					Deterministic  bool   `json:"deterministic"`
 					Nondeterminism string `json:"nondeterminism,omitempty"`
 				}{Journal: j, Deterministic: deterministic}
@@ -160,7 +162,7 @@ func (a *app) loadHistory(ctx context.Context, args []string, runID, file string
 			defer f.Close()
 			r = f
 		}
-		h, err := starter.ParseHistory(r)
+		h, err := history.Parse(r)
 		if err != nil {
 			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", file, err)}
 		}
@@ -171,14 +173,14 @@ func (a *app) loadHistory(ctx context.Context, args []string, runID, file string
 		return nil, err
 	}
 	defer c.Close()
-	h, err := a.starter(c).History(ctx, starter.WorkflowIDFor(args[0]), runID)
-	if errors.Is(err, starter.ErrNoSuchRun) {
+	h, err := history.Fetch(ctx, c, workflows.IDFor(args[0]), runID)
+	if errors.Is(err, history.ErrNoSuchRun) {
 		return nil, &exitError{code: ExitUsage, err: err}
 	}
 	return h, err
 }
 
-func printJournal(w io.Writer, j *starter.Journal) {
+func printJournal(w io.Writer, j *history.Journal) {
 	fmt.Fprintf(w, "%s: %s", j.Node, j.Status)
 	if j.Outcome != "" {
 		fmt.Fprintf(w, ", outcome %s", strings.ToUpper(string(j.Outcome)))
@@ -192,8 +194,8 @@ func printJournal(w io.Writer, j *starter.Journal) {
 	}
 	for _, s := range j.Steps {
 		line := fmt.Sprintf("  %-20s %-9s", s.Name, s.Status)
-		if s.Status != workflows.StepSkipped {
-			line += fmt.Sprintf(" %d attempt(s) %8s", s.Attempts, ms(s.DurationMS))
+		if s.Status != plan.StepSkipped {
+			line += fmt.Sprintf(" %d attempt(s) %8s", s.Attempts, s.Duration)
 		}
 		if s.Error != "" {
 			line += "  " + s.Error
@@ -214,7 +216,7 @@ func printJournal(w io.Writer, j *starter.Journal) {
 		fmt.Fprintln(w, "  rolled back: the node was put back in service")
 	}
 	for i, c := range j.Convergence {
-		fmt.Fprintf(w, "  convergence check %d: converged %v after %s", i+1, c.Converged, ms(c.TookMS))
+		fmt.Fprintf(w, "  convergence check %d: converged %v after %s", i+1, c.Converged, c.Took)
 		if len(c.Pending) > 0 {
 			fmt.Fprintf(w, ", pending %s", strings.Join(c.Pending, ", "))
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/farewell-project/farewell/agent"
 	"github.com/farewell-project/farewell/cluster"
 )
 
@@ -91,7 +92,12 @@ func (a *app) listMembers(ctx context.Context, join []string) ([]cluster.MemberI
 		cc.Bind = "0.0.0.0:0"
 	}
 	cc.Advertise = ""
-	m, err := cluster.New(cluster.Options{Cluster: cc, Role: cluster.RoleObserver, Logger: a.logger.With("component", "members")})
+	mopts, err := agent.MemberOptions(cc)
+	if err != nil {
+		return nil, err
+	}
+	mopts.Role, mopts.Logger = cluster.RoleObserver, a.logger.With("component", "members")
+	m, err := cluster.New(mopts)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/attribute"
@@ -58,8 +59,6 @@ Faults for trying things out (repeatable):
 			for step, f := range spec.steps {
 				steps.Set(step, f)
 			}
-			// Count signals here: the first ends ctx (cmd/farewell), the second must end
-			// the process without waiting for the shutdown.
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 			defer signal.Stop(sigs)
@@ -83,27 +82,8 @@ Faults for trying things out (repeatable):
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ready node=%s cluster=%s http=%s\n", name, ag.Member().Addr(), svc.HTTPAddr)
-
-			<-ctx.Done()
-			a.logger.Info("signal received: shutting down; a second signal exits at once", "node", name)
-			sctx, span := a.tel.Tracer().Start(context.WithoutCancel(ctx), "sigterm shutdown",
-				trace.WithAttributes(attribute.String("farewell.node", name)))
-			defer span.End()
-			done := make(chan *workflows.ShutdownReport, 1)
-			go func() { done <- ag.Shutdown(sctx, "signal", "sigterm@"+name) }()
-			select {
-			case report := <-done:
-				span.SetAttributes(attribute.String("farewell.outcome", string(report.Outcome)))
-				printReport(cmd.OutOrStdout(), report)
-				if !report.Outcome.Out() {
-					return &exitError{code: ExitFailure, err: fmt.Errorf("node %s is not out of the cluster: %s", name, report.Outcome)}
-				}
-				a.logger.Info("node is out of the cluster", "node", name, "outcome", report.Outcome)
-				return nil
-			case <-waitSecondSignal(sigs):
-				return &exitError{code: ExitFailure, err: fmt.Errorf("second signal: exiting before the shutdown finished")}
-			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ready node=%s cluster=%s http=%s instance=%s\n", name, ag.Member().Addr(), svc.HTTPAddr, ag.Member().Instance())
+			return a.nodeLoop(cmd, ag, sigs)
 		},
 	}
 	cmd.Flags().String("name", "", "this node's unique name (cluster.name; default: the host name)")
@@ -124,14 +104,67 @@ Faults for trying things out (repeatable):
 	return cmd
 }
 
-// waitSecondSignal returns a channel that is closed on the second signal received on
-// sigs (the first one is the one that started the shutdown).
-func waitSecondSignal(sigs <-chan os.Signal) <-chan struct{} {
-	second := make(chan struct{})
-	go func() {
-		<-sigs
-		<-sigs
-		close(second)
-	}()
-	return second
+// sameSignalWait bounds the wait for the signal that ended the command's context to
+// arrive on the node's own channel too.
+const sameSignalWait = 200 * time.Millisecond
+
+// nodeLoop is the node's life in one place: the first signal starts its durable
+// shutdown, a second one exits at once; when the node is done — its shutdown ran,
+// whoever started it, or a peer evicted it — the process exits, 0 when the node left on
+// its own (graceful or degraded), 1 when it was forced out. An aborted shutdown leaves
+// the node serving.
+func (a *app) nodeLoop(cmd *cobra.Command, ag *agent.Agent, sigs <-chan os.Signal) error {
+	name := ag.Member().Name()
+	out := cmd.OutOrStdout()
+	cancelled := cmd.Context().Done() // an in-process run ends with its context, as with a signal
+	signals := 0
+	var reports chan *workflows.ShutdownReport // the node's own shutdown, once started
+	for {
+		select {
+		case <-sigs:
+			cancelled = nil // the same signal also ends the command's context
+		case <-cancelled:
+			// The command's context ends with a signal (cmd/farewell) or, run in-process,
+			// on its own; take in the signal that ended it, so that it counts once.
+			cancelled = nil
+			select {
+			case <-sigs:
+			case <-time.After(sameSignalWait):
+			}
+		case r := <-reports:
+			reports = nil
+			printReport(out, r)
+			if !r.Outcome.Out() {
+				a.logger.Warn("the shutdown did not take the node out: it serves on; a second signal exits at once",
+					"node", name, "outcome", r.Outcome)
+			}
+			continue
+		case <-ag.Done():
+			e := ag.Exit()
+			switch {
+			case reports != nil:
+				printReport(out, <-reports) // the node's own shutdown: its report comes next
+			case signals == 0:
+				fmt.Fprintf(out, "%s: done without a signal: %s\n", name, e.Why)
+			}
+			if !e.Clean() {
+				return &exitError{code: ExitFailure, err: fmt.Errorf("node %s is out: %s", name, e.Why)}
+			}
+			a.logger.Info("node is out of the cluster", "node", name, "outcome", e.Outcome)
+			return nil
+		}
+		if signals++; signals > 1 {
+			return &exitError{code: ExitFailure, err: fmt.Errorf("second signal: exiting before the shutdown finished")}
+		}
+		a.logger.Info("signal received: shutting down; a second signal exits at once", "node", name)
+		reports = make(chan *workflows.ShutdownReport, 1)
+		go func(done chan<- *workflows.ShutdownReport) {
+			sctx, span := a.tel.Tracer().Start(context.WithoutCancel(cmd.Context()), "sigterm shutdown",
+				trace.WithAttributes(attribute.String("farewell.node", name)))
+			r := ag.Shutdown(sctx, "signal", "sigterm@"+name)
+			span.SetAttributes(attribute.String("farewell.outcome", string(r.Outcome)))
+			span.End()
+			done <- r
+		}(reports)
+	}
 }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -17,11 +17,11 @@ const (
 )
 
 // outcomeExitCode maps a shutdown's outcome to the exit code of `shutdown --wait`.
-func outcomeExitCode(o workflows.Outcome) int {
+func outcomeExitCode(o plan.Outcome) int {
 	switch o {
-	case workflows.OutcomeGraceful:
+	case plan.Graceful:
 		return ExitOK
-	case workflows.OutcomeDegraded, workflows.OutcomeForced:
+	case plan.Degraded, plan.Forced:
 		return ExitNotClean
 	default:
 		return ExitNotOut
@@ -34,11 +34,9 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func ms(v int64) string { return (time.Duration(v) * time.Millisecond).String() }
-
 // printReport renders a report for people.
 func printReport(w io.Writer, r *workflows.ShutdownReport) {
-	fmt.Fprintf(w, "%s: %s in %s", r.Node, strings.ToUpper(string(r.Outcome)), ms(r.TotalMS))
+	fmt.Fprintf(w, "%s: %s in %s", r.Node, strings.ToUpper(string(r.Outcome)), r.Total)
 	if r.WorkflowID != "" {
 		fmt.Fprintf(w, "  (workflow %s, run %s)", r.WorkflowID, r.RunID)
 	}
@@ -48,12 +46,12 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 	}
 	for i, s := range r.Steps {
 		line := fmt.Sprintf("  %d/%d %-20s %-9s", i+1, len(r.Steps), s.Name, s.Status)
-		if s.Status != workflows.StepSkipped {
+		if s.Status != plan.StepSkipped {
 			plural := "s"
 			if s.Attempts == 1 {
 				plural = ""
 			}
-			line += fmt.Sprintf(" %d attempt%s %8s", s.Attempts, plural, ms(s.DurationMS))
+			line += fmt.Sprintf(" %d attempt%s %8s", s.Attempts, plural, s.Duration)
 		}
 		if s.Error != "" {
 			line += "  " + s.Error
@@ -71,7 +69,9 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 	}
 	switch {
 	case r.Converged:
-		fmt.Fprintf(w, "  convergence: every surviving member sees %s out (%s)\n", r.Node, ms(r.ConvergenceMS))
+		fmt.Fprintf(w, "  convergence: every surviving member sees %s out (%s)\n", r.Node, r.ConvergenceTook)
+	case r.Convergence == plan.Unverified:
+		fmt.Fprintf(w, "  convergence: UNVERIFIED: too few members answered to tell (%s)\n", strings.Join(r.Pending, ", "))
 	case len(r.Pending) > 0:
 		fmt.Fprintf(w, "  convergence: NOT reached; still seeing %s in: %s\n", r.Node, strings.Join(r.Pending, ", "))
 	}
@@ -89,28 +89,28 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 // progressPrinter prints one line per step change while a shutdown runs.
 type progressPrinter struct {
 	w    io.Writer
-	seen map[string]workflows.StepStatus
+	seen map[string]plan.StepStatus
 	hint bool
 }
 
 func newProgressPrinter(w io.Writer) *progressPrinter {
-	return &progressPrinter{w: w, seen: map[string]workflows.StepStatus{}}
+	return &progressPrinter{w: w, seen: map[string]plan.StepStatus{}}
 }
 
 func (p *progressPrinter) update(r workflows.ShutdownReport) {
 	for i, s := range r.Steps {
-		if p.seen[s.Name] == s.Status || s.Status == workflows.StepPending {
+		if p.seen[s.Name] == s.Status || s.Status == plan.StepPending {
 			continue
 		}
 		p.seen[s.Name] = s.Status
 		line := fmt.Sprintf("%s %d/%d %s %s", r.Node, i+1, len(r.Steps), s.Name, s.Status)
-		if s.Status != workflows.StepRunning && s.Status != workflows.StepSkipped {
-			line += " in " + ms(s.DurationMS)
+		if s.Status != plan.StepRunning && s.Status != plan.StepSkipped {
+			line += " in " + s.Duration.String()
 		}
 		if s.Error != "" {
 			line += ": " + s.Error
 		}
-		if s.Note != "" && s.Status == workflows.StepSkipped {
+		if s.Note != "" && s.Status == plan.StepSkipped {
 			line += " (" + s.Note + ")"
 		}
 		fmt.Fprintln(p.w, line)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -32,8 +34,7 @@ func (a *app) dial(ctx context.Context) (client.Client, error) {
 }
 
 func (a *app) starter(c client.Client) *starter.Starter {
-	plan := workflows.PlanFromConfig(a.cfg.Shutdown)
-	return starter.New(c, starter.Options{Namespace: a.cfg.Temporal.Namespace, Plan: &plan, Logger: a.logger})
+	return starter.New(c, starter.Options{Namespace: a.cfg.Temporal.Namespace, Logger: a.logger})
 }
 
 func requester() string {
@@ -57,6 +58,7 @@ func (a *app) shutdownCommand() *cobra.Command {
 		wait   bool
 		output string
 		force  bool
+		set    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "shutdown NODE",
@@ -65,6 +67,15 @@ func (a *app) shutdownCommand() *cobra.Command {
 set-gracefully-left, stop-heartbeat, deregister and stop-services on the node itself,
 each under its timeouts and retries, a failed step never blocking the next; then a check
 that every member sees the node out, and a forced eviction when it is not.
+
+The plan is the orchestrator worker's (its shutdown.* settings); --set changes one value
+of it for this run only, named as under shutdown in farewell.yaml:
+
+  --set steps.deregister.start_to_close=10s --set steps.deregister.on_failure=abort
+  --set force=false --set convergence_timeout=30s
+
+A trigger that joins a running shutdown changes nothing of it, and says which of its
+--force, --reason and --set were not applied.
 
 Without --wait, prints the workflow and run IDs once the node is known. With --wait,
 prints one line per step change, then the report (with --output json, only the report).
@@ -85,8 +96,22 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 				return err
 			}
 			defer c.Close()
+			var override plan.Override
+			for _, kv := range set {
+				field, value, ok := strings.Cut(kv, "=")
+				if !ok {
+					return usageError("--set %q: want FIELD=VALUE, like steps.deregister.start_to_close=10s", kv)
+				}
+				if err := override.Set(field, value); err != nil {
+					return usageError("--set: %v", err)
+				}
+			}
+			req := workflows.ShutdownRequest{Node: args[0], Reason: reason, RequestedBy: requester(), Force: force}
+			if !override.Empty() {
+				req.Override = &override
+			}
 			st := a.starter(c)
-			run, err := st.Shutdown(ctx, workflows.ShutdownRequest{Node: args[0], Reason: reason, RequestedBy: requester(), Force: force})
+			run, err := st.Shutdown(ctx, req)
 			if errors.Is(err, starter.ErrBadRequest) {
 				return &exitError{code: ExitUsage, err: err}
 			}
@@ -106,6 +131,7 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 					verb = "joined running"
 				}
 				fmt.Fprintf(out, "%s shutdown of %s: workflow %s run %s\n", verb, args[0], run.WorkflowID, run.RunID)
+				printNotApplied(out, run)
 				if a.cfg.Temporal.Address != "" {
 					fmt.Fprintf(out, "watch it with: farewell status %s\n", args[0])
 				}
@@ -113,6 +139,7 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 			}
 			if run.Joined && output == "text" {
 				fmt.Fprintf(out, "joined the running shutdown of %s (run %s)\n", args[0], run.RunID)
+				printNotApplied(out, run)
 			}
 			report, err := waitAndReport(ctx, st, run, output, out)
 			if report != nil {
@@ -127,7 +154,16 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the shutdown to end, showing its progress")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.Flags().BoolVar(&force, "force", false, "skip the graceful steps and force-evict the node at once")
+	cmd.Flags().StringArrayVar(&set, "set", nil, "change one value of the orchestrator's plan for this run: FIELD=VALUE (repeatable)")
 	return cmd
+}
+
+// printNotApplied says what a trigger asked that the running shutdown it joined does
+// not do.
+func printNotApplied(w io.Writer, run starter.Run) {
+	if len(run.NotApplied) > 0 {
+		fmt.Fprintf(w, "not applied (the running shutdown keeps its own request): %s\n", strings.Join(run.NotApplied, ", "))
+	}
 }
 
 // waitAndReport follows a run to its end (one line per step change in text output),

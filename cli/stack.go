@@ -140,15 +140,23 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 	}
 
 	oc := a.cfg.Cluster
-	oc.Name, oc.Bind, oc.Advertise, oc.Join = "farewell-observer", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.clusterPort)), "", nil
-	s.observer, err = cluster.New(cluster.Options{Cluster: oc, Role: cluster.RoleObserver, Logger: a.logger})
+	oc.Name, oc.Bind, oc.Advertise = "farewell-observer", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.clusterPort)), ""
+	mopts, err := agent.MemberOptions(oc)
 	if err != nil {
+		return nil, err
+	}
+	mopts.Role, mopts.Logger = cluster.RoleObserver, a.logger
+	s.observer, err = cluster.New(mopts)
+	if err != nil {
+		return nil, fmt.Errorf("observer member: %w", err)
+	}
+	if err := s.observer.Join(ctx, oc.Join); err != nil {
 		return nil, fmt.Errorf("observer member: %w", err)
 	}
 	if err := telemetry.ObserveMembers(a.tel.Meter(), s.observer); err != nil {
 		return nil, err
 	}
-	s.worker = worker.NewOrchestrator(s.client, s.observer, a.logger)
+	s.worker = worker.NewOrchestrator(s.client, worker.Orchestrator{Observer: s.observer, Plan: a.cfg.Shutdown.MustPlan(), Logger: a.logger})
 	if err := s.worker.Start(); err != nil {
 		return nil, fmt.Errorf("orchestrator worker: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -39,7 +40,7 @@ says why.`,
 				if err != nil || d <= 0 {
 					return usageError("extend-timeout: %q is not a positive duration (like 30s)", args[3])
 				}
-				update, arg = workflows.UpdateExtendTimeout, workflows.ExtendTimeoutRequest{Step: args[2], StartToClose: d}
+				update, arg = workflows.UpdateExtendTimeout, workflows.ExtendTimeoutRequest{Step: args[2], StartToClose: plan.Duration(d)}
 			default:
 				return usageError("signal NODE force-now | skip-step STEP | extend-timeout STEP DURATION")
 			}

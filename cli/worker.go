@@ -2,13 +2,18 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/farewell-project/farewell/agent"
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
 )
+
+// observerLeave bounds an observer's leave when its process stops.
+const observerLeave = 3 * time.Second
 
 func (a *app) workerCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -35,18 +40,23 @@ Runs until SIGINT or SIGTERM, then stops gracefully.`,
 			if err := worker.EnsureSearchAttributes(ctx, c, a.cfg.Temporal.Namespace); err != nil {
 				return err
 			}
-			observer, err := cluster.New(cluster.Options{Cluster: a.cfg.Cluster, Role: cluster.RoleObserver, Logger: a.logger})
+			mopts, err := agent.MemberOptions(a.cfg.Cluster)
 			if err != nil {
 				return err
 			}
-			defer observer.Leave(a.cfg.Shutdown.Steps["deregister"].StartToClose)
+			mopts.Role, mopts.Logger = cluster.RoleObserver, a.logger
+			observer, err := cluster.New(mopts)
+			if err != nil {
+				return err
+			}
+			defer observer.Leave(observerLeave)
 			if err := observer.Join(ctx, a.cfg.Cluster.Join); err != nil {
 				return err
 			}
 			if err := telemetry.ObserveMembers(a.tel.Meter(), observer); err != nil {
 				return err
 			}
-			w := worker.NewOrchestrator(c, observer, a.logger)
+			w := worker.NewOrchestrator(c, worker.Orchestrator{Observer: observer, Plan: a.cfg.Shutdown.MustPlan(), Logger: a.logger})
 			if err := w.Start(); err != nil {
 				return fmt.Errorf("start orchestrator worker: %w", err)
 			}

@@ -14,11 +14,10 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/farewell-project/farewell/config"
 )
 
 // benchCluster starts n quiet members with a memberlist profile's stock timings.
-func benchCluster(b *testing.B, profile string, n int, heartbeat bool) []*Member {
+func benchCluster(b *testing.B, profile Profile, n int, heartbeat bool) []*Member {
 	b.Helper()
 	members := make([]*Member, 0, n)
 	for i := range n {
@@ -45,10 +44,8 @@ func benchCluster(b *testing.B, profile string, n int, heartbeat bool) []*Member
 	return members
 }
 
-func benchMember(b *testing.B, profile, name string) *Member {
-	c := config.Cluster{Name: name, Bind: "127.0.0.1:0", Profile: profile,
-		HeartbeatInterval: time.Second, HeartbeatExpiration: 5 * time.Second}
-	m, err := New(Options{Cluster: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+func benchMember(b *testing.B, profile Profile, name string) *Member {
+	m, err := New(Options{Name: name, BindAddr: "127.0.0.1", Profile: profile, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Tune: func(c *memberlist.Config) { c.LogOutput = io.Discard }})
 	if err != nil {
 		b.Fatal(err)
@@ -79,7 +76,7 @@ func untilAll(b *testing.B, start time.Time, members []*Member, cond func(*Membe
 //
 //	go test ./cluster -run '^$' -bench Propagation -benchtime 5x
 func BenchmarkPropagation(b *testing.B) {
-	for _, profile := range []string{config.ProfileLocal, config.ProfileLAN} {
+	for _, profile := range []Profile{ProfileLocal, ProfileLAN} {
 		for _, n := range []int{5, 25, 100} {
 			b.Run(fmt.Sprintf("%s/%d", profile, n), func(b *testing.B) {
 				members := benchCluster(b, profile, n, false)
@@ -139,7 +136,7 @@ func BenchmarkIdleMember(b *testing.B) {
 	const n, window = 25, 5 * time.Second
 	for range b.N {
 		before := heapBytes()
-		members := benchCluster(b, config.ProfileLocal, n, true)
+		members := benchCluster(b, ProfileLocal, n, true)
 		after := heapBytes()
 		cpu0 := cpuTime(b)
 		time.Sleep(window) // the measurement window itself: idle members, nothing to poll for

@@ -15,7 +15,7 @@ func (m *Member) StartHeartbeat() {
 	stop, done := make(chan struct{}), make(chan struct{})
 	m.hbStop, m.hbDone = stop, done
 	go m.heartbeatLoop(stop, done)
-	m.log.Info("heartbeat started", "interval", m.cfg.HeartbeatInterval)
+	m.log.Info("heartbeat started", "interval", m.opts.HeartbeatInterval)
 }
 
 // stopWait bounds StopHeartbeat's wait for a send stuck in a stalled network.
@@ -51,11 +51,7 @@ func (m *Member) HeartbeatRunning() bool {
 
 func (m *Member) heartbeatLoop(stop, done chan struct{}) {
 	defer close(done)
-	interval := m.cfg.HeartbeatInterval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	t := time.NewTicker(interval)
+	t := time.NewTicker(m.opts.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		m.beat(stop)
@@ -109,10 +105,7 @@ func (m *Member) onHeartbeat(hb heartbeatMsg) {
 // expiration as blocked, warning once per episode.
 func (m *Member) watchHeartbeats() {
 	defer m.wg.Done()
-	expiration := m.cfg.HeartbeatExpiration
-	if expiration <= 0 {
-		expiration = 5 * time.Second
-	}
+	expiration := m.opts.HeartbeatExpiration
 	t := time.NewTicker(max(expiration/4, 10*time.Millisecond))
 	defer t.Stop()
 	for {

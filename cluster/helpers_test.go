@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/internal/testlog"
 )
 
@@ -27,26 +26,23 @@ func fastTimings(c *memberlist.Config) {
 type memberOpt func(*Options)
 
 func withRole(r Role) memberOpt { return func(o *Options) { o.Role = r } }
-func withKey(k string) memberOpt {
-	return func(o *Options) { o.Cluster.SecretKey = k }
+func withKey(k []byte) memberOpt {
+	return func(o *Options) { o.SecretKey = k }
 }
 
-func testClusterConfig(name string) config.Cluster {
-	return config.Cluster{
-		Name:                name,
-		Bind:                "127.0.0.1:0",
-		Profile:             config.ProfileLocal,
-		HeartbeatInterval:   50 * time.Millisecond,
-		HeartbeatExpiration: 400 * time.Millisecond,
-	}
-}
+// testExpiration is the heartbeat expiration of test members.
+const testExpiration = 400 * time.Millisecond
 
 func newTestMember(t testing.TB, name string, opts ...memberOpt) *Member {
 	t.Helper()
 	o := Options{
-		Cluster: testClusterConfig(name),
-		Logger:  testLogger(t),
-		Tune:    fastTimings,
+		Name:                name,
+		BindAddr:            "127.0.0.1",
+		Profile:             ProfileLocal,
+		HeartbeatInterval:   50 * time.Millisecond,
+		HeartbeatExpiration: testExpiration,
+		Logger:              testLogger(t),
+		Tune:                fastTimings,
 	}
 	for _, f := range opts {
 		f(&o)

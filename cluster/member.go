@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-
-	"github.com/farewell-project/farewell/config"
 )
 
 // State is a member's lifecycle state, as every member sees it.
@@ -92,11 +90,41 @@ func (i MemberInfo) HeartbeatAge(now time.Time) time.Duration {
 	return now.Sub(i.LastHeartbeat)
 }
 
-// Options configure a Member.
+// Profile picks memberlist's timing defaults.
+type Profile string
+
+const (
+	// ProfileLocal suits loopback and a single machine (memberlist's local config).
+	ProfileLocal Profile = "local"
+	// ProfileLAN suits a data centre network (memberlist's LAN config).
+	ProfileLAN Profile = "lan"
+	// ProfileWAN suits members far apart (memberlist's WAN config).
+	ProfileWAN Profile = "wan"
+)
+
+// Options configure a Member. A Member reads nothing else: the application maps its
+// own configuration to these.
 type Options struct {
-	// Cluster holds name, bind/advertise addresses, secret key, profile and heartbeat
-	// timings. Join is not used by New: call Join.
-	Cluster config.Cluster
+	// Name of this member; unique in the cluster.
+	Name string
+	// BindAddr and BindPort are where memberlist listens (UDP and TCP); port 0 picks a
+	// free one.
+	BindAddr string
+	BindPort int
+	// AdvertiseAddr and AdvertisePort are what peers use to reach this member; empty
+	// and 0 mean the bind address and the port bound.
+	AdvertiseAddr string
+	AdvertisePort int
+	// SecretKey, when set, encrypts gossip (16, 24 or 32 bytes: AES-128/192/256).
+	SecretKey []byte
+	// Profile is ProfileLAN unless set.
+	Profile Profile
+	// HeartbeatInterval is how often a node publishes its application heartbeat; 0
+	// means a second.
+	HeartbeatInterval time.Duration
+	// HeartbeatExpiration is how long an alive node's heartbeat may stand still before
+	// it is reported blocked; 0 means five seconds.
+	HeartbeatExpiration time.Duration
 	// Role is RoleNode unless set.
 	Role Role
 	// Logger receives membership changes and memberlist's own logs; nil means slog.Default().
@@ -121,7 +149,6 @@ type Member struct {
 	name     string
 	role     Role
 	instance string
-	cfg      config.Cluster
 	log      *slog.Logger
 	opts     Options
 
@@ -168,17 +195,21 @@ func New(opts Options) (*Member, error) {
 	if opts.ForgetAfter == 0 {
 		opts.ForgetAfter = time.Hour
 	}
-	c := opts.Cluster
-	if c.Name == "" {
-		return nil, errors.New("cluster member needs a name (cluster.name)")
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = time.Second
+	}
+	if opts.HeartbeatExpiration <= 0 {
+		opts.HeartbeatExpiration = 5 * time.Second
+	}
+	if opts.Name == "" {
+		return nil, errors.New("cluster member needs a name")
 	}
 	m := &Member{
-		name:      c.Name,
+		name:      opts.Name,
 		role:      opts.Role,
 		instance:  newInstanceID(),
-		cfg:       c,
 		opts:      opts,
-		log:       opts.Logger.With("member", c.Name),
+		log:       opts.Logger.With("member", opts.Name),
 		view:      map[string]*MemberInfo{},
 		evictions: map[string]evictMsg{},
 		lefts:     map[string]string{},
@@ -195,7 +226,7 @@ func New(opts Options) (*Member, error) {
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
 		m.transport.Shutdown()
-		return nil, fmt.Errorf("start cluster member %s on %s: %w", c.Name, c.Bind, err)
+		return nil, fmt.Errorf("start cluster member %s on %s: %w", opts.Name, m.bindAddr(), err)
 	}
 	m.ml = ml
 	m.queue = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: mlc.RetransmitMult}
@@ -207,52 +238,43 @@ func New(opts Options) (*Member, error) {
 }
 
 func (m *Member) memberlistConfig() (*memberlist.Config, error) {
-	c := m.cfg
+	o := m.opts
 	var mlc *memberlist.Config
-	switch c.Profile {
-	case config.ProfileLAN, "":
+	switch o.Profile {
+	case ProfileLAN, "":
 		mlc = memberlist.DefaultLANConfig()
-	case config.ProfileWAN:
+	case ProfileWAN:
 		mlc = memberlist.DefaultWANConfig()
-	case config.ProfileLocal:
+	case ProfileLocal:
 		mlc = memberlist.DefaultLocalConfig()
 	default:
-		return nil, fmt.Errorf("cluster.profile: %q is not one of local, lan, wan", c.Profile)
+		return nil, fmt.Errorf("cluster profile %q is not one of local, lan, wan", o.Profile)
 	}
-	mlc.Name = c.Name
+	mlc.Name = o.Name
 	// The local profile retransmits each gossip only 2×log10(n+1) times; in small
 	// clusters that leaves a member in four without news of a join until the next
 	// push/pull (15 s). Four times, as the lan profile does, makes misses rare.
 	mlc.RetransmitMult = max(mlc.RetransmitMult, 4)
-	host, port, err := splitHostPort(c.Bind)
-	if err != nil {
-		return nil, fmt.Errorf("cluster.bind: %w", err)
-	}
-	mlc.BindAddr, mlc.BindPort = host, port
-	if c.Advertise != "" {
-		ahost, aport, err := splitHostPort(c.Advertise)
-		if err != nil {
-			return nil, fmt.Errorf("cluster.advertise: %w", err)
+	mlc.BindAddr, mlc.BindPort = o.BindAddr, o.BindPort
+	mlc.AdvertiseAddr, mlc.AdvertisePort = o.AdvertiseAddr, o.AdvertisePort
+	if len(o.SecretKey) > 0 {
+		switch len(o.SecretKey) {
+		case 16, 24, 32:
+		default:
+			return nil, fmt.Errorf("cluster secret key of %d bytes: it must be 16, 24 or 32", len(o.SecretKey))
 		}
-		mlc.AdvertiseAddr, mlc.AdvertisePort = ahost, aport
-	}
-	if c.SecretKey != "" {
-		key, err := config.SecretKeyBytes(c.SecretKey)
-		if err != nil {
-			return nil, fmt.Errorf("cluster.secret_key: %w", err)
-		}
-		mlc.SecretKey = key
+		mlc.SecretKey = o.SecretKey
 	}
 	mlc.LogOutput = newMemberlistLogWriter(m.log.With("component", "memberlist"))
 	mlc.Logger = nil
 
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{host},
-		BindPort:  port,
+		BindAddrs: []string{o.BindAddr},
+		BindPort:  o.BindPort,
 		Logger:    newMemberlistLogger(m.log.With("component", "memberlist")),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s for cluster member %s: %w", c.Bind, c.Name, err)
+		return nil, fmt.Errorf("listen on %s for cluster member %s: %w", m.bindAddr(), o.Name, err)
 	}
 	m.transport = NewFaultTransport(nt)
 	mlc.Transport = m.transport
@@ -268,6 +290,10 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 		m.opts.Tune(mlc)
 	}
 	return mlc, nil
+}
+
+func (m *Member) bindAddr() string {
+	return net.JoinHostPort(m.opts.BindAddr, strconv.Itoa(m.opts.BindPort))
 }
 
 func splitHostPort(s string) (string, int, error) {
@@ -307,8 +333,8 @@ func (m *Member) Join(ctx context.Context, addrs []string) error {
 	case r := <-ch:
 		if r.n == 0 {
 			hint := ""
-			if m.cfg.SecretKey != "" {
-				hint = " (is cluster.secret_key the same on every member?)"
+			if len(m.opts.SecretKey) > 0 {
+				hint = " (is the gossip key the same on every member?)"
 			}
 			return fmt.Errorf("join cluster through %v: %w%s", addrs, r.err, hint)
 		}
@@ -634,6 +660,10 @@ func (m *Member) nodeFor(name string) (*memberlist.Node, bool) {
 	}
 	return &memberlist.Node{Name: name, Addr: net.ParseIP(host), Port: uint16(port)}, true
 }
+
+// Departed is closed once this member's memberlist shut down: after Leave, Shutdown,
+// a termination, or the leave that ends self-fencing.
+func (m *Member) Departed() <-chan struct{} { return m.stop }
 
 // Close shuts the member down (without a leave) and releases its port.
 func (m *Member) Close() { m.Shutdown() }

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -69,7 +68,7 @@ func TestBlockedOnlyWhileAlive(t *testing.T) {
 	}
 	waitAll(t, members, "node-3 seen leaving", func(m *Member) bool { return stateOf(m, "node-3") == StateLeaving })
 	leaving.StopHeartbeat()
-	expiration := testClusterConfig("x").HeartbeatExpiration
+	expiration := testExpiration
 	waitAll(t, others, "node-3's heartbeat to be twice the expiration old", func(m *Member) bool {
 		info, _ := m.Member("node-3")
 		return info.HeartbeatAge(time.Now()) > 2*expiration
@@ -231,10 +230,10 @@ func TestLeaveUnderStallStillShutsDown(t *testing.T) {
 }
 
 func TestWrongSecretKeyCannotJoin(t *testing.T) {
-	key := func(b byte) string {
+	key := func(b byte) []byte {
 		k := make([]byte, 32)
 		k[0] = b
-		return base64.StdEncoding.EncodeToString(k)
+		return k
 	}
 	a := newTestMember(t, "a", withKey(key(1)))
 	b := newTestMember(t, "b", withKey(key(2)))
@@ -244,7 +243,7 @@ func TestWrongSecretKeyCannotJoin(t *testing.T) {
 	if err == nil {
 		t.Fatal("member with another key joined")
 	}
-	if !strings.Contains(err.Error(), "secret_key") {
+	if !strings.Contains(err.Error(), "gossip key") {
 		t.Errorf("join error does not point at the key: %v", err)
 	}
 	c := newTestMember(t, "c", withKey(key(1)))

@@ -1,40 +1,14 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
-)
 
-// Names of the graceful shutdown steps, in the order they run.
-const (
-	StepSetGracefullyLeft = "set-gracefully-left"
-	StepStopHeartbeat     = "stop-heartbeat"
-	StepDeregister        = "deregister"
-	StepStopServices      = "stop-services"
-)
-
-// StepNames lists the graceful steps in the order they run.
-var StepNames = []string{StepSetGracefullyLeft, StepStopHeartbeat, StepDeregister, StepStopServices}
-
-// StepIndex is the position of a graceful step in StepNames, or -1.
-func StepIndex(name string) int {
-	for i, n := range StepNames {
-		if n == name {
-			return i
-		}
-	}
-	return -1
-}
-
-// What a shutdown does when a step ends without succeeding.
-const (
-	// OnFailureContinue records the failure and runs the next step.
-	OnFailureContinue = "continue"
-	// OnFailureAbort stops and rolls back what is reversible (state back to alive,
-	// heartbeat restarted); after deregister succeeded it acts as continue.
-	OnFailureAbort = "abort"
-	// OnFailureForce skips the remaining graceful steps and force-evicts the node.
-	OnFailureForce = "force"
+	"github.com/farewell-project/farewell/plan"
 )
 
 // Memberlist timing profiles.
@@ -102,7 +76,9 @@ type Cluster struct {
 	HeartbeatExpiration time.Duration `mapstructure:"heartbeat_expiration" yaml:"heartbeat_expiration"`
 }
 
-// Shutdown holds the shutdown plan's settings.
+// Shutdown holds the shutdown plan's settings: the plan the orchestrator worker gives
+// every shutdown that does not bring its own, and the plan a node runs alone when it
+// cannot reach Temporal.
 type Shutdown struct {
 	// Steps holds the timeouts and policy of each graceful step, by step name.
 	Steps map[string]Step `mapstructure:"steps" yaml:"steps"`
@@ -126,7 +102,7 @@ type Step struct {
 	// Backoff is the wait before the second attempt; it doubles after each further one.
 	Backoff time.Duration `mapstructure:"backoff" yaml:"backoff"`
 	// OnFailure is continue, abort or force.
-	OnFailure string `mapstructure:"on_failure" yaml:"on_failure"`
+	OnFailure plan.Policy `mapstructure:"on_failure" yaml:"on_failure"`
 }
 
 // Dev configures the embedded stack of `farewell dev` and `farewell demo`.
@@ -164,22 +140,7 @@ func DefaultConfig() Config {
 			HeartbeatInterval:   time.Second,      // a heartbeat a second costs little
 			HeartbeatExpiration: 5 * time.Second,  // five missed heartbeats before "blocked"
 		},
-		Shutdown: Shutdown{
-			Steps: map[string]Step{
-				// Gossiping the new state takes milliseconds on a healthy cluster; one
-				// retry covers a lost broadcast.
-				StepSetGracefullyLeft: {StartToClose: 2 * time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond, OnFailure: OnFailureContinue},
-				// Stopping a local ticker cannot take long.
-				StepStopHeartbeat: {StartToClose: time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond, OnFailure: OnFailureContinue},
-				// Leave waits for the leave broadcast; a retry after Shutdown is a no-op.
-				StepDeregister: {StartToClose: 3 * time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond, OnFailure: OnFailureContinue},
-				// Each service has its own timeout inside this budget; a retry resumes.
-				StepStopServices: {StartToClose: 10 * time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond, OnFailure: OnFailureContinue},
-			},
-			Force:              true,             // never leave a half-stopped member behind
-			ConvergenceTimeout: 10 * time.Second, // gossip reaches 100 local members well within this
-			SlowThreshold:      30 * time.Second, // a healthy shutdown takes about a second
-		},
+		Shutdown: ShutdownOf(plan.Default()), // see plan.Default for why each value
 		Dev: Dev{
 			Port:   7233,                    // Temporal's usual gRPC port
 			UIPort: 8233,                    // the Temporal dev server's usual UI port
@@ -199,4 +160,80 @@ func hostname() string {
 		return "farewell-node"
 	}
 	return h
+}
+
+// ShutdownOf is the shutdown.* settings of a plan.
+func ShutdownOf(p plan.Plan) Shutdown {
+	s := Shutdown{Steps: map[string]Step{}, Force: p.Force, ConvergenceTimeout: p.ConvergenceTimeout, SlowThreshold: p.SlowThreshold}
+	for _, st := range p.Steps {
+		s.Steps[st.Name] = Step{StartToClose: st.StartToClose, ScheduleToStart: st.ScheduleToStart, MaxAttempts: st.MaxAttempts,
+			Backoff: st.Backoff, OnFailure: st.OnFailure}
+	}
+	return s
+}
+
+// Plan is the plan the shutdown.* settings describe, validated: a problem is a
+// *FieldError naming the configuration key. Steps run in the built-in order.
+func (s Shutdown) Plan() (plan.Plan, error) {
+	p := plan.Plan{Force: s.Force, ConvergenceTimeout: s.ConvergenceTimeout, SlowThreshold: s.SlowThreshold}
+	var problems []error
+	for _, name := range plan.Builtin() {
+		st, ok := s.Steps[name]
+		if !ok {
+			problems = append(problems, &FieldError{Key: "shutdown.steps." + name, Msg: "missing"})
+			continue
+		}
+		p.Steps = append(p.Steps, plan.StepSpec{Name: name, StartToClose: st.StartToClose, ScheduleToStart: st.ScheduleToStart,
+			MaxAttempts: st.MaxAttempts, Backoff: st.Backoff, OnFailure: st.OnFailure})
+	}
+	for _, name := range sortedKeys(s.Steps) {
+		if !plan.IsBuiltin(name) {
+			problems = append(problems, &FieldError{Key: "shutdown.steps." + name,
+				Msg: fmt.Sprintf("unknown step %q (steps are %s)", name, strings.Join(plan.Builtin(), ", "))})
+		}
+	}
+	for _, e := range leaves(p.Validate()) {
+		var fe *plan.FieldError
+		if errors.As(e, &fe) {
+			e = &FieldError{Key: "shutdown." + fe.Field, Msg: fe.Msg}
+		}
+		if len(p.Steps) > 0 || !strings.HasPrefix(e.Error(), "shutdown.steps:") {
+			problems = append(problems, e)
+		}
+	}
+	return p, errors.Join(problems...)
+}
+
+// MustPlan is Plan for settings known to be valid (they passed Validate).
+func (s Shutdown) MustPlan() plan.Plan {
+	p, err := s.Plan()
+	if err != nil {
+		panic("config: shutdown settings were not validated: " + err.Error())
+	}
+	return p
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// leaves flattens joined errors into the single problems they hold.
+func leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }

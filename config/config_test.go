@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/farewell-project/farewell/plan"
 )
 
 func writeFile(t *testing.T, dir, body string) string {
@@ -25,7 +27,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("default config is invalid: %v", err)
 	}
-	for _, step := range StepNames {
+	for _, step := range plan.Builtin() {
 		if _, ok := DefaultConfig().Shutdown.Steps[step]; !ok {
 			t.Errorf("default config lacks step %s", step)
 		}
@@ -75,11 +77,11 @@ dev:
 				if c.Temporal.Namespace != "from-file" || c.Dev.Port != 1111 {
 					t.Errorf("got namespace %q port %d, want from file", c.Temporal.Namespace, c.Dev.Port)
 				}
-				dereg := c.Shutdown.Steps[StepDeregister]
+				dereg := c.Shutdown.Steps[plan.Deregister]
 				if dereg.StartToClose != 7*time.Second {
 					t.Errorf("deregister start_to_close = %s, want 7s", dereg.StartToClose)
 				}
-				if dereg.MaxAttempts != DefaultConfig().Shutdown.Steps[StepDeregister].MaxAttempts {
+				if dereg.MaxAttempts != DefaultConfig().Shutdown.Steps[plan.Deregister].MaxAttempts {
 					t.Errorf("deregister max_attempts = %d, want the default", dereg.MaxAttempts)
 				}
 			},
@@ -106,10 +108,10 @@ dev:
 				if c.Temporal.Namespace != "from-env" {
 					t.Errorf("namespace %q, want from-env", c.Temporal.Namespace)
 				}
-				if got := c.Shutdown.Steps[StepDeregister].StartToClose; got != 9*time.Second {
+				if got := c.Shutdown.Steps[plan.Deregister].StartToClose; got != 9*time.Second {
 					t.Errorf("deregister start_to_close %s, want 9s", got)
 				}
-				if got := c.Shutdown.Steps[StepStopServices].MaxAttempts; got != 5 {
+				if got := c.Shutdown.Steps[plan.StopServices].MaxAttempts; got != 5 {
 					t.Errorf("stop-services max_attempts %d, want 5", got)
 				}
 				if len(c.Cluster.Join) != 2 || c.Cluster.Join[1] != "127.0.0.1:2" {
@@ -184,7 +186,7 @@ func TestLoadRejects(t *testing.T) {
 		{"unknown on_failure", "shutdown:\n  steps:\n    stop-heartbeat:\n      on_failure: panic\n", nil,
 			[]string{"shutdown.steps.stop-heartbeat.on_failure", `"panic" is not one of continue, abort, force`}},
 		{"max attempts zero", "shutdown:\n  steps:\n    stop-services:\n      max_attempts: 0\n", nil,
-			[]string{"shutdown.steps.stop-services.max_attempts", "less than 1"}},
+			[]string{"shutdown.steps.stop-services.max_attempts", "not between 1 and 10"}},
 		{"secret key not base64", "cluster:\n  secret_key: '***'\n", nil,
 			[]string{"cluster.secret_key", "not base64"}},
 		{"secret key wrong length", "cluster:\n  secret_key: " + "aGVsbG8=" + "\n", nil,

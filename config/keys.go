@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/farewell-project/farewell/plan"
 )
 
 // key describes one leaf setting, such as shutdown.steps.deregister.max_attempts.
@@ -33,7 +35,7 @@ func walkType(t reflect.Type, prefix string, out *[]key) {
 		case f.Type.Kind() == reflect.Struct:
 			walkType(f.Type, path+".", out)
 		case f.Type.Kind() == reflect.Map:
-			for _, step := range StepNames {
+			for _, step := range plan.Builtin() {
 				walkType(f.Type.Elem(), path+"."+step+".", out)
 			}
 		default:

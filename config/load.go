@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/farewell-project/farewell/plan"
 )
 
 // FileName is the name of the configuration file searched for when none is given.
@@ -76,9 +78,7 @@ func Load(src Source) (Config, string, error) {
 	if err := v.Unmarshal(&c); err != nil {
 		return Config{}, file, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if err := c.Validate(); err != nil {
-		problems = append(problems, err.(interface{ Unwrap() []error }).Unwrap()...)
-	}
+	problems = append(problems, leaves(c.Validate())...)
 	return c, file, errors.Join(dedupe(problems)...)
 }
 
@@ -153,8 +153,8 @@ func readFile(v *viper.Viper, file string) ([]error, error) {
 
 func unknownKey(path string) error {
 	parts := strings.Split(path, ".")
-	if len(parts) >= 3 && parts[0] == "shutdown" && parts[1] == "steps" && !isStep(parts[2]) {
-		return &FieldError{Key: strings.Join(parts[:3], "."), Msg: fmt.Sprintf("unknown step %q (steps are %s)", parts[2], strings.Join(StepNames, ", "))}
+	if len(parts) >= 3 && parts[0] == "shutdown" && parts[1] == "steps" && !plan.IsBuiltin(parts[2]) {
+		return &FieldError{Key: strings.Join(parts[:3], "."), Msg: fmt.Sprintf("unknown step %q (steps are %s)", parts[2], strings.Join(plan.Builtin(), ", "))}
 	}
 	return &FieldError{Key: path, Msg: fmt.Sprintf("unknown key (did you mean %s?)", nearest(path))}
 }
@@ -266,8 +266,8 @@ func typeProblem(t reflect.Type, raw any) string {
 		}
 		return fmt.Sprintf("%q is not true or false", fmt.Sprint(raw))
 	case t.Kind() == reflect.String:
-		switch raw.(type) {
-		case string, int, int64, float64, bool:
+		switch reflect.ValueOf(raw).Kind() {
+		case reflect.String, reflect.Int, reflect.Int64, reflect.Float64, reflect.Bool:
 			return ""
 		}
 		return fmt.Sprintf("%v is not a single value", raw)

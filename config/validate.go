@@ -63,29 +63,9 @@ func (c Config) Validate() error {
 		v.add("cluster.heartbeat_expiration", fmt.Sprintf("%s must be longer than cluster.heartbeat_interval (%s), or every node looks blocked", c.Cluster.HeartbeatExpiration, c.Cluster.HeartbeatInterval))
 	}
 
-	for name, s := range c.Shutdown.Steps {
-		prefix := "shutdown.steps." + name
-		if !isStep(name) {
-			v.add(prefix, fmt.Sprintf("unknown step %q (steps are %s)", name, strings.Join(StepNames, ", ")))
-			continue
-		}
-		v.positive(prefix+".start_to_close", s.StartToClose)
-		v.positive(prefix+".schedule_to_start", s.ScheduleToStart)
-		if s.MaxAttempts < 1 {
-			v.add(prefix+".max_attempts", fmt.Sprintf("%d is less than 1 (1 means no retry)", s.MaxAttempts))
-		}
-		if s.Backoff < 0 {
-			v.add(prefix+".backoff", fmt.Sprintf("%s is negative", s.Backoff))
-		}
-		v.oneOf(prefix+".on_failure", s.OnFailure, OnFailureContinue, OnFailureAbort, OnFailureForce)
+	if _, err := c.Shutdown.Plan(); err != nil {
+		v.problems = append(v.problems, leaves(err)...)
 	}
-	for _, name := range StepNames {
-		if _, ok := c.Shutdown.Steps[name]; !ok {
-			v.add("shutdown.steps."+name, "missing")
-		}
-	}
-	v.positive("shutdown.convergence_timeout", c.Shutdown.ConvergenceTimeout)
-	v.positive("shutdown.slow_threshold", c.Shutdown.SlowThreshold)
 
 	v.port("dev.port", c.Dev.Port)
 	v.port("dev.ui_port", c.Dev.UIPort)
@@ -114,8 +94,6 @@ func SecretKeyBytes(s string) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("decodes to %d bytes; it must be 16, 24 or 32", len(b))
 }
-
-func isStep(name string) bool { return slices.Contains(StepNames, name) }
 
 type validator struct{ problems []error }
 

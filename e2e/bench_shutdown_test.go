@@ -18,6 +18,7 @@ import (
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/demo"
 	"github.com/farewell-project/farewell/devserver"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
@@ -75,18 +76,22 @@ func newBenchFixture(b *testing.B, tel *telemetry.Telemetry) *benchFixture {
 
 	oc := cfg.Cluster
 	oc.Name = "observer"
-	f.observer, err = cluster.New(cluster.Options{Cluster: oc, Role: cluster.RoleObserver, Logger: quietLogger(), Tune: quietMemberlist})
+	mopts, err := agent.MemberOptions(oc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mopts.Role, mopts.Logger, mopts.Tune = cluster.RoleObserver, quietLogger(), quietMemberlist
+	f.observer, err = cluster.New(mopts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	f.closers = append(f.closers, f.observer.Close)
-	w := worker.NewOrchestrator(c, f.observer, quietLogger())
+	w := worker.NewOrchestrator(c, worker.Orchestrator{Observer: f.observer, Plan: cfg.Shutdown.MustPlan(), Logger: quietLogger()})
 	if err := w.Start(); err != nil {
 		b.Fatal(err)
 	}
 	f.closers = append(f.closers, w.Stop)
-	plan := workflows.PlanFromConfig(cfg.Shutdown)
-	f.starter = starter.New(c, starter.Options{Namespace: srv.Namespace(), Plan: &plan, Logger: quietLogger()})
+	f.starter = starter.New(c, starter.Options{Namespace: srv.Namespace(), Logger: quietLogger()})
 	for range 3 {
 		f.node(true) // the long-lived members; with the observer and the target, five
 	}
@@ -142,7 +147,7 @@ func (f *benchFixture) viaWorkflow(ag *agent.Agent) time.Duration {
 		f.b.Fatal(err)
 	}
 	took := time.Since(start)
-	if r.Outcome != workflows.OutcomeGraceful || !r.Converged {
+	if r.Outcome != plan.Graceful || !r.Converged {
 		f.b.Fatalf("not graceful: %s %s: force %q steps %+v pending %v", r.Outcome, r.Error, r.ForceReason, r.Steps, r.Pending)
 	}
 	return took
@@ -152,29 +157,29 @@ func (f *benchFixture) viaWorkflow(ag *agent.Agent) time.Duration {
 // StartToClose each, and the same convergence check, called in-process.
 func (f *benchFixture) direct(ag *agent.Agent) time.Duration {
 	ctx := context.Background()
-	plan := workflows.PlanFromConfig(f.cfg.Shutdown)
+	p := f.cfg.Shutdown.MustPlan()
 	acts := ag.Activities()
-	cacts := &activities.ClusterActivities{Observer: f.observer, Logger: quietLogger()}
+	cacts := &activities.ClusterActivities{Observer: worker.Observe(f.observer), Logger: quietLogger()}
 	steps := map[string]func(context.Context, activities.StepInput) (activities.StepOutput, error){
-		config.StepSetGracefullyLeft: acts.SetGracefullyLeft,
-		config.StepStopHeartbeat:     acts.StopHeartbeat,
-		config.StepDeregister:        acts.Deregister,
-		config.StepStopServices:      acts.StopServices,
+		plan.SetGracefullyLeft: acts.SetGracefullyLeft,
+		plan.StopHeartbeat:     acts.StopHeartbeat,
+		plan.Deregister:        acts.Deregister,
+		plan.StopServices:      acts.StopServices,
 	}
 	node := ag.Member().Name()
 	start := time.Now()
 	if _, err := cacts.Lookup(ctx, activities.LookupInput{Node: node}); err != nil {
 		f.b.Fatal(err)
 	}
-	for _, spec := range plan.Steps {
+	for _, spec := range p.Steps {
 		sctx, cancel := context.WithTimeout(ctx, spec.StartToClose)
-		_, err := steps[spec.Name](sctx, activities.StepInput{Node: node, Step: spec.Name})
+		_, err := steps[spec.Name](sctx, activities.StepInput{Node: node, Instance: ag.Member().Instance(), Step: spec.Name})
 		cancel()
 		if err != nil {
 			f.b.Fatalf("%s: %v", spec.Name, err)
 		}
 	}
-	conv, err := cacts.VerifyConvergence(ctx, activities.ConvergenceInput{Node: node, Timeout: plan.ConvergenceTimeout})
+	conv, err := cacts.VerifyConvergence(ctx, activities.ConvergenceInput{Node: node, Timeout: plan.Duration(p.ConvergenceTimeout)})
 	if err != nil || !conv.Converged {
 		f.b.Fatalf("not converged: %v %+v", err, conv)
 	}

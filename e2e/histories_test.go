@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/config"
-	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/history"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -28,30 +28,30 @@ func TestWriteHistories(t *testing.T) {
 	}
 	cfg := testConfig()
 	s := newStack(t, cfg, 4)
-	s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
+	s.nodes["node-2"].faults.Set(plan.SetGracefullyLeft, activities.FaultHang)
 	s.nodes["node-3"].member().Transport().Arm(stall())
-	s.nodes["node-4"].faults.Set(config.StepDeregister, activities.FaultError)
-	abort := withPolicy(workflows.PlanFromConfig(cfg.Shutdown), config.StepDeregister, config.OnFailureAbort)
+	s.nodes["node-4"].faults.Set(plan.Deregister, activities.FaultError)
+	abort := withPolicy(plan.Deregister, plan.Abort)
 	for _, sc := range []struct {
 		file string
 		req  workflows.ShutdownRequest
-		want workflows.Outcome
+		want plan.Outcome
 	}{
-		{"graceful.json", workflows.ShutdownRequest{Node: "node-1", Reason: "maintenance"}, workflows.OutcomeGraceful},
-		{"degraded.json", workflows.ShutdownRequest{Node: "node-2", Reason: "set-gracefully-left hangs"}, workflows.OutcomeDegraded},
-		{"forced.json", workflows.ShutdownRequest{Node: "node-3", Reason: "gossip stalls"}, workflows.OutcomeForced},
-		{"aborted.json", workflows.ShutdownRequest{Node: "node-4", Reason: "deregister fails, policy abort", Plan: abort}, workflows.OutcomeAborted},
+		{"graceful.json", workflows.ShutdownRequest{Node: "node-1", Reason: "maintenance"}, plan.Graceful},
+		{"degraded.json", workflows.ShutdownRequest{Node: "node-2", Reason: "set-gracefully-left hangs"}, plan.Degraded},
+		{"forced.json", workflows.ShutdownRequest{Node: "node-3", Reason: "gossip stalls"}, plan.Forced},
+		{"aborted.json", workflows.ShutdownRequest{Node: "node-4", Reason: "deregister fails, policy abort", Override: abort}, plan.Aborted},
 		{"unknown-node.json", workflows.ShutdownRequest{Node: "node-9", Reason: "no such node"}, ""},
 	} {
 		run, r, err := s.run(sc.req)
 		if sc.want != "" && (err != nil || r.Outcome != sc.want) {
 			t.Fatalf("%s: %v %+v", sc.file, err, r)
 		}
-		h, err := s.starter.History(context.Background(), run.WorkflowID, run.RunID)
+		h, err := history.Fetch(context.Background(), s.client, run.WorkflowID, run.RunID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := starter.MarshalHistory(h)
+		b, err := history.Marshal(h)
 		if err != nil {
 			t.Fatal(err)
 		}

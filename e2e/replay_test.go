@@ -14,8 +14,8 @@ import (
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cli"
-	"github.com/farewell-project/farewell/config"
-	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/history"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -45,19 +45,18 @@ func TestExportReplayRetry(t *testing.T) {
 	s := newStack(t, cfg, 6)
 	env := []string{"TEMPORAL_ADDRESS=" + s.srv.Address()}
 	dir := t.TempDir()
-	plan := workflows.PlanFromConfig(cfg.Shutdown)
 
 	// One run of each outcome, and a refused one.
-	s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
+	s.nodes["node-2"].faults.Set(plan.SetGracefullyLeft, activities.FaultHang)
 	s.nodes["node-3"].agent.StopWorker()
-	s.nodes["node-4"].faults.Set(config.StepDeregister, activities.FaultError)
-	abortPlan := withPolicy(plan, config.StepDeregister, config.OnFailureAbort)
-	outcomes := map[string]workflows.Outcome{}
+	s.nodes["node-4"].faults.Set(plan.Deregister, activities.FaultError)
+	abortPlan := withPolicy(plan.Deregister, plan.Abort)
+	outcomes := map[string]plan.Outcome{}
 	for node, req := range map[string]workflows.ShutdownRequest{
 		"node-1": {Node: "node-1"},
 		"node-2": {Node: "node-2"},
 		"node-3": {Node: "node-3"},
-		"node-4": {Node: "node-4", Plan: abortPlan},
+		"node-4": {Node: "node-4", Override: abortPlan},
 	} {
 		_, r, err := s.run(req)
 		if err != nil {
@@ -65,8 +64,8 @@ func TestExportReplayRetry(t *testing.T) {
 		}
 		outcomes[node] = r.Outcome
 	}
-	want := map[string]workflows.Outcome{"node-1": workflows.OutcomeGraceful, "node-2": workflows.OutcomeDegraded,
-		"node-3": workflows.OutcomeForced, "node-4": workflows.OutcomeAborted}
+	want := map[string]plan.Outcome{"node-1": plan.Graceful, "node-2": plan.Degraded,
+		"node-3": plan.Forced, "node-4": plan.Aborted}
 	for node, o := range want {
 		if outcomes[node] != o {
 			t.Fatalf("%s ended %s, want %s", node, outcomes[node], o)
@@ -93,16 +92,16 @@ func TestExportReplayRetry(t *testing.T) {
 		}
 		// What the replay reconstructs matches the run.
 		code, stdout, _ := runCLI(t, nil, "replay", "--file", filepath.Join(dir, "node-2.json"), "--output", "json")
-		var j starter.Journal
+		var j history.Journal
 		if code != 0 || json.Unmarshal([]byte(stdout), &j) != nil {
 			t.Fatalf("replay json: exit %d\n%s", code, stdout)
 		}
-		if j.Steps[0].Name != config.StepSetGracefullyLeft || j.Steps[0].Status != workflows.StepTimedOut || j.Steps[0].Attempts != 2 ||
-			len(j.Convergence) != 1 || !j.Convergence[0].Converged || j.Outcome != workflows.OutcomeDegraded {
+		if j.Steps[0].Name != plan.SetGracefullyLeft || j.Steps[0].Status != plan.StepTimedOut || j.Steps[0].Attempts != 2 ||
+			len(j.Convergence) != 1 || !j.Convergence[0].Converged || j.Outcome != plan.Degraded {
 			t.Errorf("journal of node-2: %+v", j)
 		}
 		code, stdout, _ = runCLI(t, nil, "replay", "--file", filepath.Join(dir, "node-3.json"), "--output", "json")
-		j = starter.Journal{}
+		j = history.Journal{}
 		if code != 0 || json.Unmarshal([]byte(stdout), &j) != nil || !j.Evicted || len(j.Convergence) == 0 {
 			t.Errorf("journal of node-3 (forced): %+v", j)
 		}
@@ -154,17 +153,17 @@ func TestExportReplayRetry(t *testing.T) {
 	})
 
 	t.Run("retry an aborted shutdown once the fault is cleared", func(t *testing.T) {
-		s.nodes["node-4"].faults.Set(config.StepDeregister, "")
+		s.nodes["node-4"].faults.Set(plan.Deregister, "")
 		code, stdout, stderr := runCLI(t, env, "retry", "node-4", "--wait", "--output", "json")
 		if code != 0 {
 			t.Fatalf("retry: exit %d\n%s\n%s", code, stdout, stderr)
 		}
 		var r workflows.ShutdownReport
-		if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.Outcome != workflows.OutcomeGraceful {
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.Outcome != plan.Graceful {
 			t.Fatalf("retry report: %v %+v", err, r)
 		}
 		for _, st := range r.Steps {
-			if st.Status != workflows.StepSucceeded || st.Attempts == 0 {
+			if st.Status != plan.StepSucceeded || st.Attempts == 0 {
 				t.Errorf("after an abort every step runs again: %s %s (%d attempts)", st.Name, st.Status, st.Attempts)
 			}
 		}
@@ -172,21 +171,21 @@ func TestExportReplayRetry(t *testing.T) {
 	})
 
 	t.Run("retry runs what did not succeed; done work says so", func(t *testing.T) {
-		s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, "")
+		s.nodes["node-2"].faults.Set(plan.SetGracefullyLeft, "")
 		code, stdout, stderr := runCLI(t, env, "retry", "node-2", "--wait", "--output", "json")
 		if code != 0 {
 			t.Fatalf("retry: exit %d\n%s\n%s", code, stdout, stderr)
 		}
 		var r workflows.ShutdownReport
-		if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.Outcome != workflows.OutcomeGraceful {
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.Outcome != plan.Graceful {
 			t.Fatalf("retry report: %v %+v", err, r)
 		}
-		first, _ := r.Step(config.StepSetGracefullyLeft)
-		if first.Status != workflows.StepSucceeded || first.Attempts != 1 || !strings.Contains(first.Note, "already") {
+		first, _ := r.Step(plan.SetGracefullyLeft)
+		if first.Status != plan.StepSucceeded || first.Attempts != 1 || !strings.Contains(first.Note, "already") {
 			t.Errorf("the step that timed out before: %+v", first)
 		}
 		for _, st := range r.Steps[1:] {
-			if st.Status != workflows.StepSucceeded || st.Attempts != 0 || !strings.Contains(st.Note, "earlier run") {
+			if st.Status != plan.StepSucceeded || st.Attempts != 0 || !strings.Contains(st.Note, "earlier run") {
 				t.Errorf("a step that succeeded before ran again: %+v", st)
 			}
 		}
@@ -200,7 +199,7 @@ func TestExportReplayRetry(t *testing.T) {
 	})
 
 	t.Run("retry of a running shutdown joins it", func(t *testing.T) {
-		s.nodes["node-5"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
+		s.nodes["node-5"].faults.Set(plan.SetGracefullyLeft, activities.FaultHang)
 		run, err := s.starter.Shutdown(context.Background(), workflows.ShutdownRequest{Node: "node-5"})
 		if err != nil {
 			t.Fatal(err)
@@ -232,11 +231,11 @@ func writeForeignHistory(t *testing.T, s *e2eStack, file string) {
 	if err := run.Get(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	h, err := s.starter.History(ctx, run.GetID(), run.GetRunID())
+	h, err := history.Fetch(ctx, s.client, run.GetID(), run.GetRunID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := starter.MarshalHistory(h)
+	b, err := history.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
-	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -24,7 +24,7 @@ import (
 // stepBound is how long the graceful steps can take with every attempt timing out
 // (their ScheduleToStart aside: the worker is there), plus a margin for the server and
 // this shared machine.
-func stepBound(p workflows.Plan) time.Duration {
+func stepBound(p plan.Plan) time.Duration {
 	const margin = 5 * time.Second
 	var total time.Duration
 	for _, s := range p.Steps {
@@ -35,16 +35,16 @@ func stepBound(p workflows.Plan) time.Duration {
 
 func TestShutdownEndToEnd(t *testing.T) {
 	cfg := testConfig()
-	plan := workflows.PlanFromConfig(cfg.Shutdown)
+	p := cfg.Shutdown.MustPlan()
 	s := newStack(t, cfg, 6)
 
 	t.Run("graceful", func(t *testing.T) {
 		r := s.shutdown("node-1")
-		if r.Outcome != workflows.OutcomeGraceful || !r.Converged || r.Evicted {
+		if r.Outcome != plan.Graceful || !r.Converged || r.Evicted {
 			t.Fatalf("outcome %s converged %v evicted %v: %s", r.Outcome, r.Converged, r.Evicted, r.Error)
 		}
 		for _, st := range r.Steps {
-			if st.Status != workflows.StepSucceeded || st.Attempts != 1 {
+			if st.Status != plan.StepSucceeded || st.Attempts != 1 {
 				t.Errorf("step %s %s after %d attempts", st.Name, st.Status, st.Attempts)
 			}
 		}
@@ -58,26 +58,26 @@ func TestShutdownEndToEnd(t *testing.T) {
 	})
 
 	t.Run("set-gracefully-left hangs", func(t *testing.T) {
-		s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
+		s.nodes["node-2"].faults.Set(plan.SetGracefullyLeft, activities.FaultHang)
 		r := s.shutdown("node-2")
-		first, _ := r.Step(config.StepSetGracefullyLeft)
-		spec, _ := plan.Step(config.StepSetGracefullyLeft)
-		if first.Status != workflows.StepTimedOut || first.Attempts != spec.MaxAttempts || !strings.Contains(first.Error, "start-to-close") {
+		first, _ := r.Step(plan.SetGracefullyLeft)
+		spec, _ := p.Step(plan.SetGracefullyLeft)
+		if first.Status != plan.StepTimedOut || first.Attempts != spec.MaxAttempts || !strings.Contains(first.Error, "start-to-close") {
 			t.Errorf("hung step: %+v", first)
 		}
-		if first.DurationMS < (time.Duration(spec.MaxAttempts) * spec.StartToClose).Milliseconds() {
-			t.Errorf("hung step ended after %d ms, before its attempts' StartToClose", first.DurationMS)
+		if first.Duration.Std() < time.Duration(spec.MaxAttempts)*spec.StartToClose {
+			t.Errorf("hung step ended after %s, before its attempts' StartToClose", first.Duration)
 		}
 		for _, st := range r.Steps[1:] {
-			if st.Status != workflows.StepSucceeded {
+			if st.Status != plan.StepSucceeded {
 				t.Errorf("step %s %s after the hang", st.Name, st.Status)
 			}
 		}
-		if r.Outcome != workflows.OutcomeDegraded || r.Evicted {
+		if r.Outcome != plan.Degraded || r.Evicted {
 			t.Errorf("outcome %s evicted %v", r.Outcome, r.Evicted)
 		}
-		if bound := stepBound(plan); time.Duration(r.TotalMS)*time.Millisecond > bound {
-			t.Errorf("took %d ms, more than the steps' timeouts + margin (%s)", r.TotalMS, bound)
+		if bound := stepBound(p); r.Total.Std() > bound {
+			t.Errorf("took %s, more than the steps' timeouts + margin (%s)", r.Total, bound)
 		}
 		s.assertInvariant("node-2", r)
 	})
@@ -85,19 +85,19 @@ func TestShutdownEndToEnd(t *testing.T) {
 	t.Run("gossip stalls as the shutdown begins", func(t *testing.T) {
 		s.nodes["node-3"].member().Transport().Arm(cluster.Fault{Mode: cluster.FaultStall})
 		r := s.shutdown("node-3")
-		gone, _ := r.Step(config.StepSetGracefullyLeft)
-		dereg, _ := r.Step(config.StepDeregister)
-		if gone.Status == workflows.StepSucceeded || dereg.Status == workflows.StepSucceeded {
+		gone, _ := r.Step(plan.SetGracefullyLeft)
+		dereg, _ := r.Step(plan.Deregister)
+		if gone.Status == plan.StepSucceeded || dereg.Status == plan.StepSucceeded {
 			t.Errorf("gossip steps succeeded under a stall: %+v / %+v", gone, dereg)
 		}
-		if hb, _ := r.Step(config.StepStopHeartbeat); hb.Status != workflows.StepSucceeded {
+		if hb, _ := r.Step(plan.StopHeartbeat); hb.Status != plan.StepSucceeded {
 			t.Errorf("stop-heartbeat needs no gossip, yet %s", hb.Status)
 		}
-		if r.Outcome != workflows.OutcomeForced || !r.Evicted || !r.Converged {
+		if r.Outcome != plan.Forced || !r.Evicted || !r.Converged {
 			t.Errorf("outcome %s evicted %v converged %v", r.Outcome, r.Evicted, r.Converged)
 		}
-		if bound := plan.Budget(); time.Duration(r.TotalMS)*time.Millisecond > bound {
-			t.Errorf("took %d ms, more than the plan's bound %s", r.TotalMS, bound)
+		if bound := p.Budget(); r.Total.Std() > bound {
+			t.Errorf("took %s, more than the plan's bound %s", r.Total, bound)
 		}
 		for _, m := range s.members("node-3") {
 			if st := stateOf(m, "node-3"); st != cluster.StateEvicted && st != cluster.StateDead {
@@ -110,11 +110,11 @@ func TestShutdownEndToEnd(t *testing.T) {
 	t.Run("node worker stopped", func(t *testing.T) {
 		s.nodes["node-4"].agent.StopWorker()
 		r := s.shutdown("node-4")
-		first, _ := r.Step(config.StepSetGracefullyLeft)
-		if first.Status != workflows.StepTimedOut || !strings.Contains(first.Error, "schedule-to-start") {
+		first, _ := r.Step(plan.SetGracefullyLeft)
+		if first.Status != plan.StepTimedOut || !strings.Contains(first.Error, "schedule-to-start") {
 			t.Errorf("first step %+v", first)
 		}
-		if r.Outcome != workflows.OutcomeForced || !r.Evicted || r.Terminated {
+		if r.Outcome != plan.Forced || !r.Evicted || r.Terminated {
 			t.Errorf("outcome %s evicted %v terminated %v", r.Outcome, r.Evicted, r.Terminated)
 		}
 		for _, m := range s.members("node-4") {
@@ -131,15 +131,15 @@ func TestShutdownEndToEnd(t *testing.T) {
 	})
 
 	t.Run("deregister errors under policy abort", func(t *testing.T) {
-		s.nodes["node-5"].faults.Set(config.StepDeregister, activities.FaultError)
-		_, r, err := s.run(workflows.ShutdownRequest{Node: "node-5", Plan: withPolicy(plan, config.StepDeregister, config.OnFailureAbort)})
+		s.nodes["node-5"].faults.Set(plan.Deregister, activities.FaultError)
+		_, r, err := s.run(workflows.ShutdownRequest{Node: "node-5", Override: withPolicy(plan.Deregister, plan.Abort)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Outcome != workflows.OutcomeAborted || !r.RolledBack || r.Evicted {
+		if r.Outcome != plan.Aborted || !r.RolledBack || r.Evicted {
 			t.Fatalf("outcome %s rolled back %v evicted %v: %s", r.Outcome, r.RolledBack, r.Evicted, r.Error)
 		}
-		if st, _ := r.Step(config.StepStopServices); st.Status != workflows.StepSkipped {
+		if st, _ := r.Step(plan.StopServices); st.Status != plan.StepSkipped {
 			t.Errorf("stop-services %s after an abort", st.Status)
 		}
 		s.assertInvariant("node-5", r)
@@ -197,7 +197,7 @@ func TestShutdownEndToEnd(t *testing.T) {
 			Status string                   `json:"status"`
 			Report workflows.ShutdownReport `json:"report"`
 		}
-		if err := json.Unmarshal([]byte(stdout), &st); err != nil || st.Status != "Completed" || st.Report.Outcome != workflows.OutcomeGraceful {
+		if err := json.Unmarshal([]byte(stdout), &st); err != nil || st.Status != "Completed" || st.Report.Outcome != plan.Graceful {
 			t.Errorf("status of node-1: %v %+v\n%s", err, st, stdout)
 		}
 		eventually(t, 20*time.Second, "list to show the six closed shutdowns", func() bool {
@@ -239,7 +239,7 @@ func TestNodeProcessSIGTERMRunsItsWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Report == nil || st.Report.Outcome != workflows.OutcomeGraceful || !strings.HasPrefix(st.Report.RequestedBy, "sigterm") {
+	if st.Report == nil || st.Report.Outcome != plan.Graceful || !strings.HasPrefix(st.Report.RequestedBy, "sigterm") {
 		t.Fatalf("status after SIGTERM: %+v", st)
 	}
 	if got := stateOf(s.observer, "sub-1"); got != cluster.StateLeft {
@@ -282,7 +282,7 @@ func TestDevAndShutdownFromTheCLI(t *testing.T) {
 		t.Fatalf("shutdown exit %d: %s\n%s", code, stderr, stdout)
 	}
 	var r workflows.ShutdownReport
-	if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.Outcome != workflows.OutcomeGraceful {
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.Outcome != plan.Graceful {
 		t.Fatalf("report: %v\n%s", err, stdout)
 	}
 	code, stdout, _ = runCLI(t, env, "shutdown", "node-3", "--output", "json")
@@ -331,7 +331,7 @@ func assertVisibleInUI(t *testing.T, s *e2eStack, r *workflows.ShutdownReport) {
 		}
 	}
 	joined := strings.Join(summaries, "\n")
-	for i, step := range config.StepNames {
+	for i, step := range plan.Builtin() {
 		want := fmt.Sprintf("%d/4 %s on %s", i+1, step, r.Node)
 		if !strings.Contains(joined, want) {
 			t.Errorf("no activity summary %q among:\n%s", want, joined)

@@ -16,6 +16,7 @@ import (
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/demo"
 	"github.com/farewell-project/farewell/devserver"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
@@ -43,13 +44,13 @@ func testConfig() config.Config {
 	c.Cluster.HeartbeatExpiration = time.Second
 	step := func(startToClose time.Duration) config.Step {
 		return config.Step{StartToClose: startToClose, ScheduleToStart: 2 * time.Second, MaxAttempts: 2,
-			Backoff: 100 * time.Millisecond, OnFailure: config.OnFailureContinue}
+			Backoff: 100 * time.Millisecond, OnFailure: plan.Continue}
 	}
 	c.Shutdown.Steps = map[string]config.Step{
-		config.StepSetGracefullyLeft: step(time.Second),
-		config.StepStopHeartbeat:     step(time.Second),
-		config.StepDeregister:        step(2 * time.Second),
-		config.StepStopServices:      step(3 * time.Second),
+		plan.SetGracefullyLeft: step(time.Second),
+		plan.StopHeartbeat:     step(time.Second),
+		plan.Deregister:        step(2 * time.Second),
+		plan.StopServices:      step(3 * time.Second),
 	}
 	c.Shutdown.ConvergenceTimeout = 5 * time.Second
 	return c
@@ -108,26 +109,35 @@ func newStackWith(t testing.TB, cfg config.Config, nodes int, tel *telemetry.Tel
 	}
 	s.cfg.Temporal.Address, s.cfg.Temporal.Namespace = s.srv.Address(), s.srv.Namespace()
 
-	oc := cfg.Cluster
-	oc.Name = "observer"
-	var err error
-	s.observer, err = cluster.New(cluster.Options{Cluster: oc, Role: cluster.RoleObserver, Logger: testLogger(t), Tune: fastTimings})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.observer.Close)
-	s.worker = worker.NewOrchestrator(s.client, s.observer, testLogger(t))
+	s.observer = newObserver(t, cfg.Cluster, "observer")
+	s.worker = worker.NewOrchestrator(s.client, worker.Orchestrator{Observer: s.observer, Plan: cfg.Shutdown.MustPlan(), Logger: testLogger(t)})
 	if err := s.worker.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.worker.Stop)
-	plan := workflows.PlanFromConfig(cfg.Shutdown)
-	s.starter = starter.New(s.client, starter.Options{Namespace: s.srv.Namespace(), Plan: &plan, Logger: testLogger(t)})
+	s.starter = starter.New(s.client, starter.Options{Namespace: s.srv.Namespace(), Logger: testLogger(t)})
 	for i := 1; i <= nodes; i++ {
 		s.addNode(fmt.Sprintf("node-%d", i), nil)
 	}
 	s.waitMembers()
 	return s
+}
+
+// newObserver starts an observer member with fast timings, closed when t ends.
+func newObserver(t testing.TB, c config.Cluster, name string) *cluster.Member {
+	t.Helper()
+	c.Name = name
+	o, err := agent.MemberOptions(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Role, o.Logger, o.Tune = cluster.RoleObserver, testLogger(t), fastTimings
+	m, err := cluster.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
 }
 
 // addNode starts a node that joins through the observer. gossip, if set, is armed.
@@ -196,7 +206,7 @@ func (s *e2eStack) shutdown(node string) *workflows.ShutdownReport {
 	if err != nil {
 		s.t.Fatalf("shutdown of %s: %v", node, err)
 	}
-	s.t.Logf("report of %s: outcome %s in %d ms, steps %+v", node, report.Outcome, report.TotalMS, report.Steps)
+	s.t.Logf("report of %s: outcome %s in %s, steps %+v", node, report.Outcome, report.Total, report.Steps)
 	return report
 }
 
@@ -213,16 +223,9 @@ func (s *e2eStack) run(req workflows.ShutdownRequest) (starter.Run, *workflows.S
 	return run, report, err
 }
 
-// withPolicy returns a copy of plan in which step's on_failure is policy.
-func withPolicy(plan workflows.Plan, step, policy string) *workflows.Plan {
-	p := plan
-	p.Steps = append([]workflows.StepSpec(nil), plan.Steps...)
-	for i := range p.Steps {
-		if p.Steps[i].Name == step {
-			p.Steps[i].OnFailure = policy
-		}
-	}
-	return &p
+// withPolicy is the override that sets step's on_failure to policy.
+func withPolicy(step string, policy plan.Policy) *plan.Override {
+	return &plan.Override{Steps: map[string]plan.StepOverride{step: {OnFailure: &policy}}}
 }
 
 // assertInvariant checks what every shutdown must end in: the node out of the cluster
@@ -245,7 +248,7 @@ func (s *e2eStack) assertInvariant(node string, r *workflows.ShutdownReport) {
 		if demo.Serving(ctx, n.http) {
 			s.t.Errorf("invariant: %s ended %s, but it still serves", node, r.Outcome)
 		}
-	case r.Outcome == workflows.OutcomeAborted:
+	case r.Outcome == plan.Aborted:
 		for _, m := range s.members(node) {
 			if st := stateOf(m, node); st != cluster.StateAlive {
 				s.t.Errorf("invariant: %s was rolled back, but %s sees it %s", node, m.Name(), st)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -17,7 +17,7 @@ func TestSteerAndCancelFromTheCLI(t *testing.T) {
 	ctx := context.Background()
 
 	// A long step gives time to steer: set-gracefully-left hangs (2 × 1 s).
-	s.nodes["node-1"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
+	s.nodes["node-1"].faults.Set(plan.SetGracefullyLeft, activities.FaultHang)
 	run, err := s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: "node-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -44,21 +44,21 @@ func TestSteerAndCancelFromTheCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hb, _ := r.Step(config.StepStopHeartbeat)
-	if r.Outcome != workflows.OutcomeForced || !strings.Contains(r.ForceReason, "force-now") || hb.Status != workflows.StepSkipped {
+	hb, _ := r.Step(plan.StopHeartbeat)
+	if r.Outcome != plan.Forced || !strings.Contains(r.ForceReason, "force-now") || hb.Status != plan.StepSkipped {
 		t.Errorf("after force-now: outcome %s, reason %q, stop-heartbeat %s", r.Outcome, r.ForceReason, hb.Status)
 	}
 	s.assertInvariant("node-1", r)
 
 	// Cancel before deregister rolls back.
-	s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
+	s.nodes["node-2"].faults.Set(plan.SetGracefullyLeft, activities.FaultHang)
 	run, err = s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: "node-2"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "set-gracefully-left to run", func() bool {
 		st, err := s.starter.Status(ctx, "node-2")
-		return err == nil && st.Report != nil && st.Report.CurrentStep() == config.StepSetGracefullyLeft
+		return err == nil && st.Report != nil && st.Report.CurrentStep() == plan.SetGracefullyLeft
 	})
 	if code, stdout, stderr := runCLI(t, env, "cancel", "node-2"); code != 0 || !strings.Contains(stdout, "cancel requested") {
 		t.Fatalf("cancel: exit %d\n%s%s", code, stdout, stderr)
@@ -67,10 +67,10 @@ func TestSteerAndCancelFromTheCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Outcome != workflows.OutcomeAborted || !r.RolledBack {
+	if r.Outcome != plan.Aborted || !r.RolledBack {
 		t.Fatalf("after cancel: %s, rolled back %v", r.Outcome, r.RolledBack)
 	}
-	s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, "")
+	s.nodes["node-2"].faults.Set(plan.SetGracefullyLeft, "")
 	s.assertInvariant("node-2", r)
 	if code, _, stderr := runCLI(t, env, "cancel", "node-2"); code != 2 || !strings.Contains(stderr, "not running") {
 		t.Errorf("cancel of a finished shutdown: exit %d: %s", code, stderr)

@@ -20,7 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -97,7 +97,7 @@ func TestTelemetryEndToEnd(t *testing.T) {
 			for _, kv := range sp.Attributes {
 				attrs[string(kv.Key)] = kv.Value.String()
 			}
-			if attrs["farewell.node"] != "node-1" || attrs["farewell.step"] != config.StepDeregister ||
+			if attrs["farewell.node"] != "node-1" || attrs["farewell.step"] != plan.Deregister ||
 				attrs["farewell.attempt"] != "1" || attrs["farewell.outcome"] != "ok" {
 				t.Errorf("memberlist leave attributes %v", attrs)
 			}
@@ -105,9 +105,9 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a timed-out step's span has error status", func(t *testing.T) {
-		s.nodes["node-2"].faults.Set(config.StepSetGracefullyLeft, activities.FaultHang)
+		s.nodes["node-2"].faults.Set(plan.SetGracefullyLeft, activities.FaultHang)
 		r, caller := shutdown("node-2")
-		if st, _ := r.Step(config.StepSetGracefullyLeft); st.Status != workflows.StepTimedOut {
+		if st, _ := r.Step(plan.SetGracefullyLeft); st.Status != plan.StepTimedOut {
 			t.Fatalf("step %s", st.Status)
 		}
 		failed := 0

@@ -1,11 +1,6 @@
-package starter
+package history
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -13,113 +8,29 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	failurepb "go.temporal.io/api/failure/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/temporalproto"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
-// Errors of history handling, tested with errors.Is.
-var (
-	// ErrBadHistory: the input is not a readable history, or not of a shutdown.
-	ErrBadHistory = errors.New("not a shutdown history")
-	// ErrNoSuchRun: no workflow or run of that ID.
-	ErrNoSuchRun = errors.New("no such shutdown")
-)
-
-// WorkflowIDFor accepts a workflow ID or a node name and returns the workflow ID.
-func WorkflowIDFor(idOrNode string) string {
-	if _, ok := workflows.NodeFromWorkflowID(idOrNode); ok {
-		return idOrNode
-	}
-	return workflows.WorkflowID(idOrNode)
-}
-
-// History fetches the whole history of a run (runID "" means the latest run).
-func (s *Starter) History(ctx context.Context, workflowID, runID string) (*historypb.History, error) {
-	h := &historypb.History{}
-	iter := s.c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		e, err := iter.Next()
-		if err != nil {
-			var notFound *serviceerror.NotFound
-			if errors.As(err, &notFound) {
-				return nil, fmt.Errorf("%w: %s %s", ErrNoSuchRun, workflowID, runID)
-			}
-			return nil, fmt.Errorf("history of %s: %w", workflowID, err)
-		}
-		h.Events = append(h.Events, e)
-	}
-	if len(h.Events) == 0 {
-		return nil, fmt.Errorf("%w: %s %s", ErrNoSuchRun, workflowID, runID)
-	}
-	return h, nil
-}
-
-// MarshalHistory renders a history as JSON in the shape of
-// `temporal workflow show --output json`, so that either tool reads the other's files.
-func MarshalHistory(h *historypb.History) ([]byte, error) {
-	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("encode history: %w", err)
-	}
-	return append(b, '\n'), nil
-}
-
-// ParseHistory reads a history exported by `farewell history export` or
-// `temporal workflow show --output json`, and checks that it is a shutdown's.
-func ParseHistory(r io.Reader) (*historypb.History, error) {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadHistory, err)
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, fmt.Errorf("%w: the file is empty", ErrBadHistory)
-	}
-	h, err := client.HistoryFromJSON(bytes.NewReader(b), client.HistoryJSONOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("%w: not a Temporal history in JSON: %v", ErrBadHistory, err)
-	}
-	if err := checkShutdownHistory(h); err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-func checkShutdownHistory(h *historypb.History) error {
-	if len(h.GetEvents()) == 0 {
-		return fmt.Errorf("%w: it has no events", ErrBadHistory)
-	}
-	start := h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes()
-	if start == nil {
-		return fmt.Errorf("%w: its first event is %s, not WorkflowExecutionStarted", ErrBadHistory, h.GetEvents()[0].GetEventType())
-	}
-	if name := start.GetWorkflowType().GetName(); name != workflows.WorkflowName {
-		return fmt.Errorf("%w: it is a history of workflow type %q, not %s", ErrBadHistory, name, workflows.WorkflowName)
-	}
-	return nil
-}
-
 // JournalStep is one step as the history tells it.
 type JournalStep struct {
-	Name       string               `json:"name"`
-	Status     workflows.StepStatus `json:"status"`
-	Attempts   int                  `json:"attempts"`
-	DurationMS int64                `json:"duration_ms"`
-	Error      string               `json:"error,omitempty"`
-	Note       string               `json:"note,omitempty"`
+	Name     string          `json:"name"`
+	Status   plan.StepStatus `json:"status"`
+	Attempts int             `json:"attempts"`
+	Duration plan.Duration   `json:"duration"`
+	Error    string          `json:"error,omitempty"`
+	Note     string          `json:"note,omitempty"`
 }
 
 // ConvergenceCheck is one convergence check as the history tells it.
 type ConvergenceCheck struct {
-	Converged bool     `json:"converged"`
-	TookMS    int64    `json:"took_ms"`
-	Pending   []string `json:"pending,omitempty"`
-	Error     string   `json:"error,omitempty"`
+	Converged bool          `json:"converged"`
+	Took      plan.Duration `json:"took"`
+	Pending   []string      `json:"pending,omitempty"`
+	Error     string        `json:"error,omitempty"`
 }
 
 // Journal is what happened in a shutdown run, reconstructed from its history events.
@@ -142,7 +53,7 @@ type Journal struct {
 	Terminated  bool               `json:"terminated"`
 	RolledBack  bool               `json:"rolled_back"`
 	// Outcome comes from the run's result, once it completed.
-	Outcome workflows.Outcome `json:"outcome,omitempty"`
+	Outcome plan.Outcome `json:"outcome,omitempty"`
 	// Error says why the run failed, was terminated or timed out.
 	Error  string                    `json:"error,omitempty"`
 	Report *workflows.ShutdownReport `json:"report,omitempty"`
@@ -157,7 +68,7 @@ func (j *Journal) Succeeded() []string {
 	}
 	var out []string
 	for _, s := range j.Steps {
-		if s.Status == workflows.StepSucceeded && config.StepIndex(s.Name) >= 0 {
+		if s.Status == plan.StepSucceeded && plan.IsBuiltin(s.Name) {
 			out = append(out, s.Name)
 		}
 	}
@@ -165,12 +76,12 @@ func (j *Journal) Succeeded() []string {
 }
 
 var stepOfActivity = map[string]string{
-	"SetGracefullyLeft": config.StepSetGracefullyLeft,
-	"StopHeartbeat":     config.StepStopHeartbeat,
-	"Deregister":        config.StepDeregister,
-	"StopServices":      config.StepStopServices,
-	"Rollback":          activities.StepRollback,
-	"Terminate":         activities.StepTerminate,
+	"SetGracefullyLeft": plan.SetGracefullyLeft,
+	"StopHeartbeat":     plan.StopHeartbeat,
+	"Deregister":        plan.Deregister,
+	"StopServices":      plan.StopServices,
+	"Rollback":          plan.Rollback,
+	"Terminate":         plan.Terminate,
 }
 
 type scheduled struct {
@@ -181,21 +92,24 @@ type scheduled struct {
 
 // Reconstruct reads a shutdown history's events into a Journal.
 func Reconstruct(h *historypb.History) (*Journal, error) {
-	if err := checkShutdownHistory(h); err != nil {
+	if err := checkShutdown(h); err != nil {
 		return nil, err
 	}
 	dc := converter.GetDefaultDataConverter()
 	j := &Journal{Status: "Running", Events: len(h.GetEvents())}
 	pending := map[int64]*scheduled{}
-	steps := map[string]*JournalStep{}
+	// Steps are tracked by index: a pointer into j.Steps would go stale when a later
+	// append moves the slice, and a late close event (a step cut short by force-now
+	// closes after the next one was scheduled) would be written to the stale copy.
+	index := map[string]int{}
 	stepFor := func(name string) *JournalStep {
-		if s, ok := steps[name]; ok {
-			return s
+		i, ok := index[name]
+		if !ok {
+			j.Steps = append(j.Steps, JournalStep{Name: name})
+			i = len(j.Steps) - 1
+			index[name] = i
 		}
-		j.Steps = append(j.Steps, JournalStep{Name: name})
-		s := &j.Steps[len(j.Steps)-1]
-		steps[name] = s
-		return s
+		return &j.Steps[i]
 	}
 	finish := func(schedID int64, at time.Time) (*scheduled, *JournalStep) {
 		sc := pending[schedID]
@@ -208,7 +122,7 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 			return sc, nil
 		}
 		st := stepFor(name)
-		st.DurationMS = at.Sub(sc.at).Milliseconds()
+		st.Duration = plan.Millis(at.Sub(sc.at))
 		st.Attempts = int(max(sc.attempt, 1))
 		return sc, st
 	}
@@ -231,8 +145,8 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			pending[e.GetEventId()] = &scheduled{activity: e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName(), at: at}
-			if name, ok := stepOfActivity[pending[e.GetEventId()].activity]; ok && config.StepIndex(name) >= 0 {
-				stepFor(name).Status = workflows.StepRunning
+			if name, ok := stepOfActivity[pending[e.GetEventId()].activity]; ok && plan.IsBuiltin(name) {
+				stepFor(name).Status = plan.StepRunning
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
 			a := e.GetActivityTaskStartedEventAttributes()
@@ -247,7 +161,7 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 			}
 			var out activities.StepOutput
 			_ = dc.FromPayloads(a.GetResult(), &out)
-			st.Status, st.Error, st.Note = workflows.StepSucceeded, "", out.Note
+			st.Status, st.Error, st.Note = plan.StepSucceeded, "", out.Note
 			if out.Attempt > 0 {
 				st.Attempts = int(out.Attempt)
 			}
@@ -260,12 +174,12 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
 			a := e.GetActivityTaskFailedEventAttributes()
 			if _, st := finish(a.GetScheduledEventId(), at); st != nil {
-				st.Status, st.Error = workflows.StepFailed, failureMessage(a.GetFailure())
+				st.Status, st.Error = plan.StepFailed, failureMessage(a.GetFailure())
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
 			a := e.GetActivityTaskTimedOutEventAttributes()
 			if sc, st := finish(a.GetScheduledEventId(), at); st != nil {
-				st.Status, st.Error = workflows.StepTimedOut, failureMessage(a.GetFailure())
+				st.Status, st.Error = plan.StepTimedOut, failureMessage(a.GetFailure())
 				if a.GetFailure().GetTimeoutFailureInfo().GetTimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START || sc.attempt == 0 {
 					st.Attempts = 0
 				}
@@ -273,7 +187,7 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
 			a := e.GetActivityTaskCanceledEventAttributes()
 			if _, st := finish(a.GetScheduledEventId(), at); st != nil {
-				st.Status, st.Error = workflows.StepFailed, "cancelled"
+				st.Status, st.Error = plan.StepFailed, "cancelled"
 			}
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
 			j.localActivity(dc, e.GetMarkerRecordedEventAttributes())
@@ -284,13 +198,13 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 				j.Report, j.Outcome = &r, r.Outcome
 				j.RolledBack = j.RolledBack || r.RolledBack
 				for _, s := range r.Steps {
-					if s.Status == workflows.StepSkipped || s.Status == workflows.StepPending {
+					if s.Status == plan.StepSkipped || s.Status == plan.StepPending {
 						st := stepFor(s.Name)
-						if st.Status == "" || st.Status == workflows.StepRunning {
+						if st.Status == "" || st.Status == plan.StepRunning {
 							st.Status, st.Note = s.Status, s.Note
 						}
 					}
-					if s.Status == workflows.StepSucceeded && s.Attempts == 0 {
+					if s.Status == plan.StepSucceeded && s.Attempts == 0 {
 						st := stepFor(s.Name) // succeeded in an earlier run: not scheduled in this one
 						st.Status, st.Note = s.Status, s.Note
 					}
@@ -329,7 +243,7 @@ func (j *Journal) localActivity(dc converter.DataConverter, a *historypb.MarkerR
 	case "Lookup":
 		var out activities.LookupOutput
 		if failure == nil && decode(dc, result, &out) {
-			j.NodeState = string(out.State)
+			j.NodeState = out.State
 		} else if failure != nil {
 			j.Error = failureMessage(failure)
 		}
@@ -343,7 +257,7 @@ func (j *Journal) localActivity(dc converter.DataConverter, a *historypb.MarkerR
 		var out activities.ConvergenceOutput
 		c := ConvergenceCheck{}
 		if failure == nil && decode(dc, result, &out) {
-			c.Converged, c.TookMS, c.Pending = out.Converged, out.TookMS, out.Pending
+			c.Converged, c.Took, c.Pending = out.Converged, plan.Millis(time.Duration(out.TookMS)*time.Millisecond), out.Pending
 		} else if failure != nil {
 			c.Error = failureMessage(failure)
 		}
@@ -358,13 +272,13 @@ func decode(dc converter.DataConverter, p *commonpb.Payloads, v any) bool {
 // sortSteps puts the graceful steps in plan order, then rollback and terminate.
 func (j *Journal) sortSteps() {
 	order := func(name string) int {
-		if i := config.StepIndex(name); i >= 0 {
+		if i := plan.BuiltinIndex(name); i >= 0 {
 			return i
 		}
-		if name == activities.StepRollback {
-			return 10
+		if name == plan.Rollback {
+			return plan.MaxSteps
 		}
-		return 11
+		return plan.MaxSteps + 1
 	}
 	for i := 1; i < len(j.Steps); i++ {
 		for k := i; k > 0 && order(j.Steps[k].Name) < order(j.Steps[k-1].Name); k-- {

@@ -1,4 +1,4 @@
-package starter
+package history
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -39,7 +40,7 @@ func load(t *testing.T, file string) *Journal {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	h, err := ParseHistory(f)
+	h, err := Parse(f)
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
@@ -56,8 +57,8 @@ func TestCommittedHistoriesReplay(t *testing.T) {
 	for name, file := range histories(t) {
 		t.Run(name, func(t *testing.T) {
 			j := load(t, file)
-			want := map[string]workflows.Outcome{"graceful": workflows.OutcomeGraceful, "degraded": workflows.OutcomeDegraded,
-				"forced": workflows.OutcomeForced, "aborted": workflows.OutcomeAborted}[name]
+			want := map[string]plan.Outcome{"graceful": plan.Graceful, "degraded": plan.Degraded,
+				"forced": plan.Forced, "aborted": plan.Aborted}[name]
 			if j.Outcome != want {
 				t.Errorf("reconstructed outcome %q, want %q", j.Outcome, want)
 			}
@@ -95,7 +96,7 @@ func TestVersionedChangeStillReplaysOldHistories(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := ParseHistory(f)
+		h, err := Parse(f)
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -122,17 +123,9 @@ func TestParseHistoryRejects(t *testing.T) {
 		"no events": `{"events": []}`,
 		"truncated": `{"events": [{"eventId": "1", "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"`,
 	} {
-		if _, err := ParseHistory(strings.NewReader(input)); !errors.Is(err, ErrBadHistory) {
+		if _, err := Parse(strings.NewReader(input)); !errors.Is(err, ErrBadHistory) {
 			t.Errorf("%s: %v, want ErrBadHistory", name, err)
 		}
 	}
 }
 
-func TestWorkflowIDFor(t *testing.T) {
-	if got := WorkflowIDFor("node-3"); got != "farewell-shutdown-node-3" {
-		t.Errorf("node: %s", got)
-	}
-	if got := WorkflowIDFor("farewell-shutdown-node-3"); got != "farewell-shutdown-node-3" {
-		t.Errorf("id: %s", got)
-	}
-}

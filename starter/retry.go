@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/farewell-project/farewell/history"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -27,43 +29,43 @@ type RetryPlan struct {
 // already done if it was. A running shutdown is joined; a graceful one is refused with
 // ErrNothingToRetry. An aborted one was rolled back, so all of it runs again.
 func (s *Starter) Retry(ctx context.Context, idOrNode string) (Run, RetryPlan, error) {
-	id := WorkflowIDFor(idOrNode)
+	id := workflows.IDFor(idOrNode)
 	node, _ := workflows.NodeFromWorkflowID(id)
 	st, err := s.Status(ctx, node)
 	if err != nil {
 		return Run{}, RetryPlan{}, err
 	}
-	plan := RetryPlan{Of: st.Run}
+	rp := RetryPlan{Of: st.Run}
 	switch {
 	case st.Status == "Running":
 		st.Run.Joined = true
 		return st.Run, RetryPlan{Of: st.Run, Why: "still running: joined it"}, nil
 	case st.Report != nil:
 		switch st.Report.Outcome {
-		case workflows.OutcomeGraceful:
-			return Run{}, plan, fmt.Errorf("%w: the last shutdown of %s (run %s) was graceful", ErrNothingToRetry, node, st.RunID)
-		case workflows.OutcomeAborted:
-			plan.Why = "aborted and rolled back: every step runs again"
+		case plan.Graceful:
+			return Run{}, rp, fmt.Errorf("%w: the last shutdown of %s (run %s) was graceful", ErrNothingToRetry, node, st.RunID)
+		case plan.Aborted:
+			rp.Why = "aborted and rolled back: every step runs again"
 		default:
-			plan.Why = "ended " + string(st.Report.Outcome)
+			rp.Why = "ended " + string(st.Report.Outcome)
 			for _, step := range st.Report.Steps {
-				if step.Status == workflows.StepSucceeded {
-					plan.Skip = append(plan.Skip, step.Name)
+				if step.Status == plan.StepSucceeded {
+					rp.Skip = append(rp.Skip, step.Name)
 				}
 			}
 		}
 	default:
 		// Failed, terminated, timed out or cancelled: what the history shows succeeded stands.
-		plan.Why = "the run ended " + st.Status
-		h, err := s.History(ctx, id, st.RunID)
+		rp.Why = "the run ended " + st.Status
+		h, err := history.Fetch(ctx, s.c, id, st.RunID)
 		if err != nil {
-			return Run{}, plan, err
+			return Run{}, rp, err
 		}
-		j, err := Reconstruct(h)
+		j, err := history.Reconstruct(h)
 		if err != nil {
-			return Run{}, plan, err
+			return Run{}, rp, err
 		}
-		plan.Skip = j.Succeeded()
+		rp.Skip = j.Succeeded()
 	}
 	var reason, by, instance string
 	if st.Report != nil {
@@ -71,7 +73,7 @@ func (s *Starter) Retry(ctx context.Context, idOrNode string) (Run, RetryPlan, e
 	}
 	run, err := s.Shutdown(ctx, workflows.ShutdownRequest{
 		Node: node, Reason: "retry: " + reason, RequestedBy: by,
-		SkipSucceeded: plan.Skip, RetryOf: st.RunID, RetryInstance: instance,
+		SkipSucceeded: rp.Skip, RetryOf: st.RunID, RetryInstance: instance,
 	})
-	return run, plan, err
+	return run, rp, err
 }

@@ -4,6 +4,8 @@ package starter
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,9 +17,11 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -35,8 +39,6 @@ var (
 type Options struct {
 	// Namespace of the workflows (for visibility queries).
 	Namespace string
-	// Plan is put in requests that carry none; nil leaves it to the workflow's defaults.
-	Plan *workflows.Plan
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -67,40 +69,35 @@ type Run struct {
 	RunID      string `json:"run_id"`
 	// Joined is set when the shutdown was already running and this call joined it.
 	Joined bool `json:"joined"`
+	// NotApplied lists what the request asked that a joined run does not do (it runs
+	// as its own request said): force, reason, plan.
+	NotApplied []string `json:"not_applied,omitempty"`
 }
 
 // Shutdown starts the shutdown of req.Node, or joins it when one is running: a second
 // trigger (CLI, SIGTERM, another tool) never starts a second shutdown of the same node.
-// After a closed one, a new run starts.
+// After a closed one, a new run starts. Of two triggers at once, exactly one is told it
+// started the run.
 func (s *Starter) Shutdown(ctx context.Context, req workflows.ShutdownRequest) (Run, error) {
 	if strings.TrimSpace(req.Node) == "" {
 		return Run{}, fmt.Errorf("%w: no node named", ErrBadRequest)
 	}
-	if req.Plan == nil && s.opts.Plan != nil {
-		p := *s.opts.Plan
-		req.Plan = &p
-	}
+	base := plan.Default()
 	if req.Plan != nil {
-		if err := req.Plan.Validate(); err != nil {
-			return Run{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
-		}
+		base = *req.Plan
 	}
+	if _, err := req.Override.Apply(base); err != nil {
+		return Run{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	req.Trigger = newTrigger()
 	id := workflows.WorkflowID(req.Node)
-	joined := false
-	if d, err := s.c.DescribeWorkflowExecution(ctx, id, ""); err == nil &&
-		d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		joined = true
-	}
-	summary := fmt.Sprintf("Shutdown of %s", req.Node)
-	if req.Reason != "" {
-		summary += ": " + req.Reason
-	}
 	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		StaticSummary:            summary,
+		StaticSummary:            workflows.Summary(req),
+		StaticDetails:            workflows.Details(req),
 		// Saves a round trip when an orchestrator worker shares this client (dev, demo).
 		EnableEagerStart:      true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.NodeKey.ValueSet(req.Node)),
@@ -108,9 +105,50 @@ func (s *Starter) Shutdown(ctx context.Context, req workflows.ShutdownRequest) (
 	if err != nil {
 		return Run{}, fmt.Errorf("start shutdown of %s: %w", req.Node, err)
 	}
-	r := Run{WorkflowID: run.GetID(), RunID: run.GetRunID(), Joined: joined}
-	s.opts.Logger.Debug("shutdown started", "node", req.Node, "workflow_id", r.WorkflowID, "run_id", r.RunID, "joined", joined)
+	r := Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}
+	started, err := s.startedBy(ctx, r, req.Trigger)
+	if err != nil {
+		return r, err
+	}
+	if !started {
+		r.Joined = true
+		if req.Force {
+			r.NotApplied = append(r.NotApplied, "force")
+		}
+		if req.Reason != "" {
+			r.NotApplied = append(r.NotApplied, "reason")
+		}
+		if req.Plan != nil || !req.Override.Empty() {
+			r.NotApplied = append(r.NotApplied, "plan")
+		}
+	}
+	s.opts.Logger.Debug("shutdown started", "node", req.Node, "workflow_id", r.WorkflowID, "run_id", r.RunID, "joined", r.Joined)
 	return r, nil
+}
+
+// startedBy reports whether the run was started by the request carrying trigger: the
+// run's first event holds the request that started it.
+func (s *Starter) startedBy(ctx context.Context, run Run, trigger string) (bool, error) {
+	iter := s.c.GetWorkflowHistory(ctx, run.WorkflowID, run.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !iter.HasNext() {
+		return false, fmt.Errorf("read the start of %s: no events", run.WorkflowID)
+	}
+	first, err := iter.Next()
+	if err != nil {
+		return false, fmt.Errorf("read the start of %s: %w", run.WorkflowID, err)
+	}
+	var req workflows.ShutdownRequest
+	input := first.GetWorkflowExecutionStartedEventAttributes().GetInput()
+	if err := converter.GetDefaultDataConverter().FromPayloads(input, &req); err != nil {
+		return false, fmt.Errorf("read the request of %s: %w", run.WorkflowID, err)
+	}
+	return req.Trigger == trigger, nil
+}
+
+func newTrigger() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // safetyPoll is how often Wait checks the run's status besides its long poll, so that

@@ -1,4 +1,4 @@
-package activities
+package worker
 
 import (
 	"context"
@@ -11,18 +11,19 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
-	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/internal/testlog"
+	"github.com/farewell-project/farewell/plan"
 )
 
 // pair starts two real members on loopback: the node under test and a peer that
 // confirms its broadcasts.
-func pair(t *testing.T) (*NodeActivities, *cluster.Member) {
+func pair(t *testing.T) (*activities.NodeActivities, *cluster.Member) {
 	t.Helper()
 	member := func(name string) *cluster.Member {
-		m, err := cluster.New(cluster.Options{Cluster: config.Cluster{Name: name, Bind: "127.0.0.1:0", Profile: config.ProfileLocal,
-			HeartbeatInterval: 50 * time.Millisecond, HeartbeatExpiration: time.Second}, Logger: testlog.New(t)})
+		m, err := cluster.New(cluster.Options{Name: name, BindAddr: "127.0.0.1", Profile: cluster.ProfileLocal,
+			HeartbeatInterval: 50 * time.Millisecond, HeartbeatExpiration: time.Second, Logger: testlog.New(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,11 +42,11 @@ func pair(t *testing.T) (*NodeActivities, *cluster.Member) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	node.StartHeartbeat()
-	return &NodeActivities{Member: node, Faults: &Faults{}, Logger: testlog.New(t)}, peer
+	return &activities.NodeActivities{Member: NodeMember(node), Faults: &activities.Faults{}, Logger: testlog.New(t)}, peer
 }
 
-func in(a *NodeActivities, step string) StepInput {
-	return StepInput{Node: a.Member.Name(), Instance: a.Member.Instance(), Step: step}
+func in(a *activities.NodeActivities, step string) activities.StepInput {
+	return activities.StepInput{Node: a.Member.Name(), Instance: a.Member.Instance(), Step: step}
 }
 
 func ctxWithin(t *testing.T, d time.Duration) context.Context {
@@ -64,13 +65,13 @@ func errType(err error) string {
 
 func TestStepsRefuseAnotherNodeOrProcess(t *testing.T) {
 	a, _ := pair(t)
-	for name, input := range map[string]StepInput{
-		"other node":    {Node: "node-2", Step: config.StepStopHeartbeat},
-		"newer process": {Node: "node-1", Instance: "an-older-one", Step: config.StepStopHeartbeat},
+	for name, input := range map[string]activities.StepInput{
+		"other node":    {Node: "node-2", Step: plan.StopHeartbeat},
+		"newer process": {Node: "node-1", Instance: "an-older-one", Step: plan.StopHeartbeat},
 	} {
 		_, err := a.StopHeartbeat(context.Background(), input)
-		if errType(err) != ErrTypeWrongNode {
-			t.Errorf("%s: %v, want a %s error", name, err, ErrTypeWrongNode)
+		if errType(err) != activities.ErrTypeWrongNode {
+			t.Errorf("%s: %v, want a %s error", name, err, activities.ErrTypeWrongNode)
 		}
 	}
 	if !a.Member.HeartbeatRunning() {
@@ -81,15 +82,15 @@ func TestStepsRefuseAnotherNodeOrProcess(t *testing.T) {
 func TestEveryStepTwiceIsOnce(t *testing.T) {
 	a, peer := pair(t)
 	var stops atomic.Int32
-	a.Member.Services().Register("svc", func(context.Context) error { stops.Add(1); return nil }, time.Second)
+	a.Member.(nodeMember).m.Services().Register("svc", func(context.Context) error { stops.Add(1); return nil }, time.Second)
 	steps := []struct {
 		name string
-		run  func(context.Context, StepInput) (StepOutput, error)
+		run  func(context.Context, activities.StepInput) (activities.StepOutput, error)
 	}{
-		{config.StepSetGracefullyLeft, a.SetGracefullyLeft},
-		{config.StepStopHeartbeat, a.StopHeartbeat},
-		{config.StepDeregister, a.Deregister},
-		{config.StepStopServices, a.StopServices},
+		{plan.SetGracefullyLeft, a.SetGracefullyLeft},
+		{plan.StopHeartbeat, a.StopHeartbeat},
+		{plan.Deregister, a.Deregister},
+		{plan.StopServices, a.StopServices},
 	}
 	for _, s := range steps {
 		first, err := s.run(ctxWithin(t, 5*time.Second), in(a, s.name))
@@ -97,7 +98,7 @@ func TestEveryStepTwiceIsOnce(t *testing.T) {
 			t.Fatalf("%s: %v %+v", s.name, err, first)
 		}
 		second, err := s.run(ctxWithin(t, 5*time.Second), in(a, s.name))
-		if err != nil || (!second.AlreadyDone && s.name != config.StepSetGracefullyLeft) {
+		if err != nil || (!second.AlreadyDone && s.name != plan.SetGracefullyLeft) {
 			t.Errorf("%s again: %v %+v, want already done", s.name, err, second)
 		}
 	}
@@ -112,11 +113,11 @@ func TestEveryStepTwiceIsOnce(t *testing.T) {
 func TestRollback(t *testing.T) {
 	t.Run("puts the node back", func(t *testing.T) {
 		a, peer := pair(t)
-		if _, err := a.SetGracefullyLeft(ctxWithin(t, 5*time.Second), in(a, config.StepSetGracefullyLeft)); err != nil {
+		if _, err := a.SetGracefullyLeft(ctxWithin(t, 5*time.Second), in(a, plan.SetGracefullyLeft)); err != nil {
 			t.Fatal(err)
 		}
-		a.StopHeartbeat(context.Background(), in(a, config.StepStopHeartbeat))
-		if _, err := a.Rollback(ctxWithin(t, 5*time.Second), in(a, StepRollback)); err != nil {
+		a.StopHeartbeat(context.Background(), in(a, plan.StopHeartbeat))
+		if _, err := a.Rollback(ctxWithin(t, 5*time.Second), in(a, plan.Rollback)); err != nil {
 			t.Fatal(err)
 		}
 		if info, _ := peer.Member("node-1"); info.State != cluster.StateAlive || !a.Member.HeartbeatRunning() {
@@ -125,19 +126,19 @@ func TestRollback(t *testing.T) {
 	})
 	t.Run("refuses once a service was stopped", func(t *testing.T) {
 		a, _ := pair(t)
-		a.Member.Services().Register("svc", func(context.Context) error { return nil }, time.Second)
-		a.StopServices(ctxWithin(t, 5*time.Second), in(a, config.StepStopServices))
-		_, err := a.Rollback(ctxWithin(t, 5*time.Second), in(a, StepRollback))
-		if errType(err) != ErrTypeCannotRollBack || !strings.Contains(err.Error(), "services") {
+		a.Member.(nodeMember).m.Services().Register("svc", func(context.Context) error { return nil }, time.Second)
+		a.StopServices(ctxWithin(t, 5*time.Second), in(a, plan.StopServices))
+		_, err := a.Rollback(ctxWithin(t, 5*time.Second), in(a, plan.Rollback))
+		if errType(err) != activities.ErrTypeCannotRollBack || !strings.Contains(err.Error(), "services") {
 			t.Errorf("rollback with a stopped service: %v", err)
 		}
 	})
 	t.Run("refuses after the node left", func(t *testing.T) {
 		a, _ := pair(t)
-		if _, err := a.Deregister(ctxWithin(t, 5*time.Second), in(a, config.StepDeregister)); err != nil {
+		if _, err := a.Deregister(ctxWithin(t, 5*time.Second), in(a, plan.Deregister)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Rollback(ctxWithin(t, 5*time.Second), in(a, StepRollback)); errType(err) != ErrTypeCannotRollBack {
+		if _, err := a.Rollback(ctxWithin(t, 5*time.Second), in(a, plan.Rollback)); errType(err) != activities.ErrTypeCannotRollBack {
 			t.Errorf("rollback after leaving: %v", err)
 		}
 	})
@@ -145,10 +146,10 @@ func TestRollback(t *testing.T) {
 
 func TestDeregisterAfterACrashIsNotAlreadyDone(t *testing.T) {
 	a, _ := pair(t)
-	a.Member.Shutdown()
-	_, err := a.Deregister(ctxWithin(t, 5*time.Second), in(a, config.StepDeregister))
-	if errType(err) != ErrTypeLeaveFailed {
-		t.Errorf("deregister after a shutdown without leave: %v, want %s", err, ErrTypeLeaveFailed)
+	a.Member.(nodeMember).m.Shutdown()
+	_, err := a.Deregister(ctxWithin(t, 5*time.Second), in(a, plan.Deregister))
+	if errType(err) != activities.ErrTypeLeaveFailed {
+		t.Errorf("deregister after a shutdown without leave: %v, want %s", err, activities.ErrTypeLeaveFailed)
 	}
 }
 
@@ -158,7 +159,7 @@ func TestStopServicesResumes(t *testing.T) {
 	fail.Store(true)
 	var calls [2]atomic.Int32
 	for i := range calls {
-		a.Member.Services().Register(fmt.Sprint("svc-", i), func(context.Context) error {
+		a.Member.(nodeMember).m.Services().Register(fmt.Sprint("svc-", i), func(context.Context) error {
 			calls[i].Add(1)
 			if i == 0 && fail.Load() {
 				return errors.New("busy")
@@ -166,11 +167,11 @@ func TestStopServicesResumes(t *testing.T) {
 			return nil
 		}, time.Second)
 	}
-	if _, err := a.StopServices(ctxWithin(t, 5*time.Second), in(a, config.StepStopServices)); err == nil {
+	if _, err := a.StopServices(ctxWithin(t, 5*time.Second), in(a, plan.StopServices)); err == nil {
 		t.Fatal("a failing service did not fail the step")
 	}
 	fail.Store(false)
-	out, err := a.StopServices(ctxWithin(t, 5*time.Second), in(a, config.StepStopServices))
+	out, err := a.StopServices(ctxWithin(t, 5*time.Second), in(a, plan.StopServices))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,20 +185,20 @@ func TestStopServicesResumes(t *testing.T) {
 
 func TestInjectedFaults(t *testing.T) {
 	a, _ := pair(t)
-	a.Faults.Set(config.StepStopHeartbeat, FaultError)
-	if _, err := a.StopHeartbeat(context.Background(), in(a, config.StepStopHeartbeat)); errType(err) != ErrTypeInjected {
+	a.Faults.Set(plan.StopHeartbeat, activities.FaultError)
+	if _, err := a.StopHeartbeat(context.Background(), in(a, plan.StopHeartbeat)); errType(err) != activities.ErrTypeInjected {
 		t.Errorf("error fault: %v", err)
 	}
-	a.Faults.Set(config.StepStopHeartbeat, FaultHang)
+	a.Faults.Set(plan.StopHeartbeat, activities.FaultHang)
 	start := time.Now()
-	_, err := a.StopHeartbeat(ctxWithin(t, 100*time.Millisecond), in(a, config.StepStopHeartbeat))
+	_, err := a.StopHeartbeat(ctxWithin(t, 100*time.Millisecond), in(a, plan.StopHeartbeat))
 	if err == nil || time.Since(start) < 100*time.Millisecond {
 		t.Errorf("hang fault returned %v after %s", err, time.Since(start))
 	}
-	if _, _, err := ParseStepFault("deregister=explode"); err == nil {
+	if _, _, err := activities.ParseStepFault("deregister=explode"); err == nil {
 		t.Error("bad fault mode accepted")
 	}
-	if _, _, err := ParseStepFault("say-goodbye=hang"); err == nil || !strings.Contains(err.Error(), "say-goodbye") {
+	if _, _, err := activities.ParseStepFault("say-goodbye=hang"); err == nil || !strings.Contains(err.Error(), "say-goodbye") {
 		t.Errorf("unknown step: %v", err)
 	}
 }

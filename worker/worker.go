@@ -20,18 +20,30 @@ import (
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
 // StopTimeout is how long a stopping worker lets running activities finish.
 const StopTimeout = 10 * time.Second
 
+// Orchestrator is what the orchestrator worker runs with.
+type Orchestrator struct {
+	// Observer is this process's observer member of the cluster.
+	Observer *cluster.Member
+	// Plan is given to every shutdown that does not bring its own (shutdown.*).
+	Plan plan.Plan
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
 // NewOrchestrator builds the worker that runs GracefulShutdown and the cluster
-// activities. observer is this process's observer member of the cluster.
-func NewOrchestrator(c client.Client, observer *cluster.Member, logger *slog.Logger) sdkworker.Worker {
+// activities.
+func NewOrchestrator(c client.Client, o Orchestrator) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{WorkerStopTimeout: StopTimeout})
-	w.RegisterWorkflowWithOptions(workflows.GracefulShutdown, workflow.RegisterOptions{Name: workflows.WorkflowName})
-	w.RegisterActivity(&activities.ClusterActivities{Observer: observer, Logger: logger})
+	shutdowns := &workflows.Shutdowns{Plan: o.Plan}
+	w.RegisterWorkflowWithOptions(shutdowns.GracefulShutdown, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterActivity(&activities.ClusterActivities{Observer: Observe(o.Observer), Logger: o.Logger})
 	return w
 }
 

@@ -3,9 +3,12 @@ package workflows
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/farewell-project/farewell/plan"
 )
 
 // registerHandlers sets up the progress query and the steering updates.
@@ -16,10 +19,11 @@ func (s *shutdown) registerHandlers(ctx workflow.Context) error {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateForceNow, func(ctx workflow.Context, req ForceNowRequest) error {
-		s.forceReason = "operator: force-now"
+		reason := "operator: force-now"
 		if req.Reason != "" {
-			s.forceReason += " (" + req.Reason + ")"
+			reason += " (" + req.Reason + ")"
 		}
+		s.facts.ForceReason = reason
 		s.log.Warn("force-now requested: skipping the remaining graceful steps", "reason", req.Reason)
 		if s.cancelCurrent != nil {
 			s.cancelCurrent()
@@ -31,8 +35,8 @@ func (s *shutdown) registerHandlers(ctx workflow.Context) error {
 			if s.done {
 				return fmt.Errorf("the shutdown of %s already finished", s.req.Node)
 			}
-			if s.forceReason != "" {
-				return fmt.Errorf("the shutdown of %s is already forcing (%s)", s.req.Node, s.forceReason)
+			if s.facts.ForceReason != "" {
+				return fmt.Errorf("the shutdown of %s is already forcing (%s)", s.req.Node, s.facts.ForceReason)
 			}
 			return nil
 		},
@@ -55,8 +59,7 @@ func (s *shutdown) registerHandlers(ctx workflow.Context) error {
 		return err
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateExtendTimeout, func(ctx workflow.Context, req ExtendTimeoutRequest) error {
-		i := slices.IndexFunc(s.plan.Steps, func(sp StepSpec) bool { return sp.Name == req.Step })
-		s.plan.Steps[i].StartToClose = req.StartToClose
+		s.plan.Steps[s.plan.Index(req.Step)].StartToClose = req.StartToClose.Std()
 		return nil
 	}, workflow.UpdateHandlerOptions{
 		Description: "Raise the StartToClose of a graceful step that has not started yet.",
@@ -65,8 +68,11 @@ func (s *shutdown) registerHandlers(ctx workflow.Context) error {
 				return err
 			}
 			spec, _ := s.plan.Step(req.Step)
-			if req.StartToClose <= spec.StartToClose {
+			if req.StartToClose.Std() <= spec.StartToClose {
 				return fmt.Errorf("step %s: %s does not extend its start_to_close of %s", req.Step, req.StartToClose, spec.StartToClose)
+			}
+			if req.StartToClose.Std() > plan.MaxStartToClose {
+				return fmt.Errorf("step %s: %s is more than the most a step may take (%s)", req.Step, req.StartToClose, plan.MaxStartToClose)
 			}
 			return nil
 		},
@@ -80,17 +86,13 @@ func (s *shutdown) pendingStep(step string) error {
 	}
 	for _, r := range s.report.Steps {
 		if r.Name == step {
-			if r.Status != StepPending {
+			if r.Status != plan.StepPending {
 				return fmt.Errorf("step %s is already %s", step, r.Status)
 			}
 			return nil
 		}
 	}
-	names := make([]string, len(s.plan.Steps))
-	for i, sp := range s.plan.Steps {
-		names[i] = sp.Name
-	}
-	return fmt.Errorf("unknown step %q (this plan has %v)", step, names)
+	return fmt.Errorf("unknown step %q (this plan has %s)", step, strings.Join(s.plan.Names(), ", "))
 }
 
 // progress is the report as the progress query returns it. A query is never replayed,
@@ -99,7 +101,7 @@ func (s *shutdown) progress() ShutdownReport {
 	r := s.report
 	r.Steps = slices.Clone(s.report.Steps)
 	if r.Finished.IsZero() {
-		r.TotalMS = time.Since(r.Started).Milliseconds()
+		r.Total = plan.Millis(time.Since(r.Started))
 	}
 	return r
 }

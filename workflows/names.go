@@ -29,6 +29,10 @@ const (
 	UpdateExtendTimeout = "extend-timeout"
 )
 
+// MemoSteps is the memo key under which a finished run keeps its step table, one line
+// a step, readable in the Temporal UI after the run closed.
+const MemoSteps = "farewell_steps"
+
 // Metrics the workflow records through the Temporal SDK's metrics handler, which skips
 // them while replaying. Durations are histograms in seconds.
 const (
@@ -78,4 +82,12 @@ func NodeFromWorkflowID(id string) (string, bool) {
 		return id[len(workflowIDPrefix):], true
 	}
 	return "", false
+}
+
+// IDFor accepts a shutdown's workflow ID or a node name and returns the workflow ID.
+func IDFor(idOrNode string) string {
+	if _, ok := NodeFromWorkflowID(idOrNode); ok {
+		return idOrNode
+	}
+	return WorkflowID(idOrNode)
 }

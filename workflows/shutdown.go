@@ -14,21 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/cluster"
-	"github.com/farewell-project/farewell/config"
-)
-
-// Activity options of the steps around the graceful ones.
-const (
-	lookupTimeout    = 10 * time.Second
-	evictTimeout     = 10 * time.Second
-	rollbackTimeout  = 5 * time.Second
-	terminateTimeout = 10 * time.Second
-	// convergenceSlack is added to the convergence timeout for the activity's own
-	// StartToClose, so that the activity reports "not converged" rather than timing out.
-	// The cluster activities run as local activities: they use this worker's observer
-	// member anyway, and it saves a round trip through the server for each.
-	convergenceSlack = 5 * time.Second
+	"github.com/farewell-project/farewell/plan"
 )
 
 // Nil pointers through which the workflow names its activities (never dereferenced).
@@ -37,30 +23,25 @@ var (
 	clusterActs *activities.ClusterActivities
 )
 
-// ForceNowRequest is the argument of the force-now update.
-type ForceNowRequest struct {
-	Reason string `json:"reason,omitempty"`
+// Shutdowns runs GracefulShutdown with the plan the orchestrator worker is configured
+// with: a request that carries no plan gets it, recorded once in the run's history.
+type Shutdowns struct {
+	Plan plan.Plan
 }
 
-// SkipStepRequest is the argument of the skip-step update.
-type SkipStepRequest struct {
-	Step   string `json:"step"`
-	Reason string `json:"reason,omitempty"`
-}
-
-// ExtendTimeoutRequest is the argument of the extend-timeout update.
-type ExtendTimeoutRequest struct {
-	Step         string        `json:"step"`
-	StartToClose time.Duration `json:"start_to_close"`
+// GracefulShutdown runs with the default plan as the orchestrator's (tests, replays).
+func GracefulShutdown(ctx workflow.Context, req ShutdownRequest) (*ShutdownReport, error) {
+	return (&Shutdowns{Plan: plan.Default()}).GracefulShutdown(ctx, req)
 }
 
 // GracefulShutdown takes one node out of the cluster: lookup, the graceful steps on the
 // node's own task queue (each under its timeouts and bounded retries, a failure never
 // blocking the next unless its policy says so), a convergence check, and a forced
 // eviction when the graceful steps did not get the node out. It ends with the node out
-// of the cluster or, when aborted, back in service; never half-stopped.
-func GracefulShutdown(ctx workflow.Context, req ShutdownRequest) (*ShutdownReport, error) {
-	s, err := newShutdown(ctx, req)
+// of the cluster or, when aborted, back in service; never half-stopped. What it does
+// after the steps is plan.Decide's to say; this is the driver.
+func (w *Shutdowns) GracefulShutdown(ctx workflow.Context, req ShutdownRequest) (*ShutdownReport, error) {
+	s, err := w.newShutdown(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -69,51 +50,53 @@ func GracefulShutdown(ctx workflow.Context, req ShutdownRequest) (*ShutdownRepor
 
 // shutdown is one run's state. Workflow code: deterministic, no I/O.
 type shutdown struct {
-	req    ShutdownRequest
-	plan   Plan
-	report ShutdownReport
-	log    log.Logger
+	req     ShutdownRequest
+	plan    plan.Plan
+	version workflow.Version
+	report  ShutdownReport
+	facts   plan.Facts
+	log     log.Logger
 
 	// root is the workflow's context; ctx is the one steps run in: root until
 	// deregister is scheduled, a disconnected one after (a cancel is refused from then on).
 	root          workflow.Context
 	ctx           workflow.Context
 	instance      string // the node's process, from the lookup
-	deregistered  bool   // the deregister step succeeded
-	irreversible  bool   // memberlist on the node shut down: no rollback, cancel refused
-	verified      bool   // a convergence check ran
-	alreadyOut    bool   // the node was out before the shutdown began
-	skipRest      string // why the remaining node steps cannot run (worker gone, node out)
-	forceReason   string // set when the graceful steps are to stop and the node be evicted
 	cancelCurrent workflow.CancelFunc
 	skips         map[string]string // step → why an operator skipped it
 	done          bool
 }
 
-func newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
+// versionMemo is the first version that writes the final step table to the run's memo.
+const versionMemo = 1
+
+func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
 	if strings.TrimSpace(req.Node) == "" {
 		return nil, temporal.NewNonRetryableApplicationError("shutdown request names no node", ErrTypeBadRequest, nil)
 	}
-	plan := req.Plan
-	if plan == nil {
-		// Recorded in the history, so that a change of defaults never changes a replay.
-		var p Plan
-		if err := workflow.SideEffect(ctx, func(workflow.Context) any { return DefaultPlan() }).Get(&p); err != nil {
+	p := req.Plan
+	if p == nil {
+		// Recorded in the history, so that a change of the worker's plan never changes
+		// a replay.
+		var recorded plan.Plan
+		if err := workflow.SideEffect(ctx, func(workflow.Context) any { return w.Plan }).Get(&recorded); err != nil {
 			return nil, err
 		}
-		plan = &p
+		p = &recorded
 	}
-	if err := plan.Validate(); err != nil {
+	effective, err := req.Override.Apply(*p)
+	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError("bad plan: "+err.Error(), ErrTypeBadRequest, nil)
 	}
 	info := workflow.GetInfo(ctx)
 	s := &shutdown{
-		req:   req,
-		plan:  *plan,
-		log:   log.With(workflow.GetLogger(ctx), "node", req.Node),
-		root:  ctx,
-		ctx:   ctx,
-		skips: map[string]string{},
+		req:     req,
+		plan:    effective,
+		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionMemo),
+		log:     log.With(workflow.GetLogger(ctx), "node", req.Node),
+		root:    ctx,
+		ctx:     ctx,
+		skips:   map[string]string{},
 		report: ShutdownReport{
 			WorkflowID:  info.WorkflowExecution.ID,
 			RunID:       info.WorkflowExecution.RunID,
@@ -122,18 +105,16 @@ func newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
 			RequestedBy: req.RequestedBy,
 			Started:     workflow.Now(ctx),
 		},
+		facts: plan.Facts{CanEvict: true, CanVerify: true, ForceAllowed: effective.Force || req.Force},
 	}
-	for _, spec := range plan.Steps {
-		s.report.Steps = append(s.report.Steps, StepResult{Name: spec.Name, Status: StepPending})
+	for _, spec := range effective.Steps {
+		s.report.Steps = append(s.report.Steps, plan.StepResult{Name: spec.Name, Status: plan.StepPending})
 	}
 	if err := s.registerHandlers(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
-
-// ErrTypeBadRequest: the request or its plan cannot be run.
-const ErrTypeBadRequest = "BadRequest"
 
 func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	if span, ok := temporalotel.SpanFromWorkflowContext(ctx); ok && span.SpanContext().IsValid() {
@@ -146,19 +127,19 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.report.NodeState, s.report.NodeInstance, s.instance = string(look.State), look.Instance, look.Instance
+	s.report.NodeState, s.report.NodeInstance, s.instance = look.State, look.Instance, look.Instance
 	if s.req.Force {
-		s.forceReason = "requested: force"
+		s.facts.ForceReason = "requested: force"
 	}
 	// Left and evicted are final; dead is not: a node whose network hangs looks dead to
 	// its peers while it still serves, and comes back when the network does.
-	if look.State == cluster.StateLeft || look.State == cluster.StateEvicted {
-		s.alreadyOut = true
+	if look.State == activities.StateLeft || look.State == activities.StateEvicted {
+		s.facts.AlreadyOut = true
 		if s.req.RetryOf == "" {
-			s.skipRest = fmt.Sprintf("node was already %s when the shutdown began", look.State)
+			s.facts.SkipRest = fmt.Sprintf("node was already %s when the shutdown began", look.State)
 		}
 	}
-	if look.State == cluster.StateEvicted {
+	if look.State == activities.StateEvicted {
 		s.report.Evicted = true
 	}
 	if len(s.req.SkipSucceeded) > 0 && s.req.RetryInstance != "" && s.req.RetryInstance != look.Instance {
@@ -168,85 +149,84 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	}
 
 	for i, spec := range s.plan.Steps {
-		if aborted, report := s.step(ctx, i, spec); aborted {
-			return report, nil
+		if stop := s.step(ctx, i, spec); stop {
+			break
 		}
 	}
 	return s.finish(), nil
 }
 
 // step runs one graceful step, or records why it is skipped. It reports whether the
-// shutdown was aborted (and then the final report).
-func (s *shutdown) step(ctx workflow.Context, i int, spec StepSpec) (bool, *ShutdownReport) {
+// graceful steps stop here (an abort).
+func (s *shutdown) step(ctx workflow.Context, i int, spec plan.StepSpec) bool {
 	res := &s.report.Steps[i]
 	if why := s.skipReason(spec.Name); why != "" {
-		res.Status, res.Note = StepSkipped, why
+		res.Status, res.Note = plan.StepSkipped, why
 		if slices.Contains(s.req.SkipSucceeded, spec.Name) {
-			res.Status = StepSucceeded
+			res.Status = plan.StepSucceeded
 		}
 		s.details()
-		return false, nil
+		return false
 	}
 
-	if spec.Name == config.StepDeregister {
+	if spec.Name == plan.Deregister {
 		// Once the node starts leaving memberlist it cannot be put back: from here on a
 		// cancel is refused (and never races a rollback with the leave).
 		s.refuseCancel(ctx)
 	}
-	res.Status, res.Started = StepRunning, workflow.Now(s.ctx)
+	res.Status, res.Started = plan.StepRunning, workflow.Now(s.ctx)
 	s.upsert(StepKey.ValueSet(spec.Name))
 	s.details()
 	out, err := s.runNodeStep(s.ctx, i, spec)
 	s.record(res, spec, out, err)
+	defer s.details()
 
-	if err != nil && s.ctx == s.root && errors.Is(s.root.Err(), workflow.ErrCanceled) {
-		// Cancelled before deregister: compensate.
-		res.Note = strings.TrimSpace(res.Note + " cancelled by the operator")
-		return true, s.abort(ctx, "the shutdown was cancelled")
-	}
-	switch {
-	case err == nil:
-		if spec.Name == config.StepDeregister {
-			s.deregistered, s.irreversible = true, true
+	if err == nil {
+		if spec.Name == plan.Deregister {
+			s.facts.Deregistered, s.facts.Irreversible = true, true
 			s.refuseCancel(ctx)
 		}
-	case isType(err, activities.ErrTypeEvicted):
-		s.skipRest = "node was evicted during the shutdown"
-		s.report.Evicted = true
-	case isType(err, activities.ErrTypeLeaveFailed):
-		// memberlist shut down after an unconfirmed leave: the node cannot be put back,
-		// but it did not deregister either; the force fallback takes it from here.
-		s.irreversible = true
-		s.refuseCancel(ctx)
-		s.applyPolicy(ctx, spec, res)
-	case s.forceReason != "" && isCanceled(err):
-		// force-now cut this step short: the eviction comes next.
-	default:
-		if s.skipRest == "" && isScheduleToStart(err) {
-			s.skipRest = fmt.Sprintf("the node's worker did not pick up %s within %s", spec.Name, spec.ScheduleToStart)
-		}
-		if aborted := s.applyPolicy(ctx, spec, res); aborted {
-			return true, s.abort(ctx, fmt.Sprintf("%s %s (policy abort)", spec.Name, res.Status))
-		}
+		return false
 	}
-	s.details()
-	return false, nil
-}
-
-// applyPolicy acts on a failed step's on_failure. It reports whether to abort.
-func (s *shutdown) applyPolicy(ctx workflow.Context, spec StepSpec, res *StepResult) bool {
-	switch spec.OnFailure {
-	case config.OnFailureForce:
-		if s.forceReason == "" {
-			s.forceReason = fmt.Sprintf("%s %s (policy force)", spec.Name, res.Status)
+	eff := plan.AfterFailure(spec, res.Status, s.failure(err), s.facts.Irreversible)
+	res.Note = strings.TrimSpace(res.Note + " " + eff.Note)
+	if s.facts.SkipRest == "" {
+		s.facts.SkipRest = eff.SkipRest
+	}
+	if eff.EvictedByOther {
+		s.facts.EvictedByOther, s.report.Evicted = true, true
+	}
+	if eff.Irreversible && !s.facts.Irreversible {
+		s.facts.Irreversible = true
+		s.refuseCancel(ctx)
+	}
+	switch eff.Action {
+	case plan.ActAbort:
+		s.facts.AbortReason = eff.Why
+		return true
+	case plan.ActForce:
+		if s.facts.ForceReason == "" {
+			s.facts.ForceReason = eff.Why
 		}
-	case config.OnFailureAbort:
-		if !s.irreversible {
-			return true
-		}
-		res.Note = strings.TrimSpace(res.Note + " policy abort acts as continue: the node already left memberlist")
 	}
 	return false
+}
+
+// failure tells why a step did not succeed, as the decisions need it.
+func (s *shutdown) failure(err error) plan.Failure {
+	switch {
+	case s.ctx == s.root && errors.Is(s.root.Err(), workflow.ErrCanceled):
+		return plan.FailCancelled
+	case isType(err, activities.ErrTypeEvicted):
+		return plan.FailEvicted
+	case isType(err, activities.ErrTypeLeaveFailed):
+		return plan.FailLeaveUnconfirmed
+	case s.facts.ForceReason != "" && isCanceled(err):
+		return plan.FailCutShort
+	case isScheduleToStart(err):
+		return plan.FailWorkerGone
+	}
+	return plan.FailStep
 }
 
 func (s *shutdown) skipReason(step string) string {
@@ -255,16 +235,16 @@ func (s *shutdown) skipReason(step string) string {
 		return "succeeded in an earlier run (" + s.req.RetryOf + ")"
 	case s.skips[step] != "":
 		return s.skips[step]
-	case s.skipRest != "":
-		return "skipped: " + s.skipRest
-	case s.forceReason != "":
-		return "skipped: forcing eviction (" + s.forceReason + ")"
+	case s.facts.SkipRest != "":
+		return "skipped: " + s.facts.SkipRest
+	case s.facts.ForceReason != "":
+		return "skipped: forcing eviction (" + s.facts.ForceReason + ")"
 	}
 	return ""
 }
 
 // runNodeStep runs a step's activity on the node's task queue with the step's budget.
-func (s *shutdown) runNodeStep(ctx workflow.Context, i int, spec StepSpec) (activities.StepOutput, error) {
+func (s *shutdown) runNodeStep(ctx workflow.Context, i int, spec plan.StepSpec) (activities.StepOutput, error) {
 	stepCtx, cancel := workflow.WithCancel(ctx)
 	s.cancelCurrent = cancel
 	defer func() { s.cancelCurrent = nil; cancel() }()
@@ -276,27 +256,34 @@ func (s *shutdown) runNodeStep(ctx workflow.Context, i int, spec StepSpec) (acti
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        max(spec.Backoff, time.Millisecond),
 			BackoffCoefficient:     2,
+			MaximumInterval:        spec.RetryBackoffCap(),
 			MaximumAttempts:        int32(spec.MaxAttempts),
 			NonRetryableErrorTypes: activities.NonRetryable,
 		},
 		Summary: fmt.Sprintf("%d/%d %s on %s", i+1, len(s.plan.Steps), spec.Name, s.req.Node),
 	})
+	act, ok := nodeStep(spec.Name)
+	if !ok {
+		return activities.StepOutput{}, temporal.NewNonRetryableApplicationError("no activity for step "+spec.Name, ErrTypeBadRequest, nil)
+	}
 	var out activities.StepOutput
-	err := workflow.ExecuteActivity(stepCtx, nodeStep(spec.Name), s.stepInput(spec.Name)).Get(stepCtx, &out)
+	err := workflow.ExecuteActivity(stepCtx, act, s.stepInput(spec.Name)).Get(stepCtx, &out)
 	return out, err
 }
 
-func nodeStep(name string) any {
+// nodeStep is the activity of a graceful step.
+func nodeStep(name string) (any, bool) {
 	switch name {
-	case config.StepSetGracefullyLeft:
-		return nodeActs.SetGracefullyLeft
-	case config.StepStopHeartbeat:
-		return nodeActs.StopHeartbeat
-	case config.StepDeregister:
-		return nodeActs.Deregister
-	default:
-		return nodeActs.StopServices
+	case plan.SetGracefullyLeft:
+		return nodeActs.SetGracefullyLeft, true
+	case plan.StopHeartbeat:
+		return nodeActs.StopHeartbeat, true
+	case plan.Deregister:
+		return nodeActs.Deregister, true
+	case plan.StopServices:
+		return nodeActs.StopServices, true
 	}
+	return nil, false
 }
 
 func (s *shutdown) stepInput(step string) activities.StepInput {
@@ -304,25 +291,26 @@ func (s *shutdown) stepInput(step string) activities.StepInput {
 }
 
 // record fills a step's result from its activity's outcome.
-func (s *shutdown) record(res *StepResult, spec StepSpec, out activities.StepOutput, err error) {
-	res.DurationMS = workflow.Now(s.ctx).Sub(res.Started).Milliseconds()
+func (s *shutdown) record(res *plan.StepResult, spec plan.StepSpec, out activities.StepOutput, err error) {
+	took := workflow.Now(s.ctx).Sub(res.Started)
+	res.Duration = plan.Millis(took)
 	defer func() {
 		workflow.GetMetricsHandler(s.ctx).WithTags(map[string]string{"step": spec.Name, "status": string(res.Status)}).
-			Timer(MetricStepDuration).Record(time.Duration(res.DurationMS) * time.Millisecond)
+			Timer(MetricStepDuration).Record(took)
 	}()
 	if err == nil {
-		res.Status, res.Attempts = StepSucceeded, int(out.Attempt)
+		res.Status, res.Attempts = plan.StepSucceeded, int(out.Attempt)
 		res.Note = noteFor(out)
-		s.log.Info("step succeeded", "step", spec.Name, "attempts", res.Attempts, "duration_ms", res.DurationMS)
+		s.log.Info("step succeeded", "step", spec.Name, "attempts", res.Attempts, "duration", res.Duration)
 		return
 	}
-	res.Status, res.Attempts, res.Error = StepFailed, attempts(err, spec), errorMessage(err, spec)
+	res.Status, res.Attempts, res.Error = plan.StepFailed, attempts(err, spec), errorMessage(err, spec)
 	var timeout *temporal.TimeoutError
 	if errors.As(err, &timeout) {
-		res.Status = StepTimedOut
+		res.Status = plan.StepTimedOut
 	}
-	if isCanceled(err) && s.forceReason != "" {
-		res.Note = "cut short: " + s.forceReason
+	if isCanceled(err) && s.facts.ForceReason != "" {
+		res.Note = "cut short: " + s.facts.ForceReason
 	}
 	s.log.Warn("step did not succeed; going on", "step", spec.Name, "status", res.Status, "attempts", res.Attempts, "error", res.Error)
 }
@@ -348,7 +336,7 @@ func noteFor(out activities.StepOutput) string {
 
 // attempts tells how many attempts of a failed step started: from the attempt the
 // activity attached to its error or heartbeat, else from the retry state.
-func attempts(err error, spec StepSpec) int {
+func attempts(err error, spec plan.StepSpec) int {
 	var p activities.Progress
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&p) == nil && p.Attempt > 0 {
@@ -371,7 +359,7 @@ func attempts(err error, spec StepSpec) int {
 }
 
 // errorMessage says plainly why a step failed, without the activity error's wrapping.
-func errorMessage(err error, spec StepSpec) string {
+func errorMessage(err error, spec plan.StepSpec) string {
 	var timeout *temporal.TimeoutError
 	if errors.As(err, &timeout) {
 		switch timeout.TimeoutType() {
@@ -410,8 +398,8 @@ func isScheduleToStart(err error) bool {
 	return errors.As(err, &timeout) && timeout.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START
 }
 
-// refuseCancel switches the steps to a disconnected context once the node has
-// deregistered: it cannot be put back, so a cancel from then on is logged and refused.
+// refuseCancel switches the steps to a disconnected context once the node is leaving
+// for good: it cannot be put back, so a cancel from then on is logged and refused.
 func (s *shutdown) refuseCancel(ctx workflow.Context) {
 	if s.ctx != ctx {
 		return
@@ -427,7 +415,7 @@ func (s *shutdown) refuseCancel(ctx workflow.Context) {
 
 func (s *shutdown) lookup() (activities.LookupOutput, error) {
 	ctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: lookupTimeout,
+		StartToCloseTimeout: plan.LookupTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: activities.NonRetryable},
 		Summary:             "lookup " + s.req.Node,
 	})
@@ -444,219 +432,189 @@ func (s *shutdown) lookup() (activities.LookupOutput, error) {
 	return out, nil
 }
 
-// abort stops the graceful steps and puts the node back in service (state alive,
-// heartbeat restarted). If that fails the node may be half-stopped, so it is forced
-// out instead: an aborted shutdown never leaves a zombie.
-func (s *shutdown) abort(ctx workflow.Context, why string) *ShutdownReport {
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	s.ctx = dctx
-	for i := range s.report.Steps {
-		if s.report.Steps[i].Status == StepPending {
-			s.report.Steps[i].Status, s.report.Steps[i].Note = StepSkipped, "skipped: shutdown aborted"
+// finish runs what follows the graceful steps, as plan.Decide says, until it concludes.
+func (s *shutdown) finish() *ShutdownReport {
+	if s.facts.AbortReason == "" && s.ctx == s.root && errors.Is(s.root.Err(), workflow.ErrCanceled) && !s.facts.Irreversible {
+		s.facts.AbortReason = "the shutdown was cancelled" // cancelled between two steps
+	}
+	if s.facts.AbortReason != "" {
+		s.aborting()
+	} else {
+		s.refuseCancel(s.root) // from here the node is taken out, whatever happens
+	}
+	for {
+		s.facts.AllSucceeded, s.facts.Changed = plan.StepsState(s.report.Steps)
+		d := plan.Decide(s.facts)
+		switch d.Do {
+		case plan.DoRollback:
+			s.rollback()
+		case plan.DoVerify:
+			s.verify()
+		case plan.DoAbort:
+			s.facts.AbortReason = d.Why
+			s.log.Warn("the node is not known to be out and force is disabled: putting it back", "why", d.Why)
+			s.aborting()
+		case plan.DoForce:
+			s.facts.ForceReason = d.Why
+		case plan.DoEvict:
+			s.evict()
+		case plan.DoTerminate:
+			s.terminate()
+		case plan.DoConclude:
+			return s.conclude(d.Outcome, d.Why)
 		}
 	}
-	if !s.changedAnything() {
-		s.report.Error = "aborted before any step changed the node: " + why
-		return s.conclude(OutcomeAborted)
+}
+
+// aborting marks the steps that will not run, and lets the rollback run whatever the
+// workflow's own cancellation.
+func (s *shutdown) aborting() {
+	if s.ctx == s.root {
+		s.ctx, _ = workflow.NewDisconnectedContext(s.root)
 	}
-	s.log.Warn("aborting the shutdown: rolling back", "why", why)
-	spec, _ := s.plan.Step(config.StepSetGracefullyLeft)
-	rctx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+	for i := range s.report.Steps {
+		if s.report.Steps[i].Status == plan.StepPending {
+			s.report.Steps[i].Status, s.report.Steps[i].Note = plan.StepSkipped, "skipped: shutdown aborted"
+		}
+	}
+}
+
+// rollback puts the node back in service (state alive, heartbeat restarted).
+func (s *shutdown) rollback() {
+	s.log.Warn("aborting the shutdown: rolling back", "why", s.facts.AbortReason)
+	spec, _ := s.plan.Step(plan.SetGracefullyLeft)
+	rctx := workflow.WithActivityOptions(s.ctx, workflow.ActivityOptions{
 		TaskQueue:              NodeTaskQueue(s.req.Node),
-		StartToCloseTimeout:    rollbackTimeout,
+		StartToCloseTimeout:    plan.RollbackTimeout,
 		ScheduleToStartTimeout: max(spec.ScheduleToStart, time.Second),
 		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: activities.NonRetryable},
 		Summary:                "roll back " + s.req.Node,
 	})
-	err := workflow.ExecuteActivity(rctx, nodeActs.Rollback, s.stepInput(activities.StepRollback)).Get(rctx, nil)
-	if err == nil {
-		s.report.RolledBack = true
-		s.report.Error = "aborted: " + why
-		s.conclude(OutcomeAborted)
-		return &s.report
+	err := workflow.ExecuteActivity(rctx, nodeActs.Rollback, s.stepInput(plan.Rollback)).Get(rctx, nil)
+	s.facts.RollbackTried, s.facts.RolledBack = true, err == nil
+	s.report.RolledBack = err == nil
+	if err != nil {
+		s.report.Error = fmt.Sprintf("the rollback failed: %s", errorMessage(err, spec))
+		s.log.Error("rollback failed: the node may be half-stopped unless it is forced out", "error", err)
 	}
-	s.report.Error = fmt.Sprintf("aborted (%s), but the rollback failed: %s", why, errorMessage(err, spec))
-	if !s.plan.Force && !s.req.Force {
-		s.log.Error("rollback failed and force is disabled: the node may be half-stopped", "error", err)
-		if s.verify() {
-			return s.conclude(OutcomeDegraded)
-		}
-		return s.conclude(OutcomeFailed)
-	}
-	s.log.Error("rollback failed; forcing the node out so that it is not left half-stopped", "error", err)
-	s.forceReason = "rollback after abort failed"
-	return s.finish()
 }
 
-// changedAnything reports whether any graceful step succeeded, or ran and may have
-// done part of its work.
-func (s *shutdown) changedAnything() bool {
-	for _, r := range s.report.Steps {
-		if r.Status == StepSucceeded || r.Status == StepFailed || (r.Status == StepTimedOut && r.Attempts > 0) {
-			return true
-		}
-	}
-	return false
-}
-
-// finish checks that the node is out, forces it out when it is not, and concludes.
-func (s *shutdown) finish() *ShutdownReport {
-	if s.ctx == s.root && errors.Is(s.root.Err(), workflow.ErrCanceled) && !s.irreversible {
-		return s.abort(s.root, "the shutdown was cancelled")
-	}
-	s.refuseCancel(s.root) // from here the node is taken out, whatever happens
-	if s.forceReason == "" {
-		if s.deregistered || s.alreadyOut || s.report.Evicted {
-			if s.verify() {
-				if s.report.Evicted {
-					return s.conclude(OutcomeForced) // evicted by someone else meanwhile
-				}
-				return s.conclude(s.gracefulOrDegraded())
-			}
-			s.forceReason = fmt.Sprintf("not every member saw the node out within %s (pending: %s)",
-				s.plan.ConvergenceTimeout, strings.Join(s.report.Pending, ", "))
-		} else if s.skipRest != "" {
-			s.forceReason = s.skipRest
-		} else {
-			s.forceReason = "deregister did not succeed"
-		}
-		if !s.plan.Force {
-			s.log.Warn("the node is not known to be out and force is disabled", "why", s.forceReason)
-			if !s.irreversible && !s.alreadyOut {
-				// Not out, and nobody may force it: put it back in service instead.
-				why := "force is disabled and " + s.forceReason
-				s.forceReason = ""
-				return s.abort(s.root, why)
-			}
-			if !s.verified && s.verify() {
-				s.forceReason = ""
-				return s.conclude(OutcomeDegraded)
-			}
-			s.report.Error = "force disabled and " + s.forceReason
-			s.forceReason = ""
-			return s.conclude(OutcomeFailed)
-		}
-	}
-
-	s.log.Warn("force-evicting the node", "why", s.forceReason)
-	s.report.ForceReason = s.forceReason
+// evict has a healthy peer (the observer) force the node out.
+func (s *shutdown) evict() {
+	s.log.Warn("force-evicting the node", "why", s.facts.ForceReason)
+	s.report.ForceReason = s.facts.ForceReason
 	s.upsert(StepKey.ValueSet("force"))
 	s.details()
 	ectx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: evictTimeout,
+		StartToCloseTimeout: plan.EvictTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: activities.NonRetryable},
 		Summary:             "force-evict " + s.req.Node,
 	})
 	var ev activities.EvictOutput
-	reason := "farewell: " + s.forceReason
-	if err := workflow.ExecuteLocalActivity(ectx, clusterActs.ForceEvict, activities.EvictInput{
-		Node: s.req.Node, Reason: reason, WorkflowID: s.report.WorkflowID,
-	}).Get(ectx, &ev); err != nil {
-		s.report.Error = "force-evict failed: " + errorMessage(err, StepSpec{})
+	err := workflow.ExecuteLocalActivity(ectx, clusterActs.ForceEvict, activities.EvictInput{
+		Node: s.req.Node, Reason: "farewell: " + s.facts.ForceReason, WorkflowID: s.report.WorkflowID,
+	}).Get(ectx, &ev)
+	s.facts.EvictTried, s.facts.Evicted = true, err == nil
+	if err != nil {
+		s.report.Error = "force-evict failed: " + errorMessage(err, plan.StepSpec{})
 		s.log.Error("force-evict failed", "error", err)
-	} else {
-		s.report.Evicted = true
+		return
 	}
-	s.terminate()
-	if s.verify() && s.report.Evicted {
-		return s.conclude(OutcomeForced)
-	}
-	if s.report.Error == "" {
-		s.report.Error = "the node was evicted, but not every member saw it out: pending " + strings.Join(s.report.Pending, ", ")
-	}
-	return s.conclude(OutcomeFailed)
+	s.report.Evicted = true
 }
 
 // terminate asks the node itself to stop for good, best effort: it may be the very
 // thing that is broken.
 func (s *shutdown) terminate() {
-	if s.skipRest != "" {
-		return
-	}
-	spec, _ := s.plan.Step(config.StepStopServices)
+	s.facts.TerminateTried = true
+	spec, _ := s.plan.Step(plan.StopServices)
 	tctx := workflow.WithActivityOptions(s.ctx, workflow.ActivityOptions{
 		TaskQueue:              NodeTaskQueue(s.req.Node),
-		StartToCloseTimeout:    max(spec.StartToClose, terminateTimeout),
+		StartToCloseTimeout:    max(spec.StartToClose, plan.TerminateTimeout),
 		ScheduleToStartTimeout: max(spec.ScheduleToStart, time.Second),
 		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
 		Summary:                "terminate " + s.req.Node,
 	})
-	if err := workflow.ExecuteActivity(tctx, nodeActs.Terminate, s.stepInput(activities.StepTerminate)).Get(tctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(tctx, nodeActs.Terminate, s.stepInput(plan.Terminate)).Get(tctx, nil); err != nil {
 		s.log.Warn("the node's own termination did not run; the eviction stands", "error", errorMessage(err, spec))
 		return
 	}
+	s.facts.Terminated, s.facts.Irreversible = true, true
 	s.report.Terminated = true
 }
 
 // verify waits until every surviving member sees the node out, or the convergence
 // timeout, and records what they said.
-func (s *shutdown) verify() bool {
-	s.verified = true
+func (s *shutdown) verify() {
+	s.facts.Checks++
+	if s.facts.ForceReason != "" {
+		s.facts.ChecksAfterForce++
+	}
 	s.upsert(StepKey.ValueSet("convergence"))
 	s.details()
 	vctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: s.plan.ConvergenceTimeout + convergenceSlack,
+		StartToCloseTimeout: s.plan.ConvergenceTimeout + plan.ConvergenceSlack,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2},
 		Summary:             "verify convergence on " + s.req.Node,
 	})
 	var out activities.ConvergenceOutput
 	err := workflow.ExecuteLocalActivity(vctx, clusterActs.VerifyConvergence, activities.ConvergenceInput{
-		Node: s.req.Node, Timeout: s.plan.ConvergenceTimeout,
+		Node: s.req.Node, Timeout: plan.Duration(s.plan.ConvergenceTimeout),
 	}).Get(vctx, &out)
 	if err != nil {
 		s.log.Warn("convergence check failed", "error", err)
-		s.report.Converged, s.report.Pending = false, []string{"(check failed: " + errorMessage(err, StepSpec{}) + ")"}
-		return false
+		s.report.Converged, s.report.Convergence = false, plan.Pending
+		s.report.Pending = []string{"(check failed: " + errorMessage(err, plan.StepSpec{}) + ")"}
+		s.facts.Convergence, s.facts.Pending = plan.Pending, s.report.Pending
+		return
 	}
-	s.report.Converged, s.report.ConvergenceMS, s.report.Pending = out.Converged, out.TookMS, out.Pending
+	s.report.Converged, s.report.Pending = out.Converged, out.Pending
+	s.report.ConvergenceTook = plan.Millis(time.Duration(out.TookMS) * time.Millisecond)
+	s.report.Convergence = plan.Pending
+	if out.Converged {
+		s.report.Convergence = plan.Converged
+	}
+	s.facts.Convergence, s.facts.Pending = s.report.Convergence, out.Pending
 	workflow.GetMetricsHandler(s.ctx).WithTags(map[string]string{"converged": fmt.Sprint(out.Converged)}).
 		Timer(MetricConvergenceDuration).Record(time.Duration(out.TookMS) * time.Millisecond)
-	s.report.Views = map[string]string{}
-	for member, st := range out.Views {
-		s.report.Views[member] = string(st)
-	}
-	return out.Converged
-}
-
-func (s *shutdown) gracefulOrDegraded() Outcome {
-	for _, r := range s.report.Steps {
-		if r.Status != StepSucceeded {
-			return OutcomeDegraded
-		}
-	}
-	return OutcomeGraceful
+	s.report.Views = out.Views
 }
 
 // conclude sets the outcome and the totals, and publishes them.
-func (s *shutdown) conclude(o Outcome) *ShutdownReport {
+func (s *shutdown) conclude(o plan.Outcome, why string) *ShutdownReport {
 	s.done = true
 	r := &s.report
+	if why != "" && r.Error != why {
+		// Keep what went wrong before (a failed eviction or rollback) after the reason.
+		r.Error = strings.TrimSuffix(why+"; "+r.Error, "; ")
+	}
 	r.Outcome = o
 	r.Finished = workflow.Now(s.ctx)
-	r.TotalMS = r.Finished.Sub(r.Started).Milliseconds()
-	var slowest int64 = -1
-	for _, st := range r.Steps {
-		if st.DurationMS > slowest {
-			slowest, r.SlowestStep = st.DurationMS, st.Name
-		}
-	}
-	r.Slow = r.TotalMS > s.plan.SlowThreshold.Milliseconds()
+	total := r.Finished.Sub(r.Started)
+	r.Total = plan.Millis(total)
+	r.SlowestStep = plan.Slowest(r.Steps)
+	r.Slow = s.plan.Slow(total)
 	s.upsert(OutcomeKey.ValueSet(string(o)), StepKey.ValueSet("done"), SlowKey.ValueSet(r.Slow))
 	metrics := workflow.GetMetricsHandler(s.ctx)
 	byOutcome := metrics.WithTags(map[string]string{"outcome": string(o)})
-	byOutcome.Timer(MetricShutdownDuration).Record(time.Duration(r.TotalMS) * time.Millisecond)
+	byOutcome.Timer(MetricShutdownDuration).Record(total)
 	byOutcome.Counter(MetricShutdowns).Inc(1)
 	if r.Slow {
 		metrics.Counter(MetricSlowShutdowns).Inc(1)
-		s.log.Warn("slow shutdown", "total_ms", r.TotalMS, "threshold", s.plan.SlowThreshold, "slowest_step", r.SlowestStep)
+		s.log.Warn("slow shutdown", "total", r.Total, "threshold", s.plan.SlowThreshold, "slowest_step", r.SlowestStep)
 	}
 	switch o {
-	case OutcomeFailed:
+	case plan.Failed:
 		s.log.Error("SHUTDOWN FAILED: the node is neither out of the cluster nor back in service", "error", r.Error)
 	default:
-		s.log.Info("shutdown finished", "outcome", o, "total_ms", r.TotalMS, "converged", r.Converged)
+		s.log.Info("shutdown finished", "outcome", o, "total", r.Total, "converged", r.Converged)
 	}
 	s.details()
+	if s.version >= versionMemo {
+		if err := workflow.UpsertMemo(s.ctx, map[string]any{MemoSteps: r.StepLines()}); err != nil {
+			s.log.Warn("memo not updated", "error", err)
+		}
+	}
 	return r
 }
 
@@ -668,5 +626,5 @@ func (s *shutdown) upsert(updates ...temporal.SearchAttributeUpdate) {
 
 // details publishes the step table shown in the Temporal UI.
 func (s *shutdown) details() {
-	workflow.SetCurrentDetails(s.ctx, s.report.Markdown())
+	workflow.SetCurrentDetails(s.ctx, s.report.Markdown(s.plan))
 }

@@ -16,8 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/cluster"
-	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/internal/testlog"
 )
 
@@ -46,11 +45,11 @@ func newHarness(t *testing.T) *harness {
 	ok := func(context.Context, activities.StepInput) (activities.StepOutput, error) {
 		return activities.StepOutput{Attempt: 1}, nil
 	}
-	for _, name := range append(config.StepNames, activities.StepRollback, activities.StepTerminate) {
+	for _, name := range append(plan.Builtin(), plan.Rollback, plan.Terminate) {
 		h.steps[name] = ok
 	}
 	h.lookup = func(in activities.LookupInput) (activities.LookupOutput, error) {
-		return activities.LookupOutput{Node: in.Node, State: cluster.StateAlive, Members: 5}, nil
+		return activities.LookupOutput{Node: in.Node, State: activities.StateAlive, Members: 5}, nil
 	}
 	h.converged = []bool{true}
 	h.verify = func(in activities.ConvergenceInput) (activities.ConvergenceOutput, error) {
@@ -60,7 +59,7 @@ func newHarness(t *testing.T) *harness {
 			h.converged = h.converged[1:]
 		}
 		h.mu.Unlock()
-		out := activities.ConvergenceOutput{Converged: c, TookMS: 12, Views: map[string]cluster.State{"node-1": cluster.StateLeft}}
+		out := activities.ConvergenceOutput{Converged: c, TookMS: 12, Views: map[string]string{"node-1": activities.StateLeft}}
 		if !c {
 			out.Pending = []string{"node-2"}
 		}
@@ -83,12 +82,12 @@ func newHarness(t *testing.T) *harness {
 			return f(ctx, in)
 		}
 	}
-	env.OnActivity(nodeActs.SetGracefullyLeft, mock.Anything, mock.Anything).Return(node(config.StepSetGracefullyLeft))
-	env.OnActivity(nodeActs.StopHeartbeat, mock.Anything, mock.Anything).Return(node(config.StepStopHeartbeat))
-	env.OnActivity(nodeActs.Deregister, mock.Anything, mock.Anything).Return(node(config.StepDeregister))
-	env.OnActivity(nodeActs.StopServices, mock.Anything, mock.Anything).Return(node(config.StepStopServices))
-	env.OnActivity(nodeActs.Rollback, mock.Anything, mock.Anything).Return(node(activities.StepRollback))
-	env.OnActivity(nodeActs.Terminate, mock.Anything, mock.Anything).Return(node(activities.StepTerminate))
+	env.OnActivity(nodeActs.SetGracefullyLeft, mock.Anything, mock.Anything).Return(node(plan.SetGracefullyLeft))
+	env.OnActivity(nodeActs.StopHeartbeat, mock.Anything, mock.Anything).Return(node(plan.StopHeartbeat))
+	env.OnActivity(nodeActs.Deregister, mock.Anything, mock.Anything).Return(node(plan.Deregister))
+	env.OnActivity(nodeActs.StopServices, mock.Anything, mock.Anything).Return(node(plan.StopServices))
+	env.OnActivity(nodeActs.Rollback, mock.Anything, mock.Anything).Return(node(plan.Rollback))
+	env.OnActivity(nodeActs.Terminate, mock.Anything, mock.Anything).Return(node(plan.Terminate))
 	env.OnActivity(clusterActs.Lookup, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.LookupInput) (activities.LookupOutput, error) {
 			h.count("lookup")
@@ -137,7 +136,7 @@ func (h *harness) run(req ShutdownRequest) *ShutdownReport {
 		req.Node = "node-3"
 	}
 	if req.Plan == nil {
-		p := DefaultPlan()
+		p := plan.Default()
 		req.Plan = &p
 	}
 	h.env.ExecuteWorkflow(GracefulShutdown, req)
@@ -181,14 +180,14 @@ func timesOut(typ enumspb.TimeoutType) stepFunc {
 	}
 }
 
-func planWith(mod func(*Plan)) *Plan {
-	p := DefaultPlan()
+func planWith(mod func(*plan.Plan)) *plan.Plan {
+	p := plan.Default()
 	mod(&p)
 	return &p
 }
 
-func policy(step, onFailure string) *Plan {
-	return planWith(func(p *Plan) {
+func policy(step string, onFailure plan.Policy) *plan.Plan {
+	return planWith(func(p *plan.Plan) {
 		for i := range p.Steps {
 			if p.Steps[i].Name == step {
 				p.Steps[i].OnFailure = onFailure
@@ -197,8 +196,8 @@ func policy(step, onFailure string) *Plan {
 	})
 }
 
-func statuses(r *ShutdownReport) map[string]StepStatus {
-	out := map[string]StepStatus{}
+func statuses(r *ShutdownReport) map[string]plan.StepStatus {
+	out := map[string]plan.StepStatus{}
 	for _, s := range r.Steps {
 		out[s.Name] = s.Status
 	}
@@ -208,18 +207,18 @@ func statuses(r *ShutdownReport) map[string]StepStatus {
 func TestAllStepsSucceed(t *testing.T) {
 	h := newHarness(t)
 	r := h.run(ShutdownRequest{Reason: "maintenance", RequestedBy: "test"})
-	if r.Outcome != OutcomeGraceful || !r.Converged || r.Evicted || r.RolledBack {
+	if r.Outcome != plan.Graceful || !r.Converged || r.Evicted || r.RolledBack {
 		t.Fatalf("report %+v", r)
 	}
 	for _, s := range r.Steps {
-		if s.Status != StepSucceeded || s.Attempts != 1 {
+		if s.Status != plan.StepSucceeded || s.Attempts != 1 {
 			t.Errorf("step %s: %s after %d attempts", s.Name, s.Status, s.Attempts)
 		}
 	}
 	if r.Node != "node-3" || r.Reason != "maintenance" || r.RequestedBy != "test" || r.WorkflowID == "" {
 		t.Errorf("report identity %+v", r)
 	}
-	if h.called("evict") != 0 || h.called(activities.StepTerminate) != 0 {
+	if h.called("evict") != 0 || h.called(plan.Terminate) != 0 {
 		t.Error("a graceful shutdown evicted the node")
 	}
 	// Search attributes: the node at once, each step as it starts, the outcome at the end.
@@ -251,20 +250,20 @@ func TestFailingStepsNeverBlockTheNext(t *testing.T) {
 	tests := []struct {
 		step     string
 		fault    stepFunc
-		status   StepStatus
+		status   plan.StepStatus
 		attempts int
-		outcome  Outcome
+		outcome  plan.Outcome
 	}{
-		{config.StepSetGracefullyLeft, fails(retryable), StepFailed, 2, OutcomeDegraded},
-		{config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), StepTimedOut, 2, OutcomeDegraded},
-		{config.StepSetGracefullyLeft, fails(wrongNode), StepFailed, 1, OutcomeDegraded},
-		{config.StepStopHeartbeat, fails(retryable), StepFailed, 2, OutcomeDegraded},
-		{config.StepStopHeartbeat, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), StepTimedOut, 2, OutcomeDegraded},
-		{config.StepDeregister, fails(retryable), StepFailed, 2, OutcomeForced},
-		{config.StepDeregister, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), StepTimedOut, 2, OutcomeForced},
-		{config.StepDeregister, fails(temporal.NewNonRetryableApplicationError("leave not confirmed", activities.ErrTypeLeaveFailed, nil)), StepFailed, 1, OutcomeForced},
-		{config.StepStopServices, fails(retryable), StepFailed, 2, OutcomeDegraded},
-		{config.StepStopServices, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), StepTimedOut, 2, OutcomeDegraded},
+		{plan.SetGracefullyLeft, fails(retryable), plan.StepFailed, 2, plan.Degraded},
+		{plan.SetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), plan.StepTimedOut, 2, plan.Degraded},
+		{plan.SetGracefullyLeft, fails(wrongNode), plan.StepFailed, 1, plan.Degraded},
+		{plan.StopHeartbeat, fails(retryable), plan.StepFailed, 2, plan.Degraded},
+		{plan.StopHeartbeat, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), plan.StepTimedOut, 2, plan.Degraded},
+		{plan.Deregister, fails(retryable), plan.StepFailed, 2, plan.Forced},
+		{plan.Deregister, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), plan.StepTimedOut, 2, plan.Forced},
+		{plan.Deregister, fails(temporal.NewNonRetryableApplicationError("leave not confirmed", activities.ErrTypeLeaveFailed, nil)), plan.StepFailed, 1, plan.Forced},
+		{plan.StopServices, fails(retryable), plan.StepFailed, 2, plan.Degraded},
+		{plan.StopServices, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), plan.StepTimedOut, 2, plan.Degraded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.step+"/"+string(tt.status), func(t *testing.T) {
@@ -276,7 +275,7 @@ func TestFailingStepsNeverBlockTheNext(t *testing.T) {
 				t.Errorf("%s: %s after %d attempts (%q), want %s after %d", tt.step, res.Status, res.Attempts, res.Error, tt.status, tt.attempts)
 			}
 			for _, other := range r.Steps {
-				if other.Name != tt.step && other.Status != StepSucceeded {
+				if other.Name != tt.step && other.Status != plan.StepSucceeded {
 					t.Errorf("step %s %s: a failure of %s blocked it", other.Name, other.Status, tt.step)
 				}
 			}
@@ -286,7 +285,7 @@ func TestFailingStepsNeverBlockTheNext(t *testing.T) {
 			if r.Outcome != tt.outcome {
 				t.Errorf("outcome %s, want %s", r.Outcome, tt.outcome)
 			}
-			if tt.outcome == OutcomeForced && (!r.Evicted || !r.Terminated || h.called("evict") != 1 || r.ForceReason == "") {
+			if tt.outcome == plan.Forced && (!r.Evicted || !r.Terminated || h.called("evict") != 1 || r.ForceReason == "") {
 				t.Errorf("forced without eviction: %+v", r)
 			}
 		})
@@ -295,29 +294,29 @@ func TestFailingStepsNeverBlockTheNext(t *testing.T) {
 
 func TestAbortBeforeDeregisterRollsBack(t *testing.T) {
 	h := newHarness(t)
-	h.set(config.StepStopHeartbeat, fails(errors.New("cannot stop")))
-	r := h.run(ShutdownRequest{Plan: policy(config.StepStopHeartbeat, config.OnFailureAbort)})
-	if r.Outcome != OutcomeAborted || !r.RolledBack || r.Evicted {
+	h.set(plan.StopHeartbeat, fails(errors.New("cannot stop")))
+	r := h.run(ShutdownRequest{Plan: policy(plan.StopHeartbeat, plan.Abort)})
+	if r.Outcome != plan.Aborted || !r.RolledBack || r.Evicted {
 		t.Fatalf("report %+v", r)
 	}
 	st := statuses(r)
-	if st[config.StepSetGracefullyLeft] != StepSucceeded || st[config.StepStopHeartbeat] != StepFailed ||
-		st[config.StepDeregister] != StepSkipped || st[config.StepStopServices] != StepSkipped {
+	if st[plan.SetGracefullyLeft] != plan.StepSucceeded || st[plan.StopHeartbeat] != plan.StepFailed ||
+		st[plan.Deregister] != plan.StepSkipped || st[plan.StopServices] != plan.StepSkipped {
 		t.Errorf("steps %v", st)
 	}
-	if h.called(activities.StepRollback) != 1 || h.called(config.StepDeregister) != 0 {
-		t.Errorf("rollback ran %d times, deregister %d", h.called(activities.StepRollback), h.called(config.StepDeregister))
+	if h.called(plan.Rollback) != 1 || h.called(plan.Deregister) != 0 {
+		t.Errorf("rollback ran %d times, deregister %d", h.called(plan.Rollback), h.called(plan.Deregister))
 	}
 }
 
 func TestAbortAfterDeregisterActsAsContinue(t *testing.T) {
 	h := newHarness(t)
-	h.set(config.StepStopServices, fails(errors.New("stuck")))
-	r := h.run(ShutdownRequest{Plan: policy(config.StepStopServices, config.OnFailureAbort)})
-	if r.Outcome != OutcomeDegraded || r.RolledBack || h.called(activities.StepRollback) != 0 {
+	h.set(plan.StopServices, fails(errors.New("stuck")))
+	r := h.run(ShutdownRequest{Plan: policy(plan.StopServices, plan.Abort)})
+	if r.Outcome != plan.Degraded || r.RolledBack || h.called(plan.Rollback) != 0 {
 		t.Fatalf("report %+v", r)
 	}
-	res, _ := r.Step(config.StepStopServices)
+	res, _ := r.Step(plan.StopServices)
 	if !strings.Contains(res.Note, "acts as continue") {
 		t.Errorf("note %q", res.Note)
 	}
@@ -325,20 +324,20 @@ func TestAbortAfterDeregisterActsAsContinue(t *testing.T) {
 
 func TestFailedRollbackForcesTheNodeOut(t *testing.T) {
 	h := newHarness(t)
-	h.set(config.StepSetGracefullyLeft, fails(errors.New("gossip down")))
-	h.set(activities.StepRollback, fails(errors.New("still down")))
-	r := h.run(ShutdownRequest{Plan: policy(config.StepSetGracefullyLeft, config.OnFailureAbort)})
-	if r.Outcome != OutcomeForced || r.RolledBack || !r.Evicted {
+	h.set(plan.SetGracefullyLeft, fails(errors.New("gossip down")))
+	h.set(plan.Rollback, fails(errors.New("still down")))
+	r := h.run(ShutdownRequest{Plan: policy(plan.SetGracefullyLeft, plan.Abort)})
+	if r.Outcome != plan.Forced || r.RolledBack || !r.Evicted {
 		t.Fatalf("a failed rollback left the node half-stopped: %+v", r)
 	}
 }
 
 func TestForcePolicySkipsTheRestAndEvicts(t *testing.T) {
 	h := newHarness(t)
-	h.set(config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE))
-	r := h.run(ShutdownRequest{Plan: policy(config.StepSetGracefullyLeft, config.OnFailureForce)})
+	h.set(plan.SetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE))
+	r := h.run(ShutdownRequest{Plan: policy(plan.SetGracefullyLeft, plan.Force)})
 	st := statuses(r)
-	if r.Outcome != OutcomeForced || st[config.StepStopHeartbeat] != StepSkipped || st[config.StepStopServices] != StepSkipped {
+	if r.Outcome != plan.Forced || st[plan.StopHeartbeat] != plan.StepSkipped || st[plan.StopServices] != plan.StepSkipped {
 		t.Fatalf("outcome %s, steps %v", r.Outcome, st)
 	}
 	if !strings.Contains(r.ForceReason, "policy force") || !r.Terminated {
@@ -350,11 +349,11 @@ func TestForceRequestedSkipsGracefulSteps(t *testing.T) {
 	h := newHarness(t)
 	r := h.run(ShutdownRequest{Force: true})
 	for _, s := range r.Steps {
-		if s.Status != StepSkipped {
+		if s.Status != plan.StepSkipped {
 			t.Errorf("%s %s with force requested", s.Name, s.Status)
 		}
 	}
-	if r.Outcome != OutcomeForced {
+	if r.Outcome != plan.Forced {
 		t.Errorf("outcome %s", r.Outcome)
 	}
 }
@@ -363,7 +362,7 @@ func TestConvergenceNotReachedForcesEviction(t *testing.T) {
 	h := newHarness(t)
 	h.converged = []bool{false, true}
 	r := h.run(ShutdownRequest{})
-	if r.Outcome != OutcomeForced || !r.Evicted || h.called("verify") != 2 {
+	if r.Outcome != plan.Forced || !r.Evicted || h.called("verify") != 2 {
 		t.Fatalf("outcome %s evicted %v verify calls %d", r.Outcome, r.Evicted, h.called("verify"))
 	}
 	if !strings.Contains(r.ForceReason, "node-2") {
@@ -372,92 +371,92 @@ func TestConvergenceNotReachedForcesEviction(t *testing.T) {
 }
 
 func TestForceDisabled(t *testing.T) {
-	noForce := planWith(func(p *Plan) { p.Force = false })
+	noForce := planWith(func(p *plan.Plan) { p.Force = false })
 	leaveFailed := fails(temporal.NewNonRetryableApplicationError("leave not confirmed; memberlist shut down anyway", activities.ErrTypeLeaveFailed, nil))
 	t.Run("reversible: rolled back", func(t *testing.T) {
 		h := newHarness(t)
-		h.set(config.StepDeregister, fails(errors.New("leave failed")))
+		h.set(plan.Deregister, fails(errors.New("leave failed")))
 		r := h.run(ShutdownRequest{Plan: noForce})
-		if r.Outcome != OutcomeAborted || !r.RolledBack || h.called("evict") != 0 || !strings.Contains(r.Error, "force is disabled") {
+		if r.Outcome != plan.Aborted || !r.RolledBack || h.called("evict") != 0 || !strings.Contains(r.Error, "force is disabled") {
 			t.Fatalf("report %+v", r)
 		}
 	})
 	t.Run("memberlist down: out anyway", func(t *testing.T) {
 		h := newHarness(t)
-		h.set(config.StepDeregister, leaveFailed)
+		h.set(plan.Deregister, leaveFailed)
 		r := h.run(ShutdownRequest{Plan: noForce})
-		if r.Outcome != OutcomeDegraded || r.Evicted || h.called("evict") != 0 || h.called(activities.StepRollback) != 0 {
+		if r.Outcome != plan.Degraded || r.Evicted || h.called("evict") != 0 || h.called(plan.Rollback) != 0 {
 			t.Fatalf("report %+v", r)
 		}
 	})
 	t.Run("memberlist down, not out, no force: failed", func(t *testing.T) {
 		h := newHarness(t)
-		h.set(config.StepDeregister, leaveFailed)
+		h.set(plan.Deregister, leaveFailed)
 		h.converged = []bool{false}
 		r := h.run(ShutdownRequest{Plan: noForce})
-		if r.Outcome != OutcomeFailed || h.called("evict") != 0 || !strings.Contains(r.Error, "force disabled") {
+		if r.Outcome != plan.Failed || h.called("evict") != 0 || !strings.Contains(r.Error, "force disabled") {
 			t.Fatalf("report %+v", r)
 		}
 	})
 	t.Run("rollback fails: out anyway or failed", func(t *testing.T) {
 		h := newHarness(t)
-		h.set(config.StepStopHeartbeat, fails(errors.New("cannot stop")))
-		h.set(activities.StepRollback, fails(errors.New("still broken")))
+		h.set(plan.StopHeartbeat, fails(errors.New("cannot stop")))
+		h.set(plan.Rollback, fails(errors.New("still broken")))
 		h.converged = []bool{false}
-		r := h.run(ShutdownRequest{Plan: planWith(func(p *Plan) {
+		r := h.run(ShutdownRequest{Plan: planWith(func(p *plan.Plan) {
 			p.Force = false
-			p.Steps[1].OnFailure = config.OnFailureAbort
+			p.Steps[1].OnFailure = plan.Abort
 		})})
-		if r.Outcome != OutcomeFailed || h.called("evict") != 0 || !strings.Contains(r.Error, "rollback failed") {
+		if r.Outcome != plan.Failed || h.called("evict") != 0 || !strings.Contains(r.Error, "rollback failed") {
 			t.Fatalf("report %+v", r)
 		}
 	})
 	t.Run("eviction does not converge", func(t *testing.T) {
 		h := newHarness(t)
-		h.set(config.StepDeregister, fails(errors.New("leave failed")))
+		h.set(plan.Deregister, fails(errors.New("leave failed")))
 		h.converged = []bool{false}
 		r := h.run(ShutdownRequest{})
-		if r.Outcome != OutcomeFailed || !r.Evicted || len(r.Pending) == 0 {
+		if r.Outcome != plan.Failed || !r.Evicted || len(r.Pending) == 0 {
 			t.Fatalf("report %+v", r)
 		}
 	})
 }
 
 func TestLookupState(t *testing.T) {
-	lookup := func(st cluster.State) func(activities.LookupInput) (activities.LookupOutput, error) {
+	lookup := func(st string) func(activities.LookupInput) (activities.LookupOutput, error) {
 		return func(in activities.LookupInput) (activities.LookupOutput, error) {
 			return activities.LookupOutput{Node: in.Node, Instance: "p1", State: st}, nil
 		}
 	}
 	t.Run("dead is not out: the steps run", func(t *testing.T) {
 		h := newHarness(t)
-		h.lookup = lookup(cluster.StateDead)
+		h.lookup = lookup(activities.StateDead)
 		r := h.run(ShutdownRequest{})
-		if h.called(config.StepSetGracefullyLeft) != 1 || r.Outcome != OutcomeGraceful {
+		if h.called(plan.SetGracefullyLeft) != 1 || r.Outcome != plan.Graceful {
 			t.Fatalf("outcome %s, steps %v", r.Outcome, statuses(r))
 		}
 	})
 	t.Run("left is out: nothing to run", func(t *testing.T) {
 		h := newHarness(t)
-		h.lookup = lookup(cluster.StateLeft)
+		h.lookup = lookup(activities.StateLeft)
 		r := h.run(ShutdownRequest{})
-		if h.called(config.StepSetGracefullyLeft) != 0 || r.Outcome != OutcomeDegraded || h.called("evict") != 0 {
+		if h.called(plan.SetGracefullyLeft) != 0 || r.Outcome != plan.Degraded || h.called("evict") != 0 {
 			t.Fatalf("outcome %s, steps %v", r.Outcome, statuses(r))
 		}
 	})
 	t.Run("force requested holds for a node already out", func(t *testing.T) {
 		h := newHarness(t)
-		h.lookup = lookup(cluster.StateLeft)
+		h.lookup = lookup(activities.StateLeft)
 		r := h.run(ShutdownRequest{Force: true})
-		if h.called("evict") != 1 || r.Outcome != OutcomeForced {
+		if h.called("evict") != 1 || r.Outcome != plan.Forced {
 			t.Fatalf("outcome %s, evictions %d", r.Outcome, h.called("evict"))
 		}
 	})
 	t.Run("steps carry the instance looked up", func(t *testing.T) {
 		h := newHarness(t)
-		h.lookup = lookup(cluster.StateAlive)
+		h.lookup = lookup(activities.StateAlive)
 		var got string
-		h.set(config.StepDeregister, func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
+		h.set(plan.Deregister, func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
 			got = in.Instance
 			return activities.StepOutput{Attempt: 1}, nil
 		})
@@ -468,37 +467,37 @@ func TestLookupState(t *testing.T) {
 	})
 	t.Run("a retry after a restart runs every step", func(t *testing.T) {
 		h := newHarness(t)
-		h.lookup = lookup(cluster.StateAlive)
-		r := h.run(ShutdownRequest{SkipSucceeded: []string{config.StepStopHeartbeat}, RetryOf: "r0", RetryInstance: "p0"})
-		if h.called(config.StepStopHeartbeat) != 1 || r.Outcome != OutcomeGraceful {
-			t.Fatalf("stop-heartbeat ran %d times, outcome %s", h.called(config.StepStopHeartbeat), r.Outcome)
+		h.lookup = lookup(activities.StateAlive)
+		r := h.run(ShutdownRequest{SkipSucceeded: []string{plan.StopHeartbeat}, RetryOf: "r0", RetryInstance: "p0"})
+		if h.called(plan.StopHeartbeat) != 1 || r.Outcome != plan.Graceful {
+			t.Fatalf("stop-heartbeat ran %d times, outcome %s", h.called(plan.StopHeartbeat), r.Outcome)
 		}
 	})
 	t.Run("a retry of the same process skips what succeeded", func(t *testing.T) {
 		h := newHarness(t)
-		h.lookup = lookup(cluster.StateAlive)
-		r := h.run(ShutdownRequest{SkipSucceeded: []string{config.StepStopHeartbeat}, RetryOf: "r0", RetryInstance: "p1"})
-		st, _ := r.Step(config.StepStopHeartbeat)
-		if h.called(config.StepStopHeartbeat) != 0 || st.Status != StepSucceeded || !strings.Contains(st.Note, "earlier run (r0)") {
-			t.Fatalf("stop-heartbeat ran %d times: %+v", h.called(config.StepStopHeartbeat), st)
+		h.lookup = lookup(activities.StateAlive)
+		r := h.run(ShutdownRequest{SkipSucceeded: []string{plan.StopHeartbeat}, RetryOf: "r0", RetryInstance: "p1"})
+		st, _ := r.Step(plan.StopHeartbeat)
+		if h.called(plan.StopHeartbeat) != 0 || st.Status != plan.StepSucceeded || !strings.Contains(st.Note, "earlier run (r0)") {
+			t.Fatalf("stop-heartbeat ran %d times: %+v", h.called(plan.StopHeartbeat), st)
 		}
 	})
 }
 
 func TestWorkerGoneSkipsNodeStepsAndForces(t *testing.T) {
 	h := newHarness(t)
-	h.set(config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
+	h.set(plan.SetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
 	r := h.run(ShutdownRequest{})
-	res, _ := r.Step(config.StepSetGracefullyLeft)
-	if res.Status != StepTimedOut || res.Attempts != 0 || !strings.Contains(res.Error, "schedule-to-start") {
+	res, _ := r.Step(plan.SetGracefullyLeft)
+	if res.Status != plan.StepTimedOut || res.Attempts != 0 || !strings.Contains(res.Error, "schedule-to-start") {
 		t.Errorf("first step %+v", res)
 	}
-	for _, name := range config.StepNames[1:] {
+	for _, name := range plan.Builtin()[1:] {
 		if h.called(name) != 0 {
 			t.Errorf("%s was scheduled although the worker is gone", name)
 		}
 	}
-	if r.Outcome != OutcomeForced || !r.Evicted || r.Terminated || h.called(activities.StepTerminate) != 0 {
+	if r.Outcome != plan.Forced || !r.Evicted || r.Terminated || h.called(plan.Terminate) != 0 {
 		t.Fatalf("report %+v", r)
 	}
 }
@@ -516,14 +515,14 @@ func TestUnknownNodeFailsTheWorkflow(t *testing.T) {
 		!strings.Contains(appErr.Message(), `"node-9"`) {
 		t.Fatalf("workflow error %v", err)
 	}
-	if h.called("lookup") != 1 || h.called(config.StepSetGracefullyLeft) != 0 {
+	if h.called("lookup") != 1 || h.called(plan.SetGracefullyLeft) != 0 {
 		t.Error("unknown node was retried or stepped on")
 	}
 }
 
 func TestBadPlanIsRefused(t *testing.T) {
 	h := newHarness(t)
-	bad := planWith(func(p *Plan) { p.Steps[0].MaxAttempts = 0; p.Steps[1].OnFailure = "explode" })
+	bad := planWith(func(p *plan.Plan) { p.Steps[0].MaxAttempts = 0; p.Steps[1].OnFailure = "explode" })
 	h.env.ExecuteWorkflow(GracefulShutdown, ShutdownRequest{Node: "node-3", Plan: bad})
 	err := h.env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "max_attempts") || !strings.Contains(err.Error(), "explode") {
@@ -535,7 +534,7 @@ func TestDefaultPlanWhenNoneGiven(t *testing.T) {
 	h := newHarness(t)
 	h.env.ExecuteWorkflow(GracefulShutdown, ShutdownRequest{Node: "node-3"})
 	var r ShutdownReport
-	if err := h.env.GetWorkflowResult(&r); err != nil || r.Outcome != OutcomeGraceful {
+	if err := h.env.GetWorkflowResult(&r); err != nil || r.Outcome != plan.Graceful {
 		t.Fatalf("outcome %s, err %v", r.Outcome, err)
 	}
 }
@@ -543,7 +542,7 @@ func TestDefaultPlanWhenNoneGiven(t *testing.T) {
 func TestProgressQueryMidFlow(t *testing.T) {
 	h := newHarness(t)
 	var mid ShutdownReport
-	h.set(config.StepDeregister, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+	h.set(plan.Deregister, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
 		v, err := h.env.QueryWorkflow(QueryProgress)
 		if err != nil {
 			t.Errorf("query: %v", err)
@@ -554,11 +553,11 @@ func TestProgressQueryMidFlow(t *testing.T) {
 	})
 	r := h.run(ShutdownRequest{})
 	st := statuses(&mid)
-	if st[config.StepSetGracefullyLeft] != StepSucceeded || st[config.StepDeregister] != StepRunning ||
-		st[config.StepStopServices] != StepPending || mid.Outcome != "" || mid.CurrentStep() != config.StepDeregister {
+	if st[plan.SetGracefullyLeft] != plan.StepSucceeded || st[plan.Deregister] != plan.StepRunning ||
+		st[plan.StopServices] != plan.StepPending || mid.Outcome != "" || mid.CurrentStep() != plan.Deregister {
 		t.Errorf("progress mid-flow: %v outcome %q", st, mid.Outcome)
 	}
-	if r.Outcome != OutcomeGraceful {
+	if r.Outcome != plan.Graceful {
 		t.Errorf("outcome %s", r.Outcome)
 	}
 }
@@ -568,7 +567,7 @@ func TestCancel(t *testing.T) {
 		h := newHarness(t)
 		release := make(chan struct{})
 		t.Cleanup(func() { close(release) })
-		h.set(config.StepStopHeartbeat, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+		h.set(plan.StopHeartbeat, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
 			h.env.CancelWorkflow() // the operator cancels while this step runs
 			select {
 			case <-release:
@@ -577,18 +576,18 @@ func TestCancel(t *testing.T) {
 			return activities.StepOutput{Attempt: 1}, ctx.Err()
 		})
 		r := h.run(ShutdownRequest{})
-		if r.Outcome != OutcomeAborted || !r.RolledBack || h.called(config.StepDeregister) != 0 {
+		if r.Outcome != plan.Aborted || !r.RolledBack || h.called(plan.Deregister) != 0 {
 			t.Fatalf("report %+v", r)
 		}
 	})
 	t.Run("after deregister is refused", func(t *testing.T) {
 		h := newHarness(t)
-		h.set(config.StepStopServices, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+		h.set(plan.StopServices, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
 			h.env.CancelWorkflow() // the operator cancels while this step runs
 			return activities.StepOutput{Attempt: 1}, nil
 		})
 		r := h.run(ShutdownRequest{})
-		if r.Outcome != OutcomeGraceful || r.RolledBack || h.called(activities.StepRollback) != 0 {
+		if r.Outcome != plan.Graceful || r.RolledBack || h.called(plan.Rollback) != 0 {
 			t.Fatalf("report %+v", r)
 		}
 	})
@@ -596,23 +595,23 @@ func TestCancel(t *testing.T) {
 
 func TestCancelDuringTheForcedPathIsRefused(t *testing.T) {
 	h := newHarness(t)
-	h.set(config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
+	h.set(plan.SetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
 	h.evict = func(in activities.EvictInput) (activities.EvictOutput, error) {
 		h.env.CancelWorkflow() // the operator cancels while the eviction runs
 		return activities.EvictOutput{By: "observer"}, nil
 	}
 	r := h.run(ShutdownRequest{})
-	if r.Outcome != OutcomeForced || !r.Evicted || !r.Converged {
+	if r.Outcome != plan.Forced || !r.Evicted || !r.Converged {
 		t.Fatalf("a cancel during the eviction broke it: %+v", r)
 	}
 }
 
 func TestAbortBeforeAnyChangeNeedsNoRollback(t *testing.T) {
 	h := newHarness(t)
-	h.set(config.StepSetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
-	r := h.run(ShutdownRequest{Plan: planWith(func(p *Plan) { p.Force = false })})
-	if r.Outcome != OutcomeAborted || h.called(activities.StepRollback) != 0 || h.called("evict") != 0 {
-		t.Fatalf("report %+v, rollbacks %d", r, h.called(activities.StepRollback))
+	h.set(plan.SetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
+	r := h.run(ShutdownRequest{Plan: planWith(func(p *plan.Plan) { p.Force = false })})
+	if r.Outcome != plan.Aborted || h.called(plan.Rollback) != 0 || h.called("evict") != 0 {
+		t.Fatalf("report %+v, rollbacks %d", r, h.called(plan.Rollback))
 	}
 }
 
@@ -634,15 +633,15 @@ func TestUpdates(t *testing.T) {
 		h := newHarness(t)
 		var skip, extend, unknown, started updateResult
 		release := make(chan struct{})
-		h.set(config.StepSetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+		h.set(plan.SetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
 			<-release
 			return activities.StepOutput{Attempt: 1}, nil
 		})
 		h.env.RegisterDelayedCallback(func() {
-			h.env.UpdateWorkflow(UpdateSkipStep, "1", skip.callbacks(), SkipStepRequest{Step: config.StepStopHeartbeat, Reason: "test"})
-			h.env.UpdateWorkflow(UpdateExtendTimeout, "2", extend.callbacks(), ExtendTimeoutRequest{Step: config.StepDeregister, StartToClose: time.Minute})
+			h.env.UpdateWorkflow(UpdateSkipStep, "1", skip.callbacks(), SkipStepRequest{Step: plan.StopHeartbeat, Reason: "test"})
+			h.env.UpdateWorkflow(UpdateExtendTimeout, "2", extend.callbacks(), ExtendTimeoutRequest{Step: plan.Deregister, StartToClose: plan.Duration(time.Minute)})
 			h.env.UpdateWorkflow(UpdateSkipStep, "3", unknown.callbacks(), SkipStepRequest{Step: "say-goodbye"})
-			h.env.UpdateWorkflow(UpdateSkipStep, "4", started.callbacks(), SkipStepRequest{Step: config.StepSetGracefullyLeft})
+			h.env.UpdateWorkflow(UpdateSkipStep, "4", started.callbacks(), SkipStepRequest{Step: plan.SetGracefullyLeft})
 			close(release)
 		}, time.Millisecond)
 		r := h.run(ShutdownRequest{})
@@ -655,15 +654,15 @@ func TestUpdates(t *testing.T) {
 		if started.rejected == nil || !strings.Contains(started.rejected.Error(), "already running") {
 			t.Errorf("running step: %v", started.rejected)
 		}
-		res, _ := r.Step(config.StepStopHeartbeat)
-		if res.Status != StepSkipped || h.called(config.StepStopHeartbeat) != 0 || r.Outcome != OutcomeDegraded {
+		res, _ := r.Step(plan.StopHeartbeat)
+		if res.Status != plan.StepSkipped || h.called(plan.StopHeartbeat) != 0 || r.Outcome != plan.Degraded {
 			t.Errorf("skipped step %+v, outcome %s", res, r.Outcome)
 		}
 	})
 	t.Run("force-now cuts the running step short", func(t *testing.T) {
 		h := newHarness(t)
 		var force updateResult
-		h.set(config.StepSetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+		h.set(plan.SetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
 			<-ctx.Done() // hangs until cancelled
 			return activities.StepOutput{}, ctx.Err()
 		})
@@ -671,36 +670,21 @@ func TestUpdates(t *testing.T) {
 			h.env.UpdateWorkflow(UpdateForceNow, "f", force.callbacks(), ForceNowRequest{Reason: "wedged"})
 		}, time.Millisecond)
 		r := h.run(ShutdownRequest{})
-		if !force.accepted || r.Outcome != OutcomeForced || !strings.Contains(r.ForceReason, "force-now") {
+		if !force.accepted || r.Outcome != plan.Forced || !strings.Contains(r.ForceReason, "force-now") {
 			t.Fatalf("force-now: accepted %v outcome %s reason %q", force.accepted, r.Outcome, r.ForceReason)
 		}
-		if h.called(config.StepDeregister) != 0 {
+		if h.called(plan.Deregister) != 0 {
 			t.Error("graceful steps ran after force-now")
 		}
 	})
 }
 
-func TestPlanBudgetAndValidate(t *testing.T) {
-	s := StepSpec{StartToClose: 2 * time.Second, ScheduleToStart: 5 * time.Second, MaxAttempts: 3, Backoff: 100 * time.Millisecond}
-	if got, want := s.Budget(), 5*time.Second+6*time.Second+300*time.Millisecond; got != want {
-		t.Errorf("budget %s, want %s", got, want)
-	}
-	if err := DefaultPlan().Validate(); err != nil {
-		t.Fatal(err)
-	}
-	bad := DefaultPlan()
-	bad.Steps[0], bad.Steps[1] = bad.Steps[1], bad.Steps[0]
-	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "out of order") {
-		t.Errorf("reordered plan: %v", err)
-	}
-}
-
 func TestMarkdownTable(t *testing.T) {
 	h := newHarness(t)
-	h.set(config.StepStopHeartbeat, fails(errors.New("boom | bang")))
+	h.set(plan.StopHeartbeat, fails(errors.New("boom | bang")))
 	r := h.run(ShutdownRequest{})
-	md := r.Markdown()
-	for _, want := range []string{"| 2/4 | stop-heartbeat | ❌ failed | 2 |", "boom / bang", "**Outcome: degraded**"} {
+	md := r.Markdown(plan.Default())
+	for _, want := range []string{"| 2/4 | stop-heartbeat | ❌ failed | 2 |", `boom \| bang`, "**Outcome: degraded**"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
