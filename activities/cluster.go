@@ -11,7 +11,6 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-
 )
 
 // convergencePoll is how often VerifyConvergence asks the members again.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-
 )
 
 // benchCluster starts n quiet members with a memberlist profile's stock timings.

@@ -128,4 +128,3 @@ func TestParseHistoryRejects(t *testing.T) {
 		}
 	}
 }
-

@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/internal/testlog"
+	"github.com/farewell-project/farewell/plan"
 )
 
 type stepFunc = func(ctx context.Context, in activities.StepInput) (activities.StepOutput, error)
