@@ -1,19 +1,31 @@
 # Farewell's tasks. `make test` is what CI runs (.ci/run).
-GO          ?= go
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GO            ?= go
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
+# Every package but e2e, the one that links the Temporal server.
+UNIT          = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: test lint tidy build dev demo bench histories
+.PHONY: test unit race lint tidy build dev demo bench histories ui-check
 
-## test: vet and run every test (CI runs this)
-test:
-	$(GO) vet ./...
+## test: lint, tidy, the race detector over the packages that do not link the server,
+## then every test (CI runs this)
+test: lint tidy race
 	$(GO) test -timeout 30m ./...
 
-## lint: gofmt check, go vet and staticcheck (pinned)
+## unit: every test but the server-linking end-to-end package, for a fast loop
+unit:
+	$(GO) test $(UNIT)
+
+## race: the race detector over the packages that do not link the server
+race:
+	$(GO) test -race -timeout 15m $(UNIT)
+
+## lint: gofmt check, go vet, staticcheck and workflowcheck (pinned, run with go run)
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(WORKFLOWCHECK) -config workflowcheck.config.yaml ./workflows
 
 ## tidy: fail when go.mod or go.sum would change
 tidy:
@@ -41,3 +53,8 @@ bench:
 ## tests; see README "Changing the workflow safely" before you do
 histories:
 	FAREWELL_WRITE_HISTORIES=$(CURDIR)/testdata/histories $(GO) test ./e2e -run '^TestWriteHistories$$' -count=1 -v
+
+## ui-check: a real shutdown's page in the Temporal UI, loaded in headless Chromium,
+## must show its summary and its step table (needs chromium: apt-get install chromium)
+ui-check:
+	FAREWELL_UI_CHECK=1 $(GO) test ./e2e -run '^TestUIShowsTheRun$$' -count=1 -v

@@ -90,6 +90,24 @@ type NodeActivities struct {
 	// Tracer makes the child spans of the real work (metadata broadcast, heartbeat
 	// stop, memberlist leave, each service's stop); nil means the global provider's.
 	Tracer trace.Tracer
+	// Plan supplies a step's StartToClose when it is called with no deadline (outside
+	// Temporal); the zero value means plan.Default.
+	Plan plan.Plan
+}
+
+// timeout is what a step may take: its context's deadline, else the plan's StartToClose.
+func (a *NodeActivities) timeout(ctx context.Context, step string) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Millisecond)
+	}
+	p := a.Plan
+	if len(p.Steps) == 0 {
+		p = plan.Default()
+	}
+	if s, ok := p.Step(step); ok {
+		return s.StartToClose
+	}
+	return plan.TerminateTimeout
 }
 
 // SetGracefullyLeft publishes the node's state as leaving and waits until another
@@ -153,9 +171,8 @@ func (a *NodeActivities) Deregister(ctx context.Context, in StepInput) (StepOutp
 		}
 		return a.alreadyDone(ctx, in.Step, out, "node already left the cluster")
 	}
-	dl, _ := ctx.Deadline()
 	_, span := a.span(ctx, "memberlist leave", in, out)
-	err = m.Leave(time.Until(dl))
+	err = m.Leave(a.timeout(ctx, plan.Deregister))
 	endSpan(span, err)
 	if err != nil {
 		return a.fail(out, temporal.NewNonRetryableApplicationError(

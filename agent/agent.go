@@ -107,7 +107,7 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.member, a.log = m, opts.Logger.With("node", m.Name())
-	a.acts = &activities.NodeActivities{Member: worker.NodeMember(m), Faults: opts.StepFaults, Logger: opts.Logger, Tracer: opts.Tracer}
+	a.acts = &activities.NodeActivities{Member: worker.NodeMember(m), Faults: opts.StepFaults, Logger: opts.Logger, Tracer: opts.Tracer, Plan: p}
 	if opts.GossipFault != nil {
 		m.Transport().Arm(*opts.GossipFault)
 		a.log.Warn("gossip fault armed: it switches on when this node's shutdown begins", "fault", opts.GossipFault.String())

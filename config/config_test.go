@@ -288,3 +288,41 @@ func TestEnvNames(t *testing.T) {
 		t.Errorf("envName = %s", got)
 	}
 }
+
+func TestProblemsInAStableOrderNamingTheirKeys(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, `
+shutdown:
+  steps:
+    deregister:
+      max_attempts: 0
+      on_failure: explode
+    stop-services:
+      start_to_close: 2h
+    say-goodbye:
+      start_to_close: 1s
+  convergence_timeout: 0s
+cluster:
+  profile: moon
+`)
+	var first string
+	for i := range 20 {
+		_, _, err := Load(Source{SearchDirs: []string{dir}, Env: []string{}})
+		if err == nil {
+			t.Fatal("bad configuration accepted")
+		}
+		if i == 0 {
+			first = err.Error()
+			for _, key := range []string{"shutdown.steps.deregister.max_attempts", "shutdown.steps.deregister.on_failure",
+				"shutdown.steps.stop-services.start_to_close", "shutdown.steps.say-goodbye", "shutdown.convergence_timeout", "cluster.profile"} {
+				if !strings.Contains(first, key+":") {
+					t.Errorf("no problem named %s in:\n%s", key, first)
+				}
+			}
+			continue
+		}
+		if err.Error() != first {
+			t.Fatalf("problems in another order:\n%s\n--- first ---\n%s", err, first)
+		}
+	}
+}

@@ -48,6 +48,8 @@ func (o *Override) Apply(p Plan) (Plan, error) {
 		p.SlowThreshold = o.SlowThreshold.Std()
 	}
 	names := make([]string, 0, len(o.Steps))
+	// The names are sorted before use: the map's order does not matter.
+	//workflowcheck:ignore
 	for name := range o.Steps {
 		names = append(names, name)
 	}

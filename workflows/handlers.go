@@ -101,6 +101,7 @@ func (s *shutdown) progress() ShutdownReport {
 	r := s.report
 	r.Steps = slices.Clone(s.report.Steps)
 	if r.Finished.IsZero() {
+		//workflowcheck:ignore
 		r.Total = plan.Millis(time.Since(r.Started))
 	}
 	return r

@@ -14,6 +14,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/internal/testlog"
@@ -70,7 +71,7 @@ func newHarness(t *testing.T) *harness {
 	}
 
 	env := h.env
-	env.RegisterWorkflow(GracefulShutdown)
+	env.RegisterWorkflowWithOptions(GracefulShutdown, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivity(&activities.NodeActivities{})
 	env.RegisterActivity(&activities.ClusterActivities{})
 	node := func(name string) stepFunc {
@@ -530,13 +531,43 @@ func TestBadPlanIsRefused(t *testing.T) {
 	}
 }
 
-func TestDefaultPlanWhenNoneGiven(t *testing.T) {
-	h := newHarness(t)
-	h.env.ExecuteWorkflow(GracefulShutdown, ShutdownRequest{Node: "node-3"})
-	var r ShutdownReport
-	if err := h.env.GetWorkflowResult(&r); err != nil || r.Outcome != plan.Graceful {
-		t.Fatalf("outcome %s, err %v", r.Outcome, err)
+// A request with no plan runs the orchestrator's; an override changes only what it sets.
+func TestTheOrchestratorOwnsThePlan(t *testing.T) {
+	orchestrator := plan.Default()
+	orchestrator.Steps[orchestrator.Index(plan.StopHeartbeat)].OnFailure = plan.Abort
+	orchestrator.Steps[orchestrator.Index(plan.StopHeartbeat)].MaxAttempts = 3
+	run := func(t *testing.T, req ShutdownRequest) (*harness, ShutdownReport) {
+		h := newHarness(t)
+		h.set(plan.StopHeartbeat, fails(errors.New("cannot stop")))
+		h.env.ExecuteWorkflow((&Shutdowns{Plan: orchestrator}).GracefulShutdown, req)
+		var r ShutdownReport
+		if err := h.env.GetWorkflowResult(&r); err != nil {
+			t.Fatal(err)
+		}
+		return h, r
 	}
+	t.Run("no plan: the orchestrator's", func(t *testing.T) {
+		h, r := run(t, ShutdownRequest{Node: "node-3"})
+		if r.Outcome != plan.Aborted || h.called(plan.StopHeartbeat) != 3 {
+			t.Fatalf("outcome %s after %d attempts, want aborted after 3 (the orchestrator's plan)", r.Outcome, h.called(plan.StopHeartbeat))
+		}
+	})
+	t.Run("an override keeps the rest", func(t *testing.T) {
+		cont := plan.Continue
+		h, r := run(t, ShutdownRequest{Node: "node-3", Override: &plan.Override{Steps: map[string]plan.StepOverride{plan.StopHeartbeat: {OnFailure: &cont}}}})
+		if r.Outcome != plan.Degraded || h.called(plan.StopHeartbeat) != 3 {
+			t.Fatalf("outcome %s after %d attempts, want degraded after 3", r.Outcome, h.called(plan.StopHeartbeat))
+		}
+	})
+	t.Run("a bad override is refused", func(t *testing.T) {
+		zero := 0
+		h := newHarness(t)
+		h.env.ExecuteWorkflow((&Shutdowns{Plan: orchestrator}).GracefulShutdown, ShutdownRequest{Node: "node-3",
+			Override: &plan.Override{Steps: map[string]plan.StepOverride{plan.Deregister: {MaxAttempts: &zero}}}})
+		if err := h.env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "steps.deregister.max_attempts") {
+			t.Fatalf("workflow error %v", err)
+		}
+	})
 }
 
 func TestProgressQueryMidFlow(t *testing.T) {
@@ -637,6 +668,11 @@ func TestUpdates(t *testing.T) {
 			<-release
 			return activities.StepOutput{Attempt: 1}, nil
 		})
+		var deregisterTimeout time.Duration
+		h.set(plan.Deregister, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+			deregisterTimeout = activity.GetInfo(ctx).StartToCloseTimeout
+			return activities.StepOutput{Attempt: 1}, nil
+		})
 		h.env.RegisterDelayedCallback(func() {
 			h.env.UpdateWorkflow(UpdateSkipStep, "1", skip.callbacks(), SkipStepRequest{Step: plan.StopHeartbeat, Reason: "test"})
 			h.env.UpdateWorkflow(UpdateExtendTimeout, "2", extend.callbacks(), ExtendTimeoutRequest{Step: plan.Deregister, StartToClose: plan.Duration(time.Minute)})
@@ -655,8 +691,12 @@ func TestUpdates(t *testing.T) {
 			t.Errorf("running step: %v", started.rejected)
 		}
 		res, _ := r.Step(plan.StopHeartbeat)
-		if res.Status != plan.StepSkipped || h.called(plan.StopHeartbeat) != 0 || r.Outcome != plan.Degraded {
+		if res.Status != plan.StepSkipped || h.called(plan.StopHeartbeat) != 0 || r.Outcome != plan.Degraded ||
+			!strings.Contains(res.Note, "skipped by the operator: test") {
 			t.Errorf("skipped step %+v, outcome %s", res, r.Outcome)
+		}
+		if deregisterTimeout != time.Minute {
+			t.Errorf("deregister ran with start-to-close %s, want the extended 1m", deregisterTimeout)
 		}
 	})
 	t.Run("force-now cuts the running step short", func(t *testing.T) {
