@@ -23,7 +23,8 @@ import (
 type StepFault string
 
 const (
-	// FaultHang makes the step block until its context ends (its StartToClose).
+	// FaultHang makes the step block until its context ends (its StartToClose), or until
+	// the fault is cleared: then the step goes on and does its work.
 	FaultHang StepFault = "hang"
 	// FaultError makes every attempt of the step fail.
 	FaultError StepFault = "error"
@@ -32,22 +33,45 @@ const (
 // Faults holds the step faults of a node, switched at run time. Safe for concurrent use;
 // the zero value injects nothing.
 type Faults struct {
-	mu     sync.Mutex
-	faults map[string]StepFault
+	mu      sync.Mutex
+	faults  map[string]StepFault
+	changed chan struct{} // closed and replaced at every Set
 }
 
-// Set injects f into step ("" clears it).
+// Set injects f into step ("" clears it, releasing a step that hangs).
 func (f *Faults) Set(step string, fault StepFault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.faults == nil {
 		f.faults = map[string]StepFault{}
 	}
+	if f.changed != nil {
+		close(f.changed)
+	}
+	f.changed = make(chan struct{})
 	if fault == "" {
 		delete(f.faults, step)
 		return
 	}
 	f.faults[step] = fault
+}
+
+// hang blocks while step's fault is hang, until ctx ends; it reports whether the fault
+// was cleared (the step goes on) rather than ctx ending.
+func (f *Faults) hang(ctx context.Context, step string) bool {
+	for {
+		f.mu.Lock()
+		fault, changed := f.faults[step], f.changed
+		f.mu.Unlock()
+		if fault != FaultHang {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-changed:
+		}
+	}
 }
 
 // Get returns the fault of step, if any.
@@ -289,8 +313,10 @@ func (a *NodeActivities) begin(ctx context.Context, in StepInput, step string) (
 	switch a.Faults.Get(step) {
 	case FaultHang:
 		a.logger(ctx, step).Warn("injected fault: step hangs until its timeout")
-		<-ctx.Done()
-		return ctx, out, func() {}, ctx.Err()
+		if !a.Faults.hang(ctx, step) {
+			return ctx, out, func() {}, ctx.Err()
+		}
+		a.logger(ctx, step).Info("injected fault cleared: the step goes on")
 	case FaultError:
 		return ctx, out, func() {}, temporal.NewApplicationError(fmt.Sprintf("injected fault: %s fails", step), ErrTypeInjected)
 	}

@@ -260,8 +260,10 @@ func (a *app) setupTelemetry(cmd *cobra.Command) error {
 	if role == "node" {
 		node = a.cfg.Cluster.Name
 	}
+	// An in-process run (its environment given) keeps the machine's OTEL_* settings
+	// and the process's global providers out.
 	tel, err := telemetry.Setup(cmd.Context(), telemetry.Options{
-		Role: role, Node: node, Logger: a.logger, Metrics: longRunning[role], Global: true,
+		Role: role, Node: node, Logger: a.logger, Metrics: longRunning[role], Global: a.opts.Env == nil, Env: a.opts.Env,
 	})
 	if err != nil {
 		return &exitError{code: ExitUsage, err: err}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/farewell-project/farewell/internal/testlog"
+	"github.com/farewell-project/farewell/internal/testkit"
 )
 
 // fastTimings makes failure detection and gossip quick enough for tests on loopback.
@@ -95,13 +95,7 @@ func waitAll(t testing.TB, members []*Member, what string, cond func(*Member) bo
 
 func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", limit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, limit, what, cond)
 }
 
 func stateOf(m *Member, node string) State {
@@ -126,4 +120,4 @@ outer:
 	return out
 }
 
-func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
+func testLogger(t testing.TB) *slog.Logger { return testkit.Logger(t) }

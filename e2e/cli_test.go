@@ -114,3 +114,12 @@ func TestCLIUsageErrorsExit2(t *testing.T) {
 		})
 	}
 }
+
+// In-process commands never reach a Temporal the test did not name: with no address
+// given they dial a closed port and say so, rather than the default 127.0.0.1:7233.
+func TestInProcessCommandsDialNothingByDefault(t *testing.T) {
+	code, _, stderr := runCLI(t, nil, "status", "node-1")
+	if code != 1 || !strings.Contains(stderr, "127.0.0.1:1") {
+		t.Fatalf("status with no address: exit %d\n%s", code, stderr)
+	}
+}

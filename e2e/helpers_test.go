@@ -14,7 +14,7 @@ import (
 
 	"github.com/farewell-project/farewell/cli"
 	"github.com/farewell-project/farewell/devserver"
-	"github.com/farewell-project/farewell/internal/testlog"
+	"github.com/farewell-project/farewell/internal/testkit"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -29,19 +29,13 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// eventually polls cond until it returns true or the deadline passes.
+// eventually polls cond until it holds or the deadline passes (testkit.Eventually).
 func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, limit, what, cond)
 }
 
-func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
+func testLogger(t testing.TB) *slog.Logger { return testkit.Logger(t) }
 
 // startServer starts an embedded server on free ports; opts may set DBPath.
 func startServer(t testing.TB, opts devserver.Options) *devserver.Server {
@@ -97,13 +91,16 @@ type cliRun struct {
 	cancel         context.CancelFunc
 }
 
-// startCLI runs farewell with args in-process, in the background. env nil means an
-// empty environment, so the machine's variables do not leak in.
+// noTemporal is where in-process commands look for Temporal unless a test says
+// otherwise: a closed port, so that no test dials the default 127.0.0.1:7233 (another
+// stack on this machine) by accident.
+const noTemporal = "TEMPORAL_ADDRESS=127.0.0.1:1"
+
+// startCLI runs farewell with args in-process, in the background, in the environment
+// env alone (the machine's variables do not leak in).
 func startCLI(t testing.TB, env []string, args ...string) *cliRun {
 	t.Helper()
-	if env == nil {
-		env = []string{}
-	}
+	env = append([]string{noTemporal}, env...)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &cliRun{done: make(chan struct{}), cancel: cancel}
 	go func() {

@@ -23,9 +23,7 @@ import (
 func runCLIWith(t *testing.T, opts cli.Options, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr syncBuffer
-	if opts.Env == nil {
-		opts.Env = []string{}
-	}
+	opts.Env = append([]string{noTemporal}, opts.Env...)
 	opts.Args, opts.Stdout, opts.Stderr, opts.Stdin = args, &stdout, &stderr, strings.NewReader("")
 	opts.ConfigDirs = []string{t.TempDir()}
 	code := cli.Execute(context.Background(), opts)
@@ -58,7 +56,7 @@ func TestExportReplayRetry(t *testing.T) {
 		"node-3": {Node: "node-3"},
 		"node-4": {Node: "node-4", Override: abortPlan},
 	} {
-		_, r, err := s.run(req)
+		_, r, err := s.run(t, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,13 +72,20 @@ func TestExportReplayRetry(t *testing.T) {
 	if code, _, _ := runCLI(t, env, "shutdown", "node-9", "--wait"); code != 2 {
 		t.Fatalf("unknown node: exit %d", code)
 	}
+	// Every subtest below reads these files: each can run alone.
+	for _, node := range []string{"node-1", "node-2", "node-3", "node-4", "node-9"} {
+		file := filepath.Join(dir, node+".json")
+		if code, _, stderr := runCLI(t, env, "history", "export", node, "-o", file); code != 0 {
+			t.Fatalf("export %s: exit %d: %s", node, code, stderr)
+		}
+		if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("exported history %s: %v, mode %v, want 0600", file, err, st.Mode().Perm())
+		}
+	}
 
 	t.Run("export and replay each outcome", func(t *testing.T) {
 		for node, outcome := range map[string]string{"node-1": "GRACEFUL", "node-2": "DEGRADED", "node-3": "FORCED", "node-4": "ABORTED", "node-9": ""} {
 			file := filepath.Join(dir, node+".json")
-			if code, _, stderr := runCLI(t, env, "history", "export", node, "-o", file); code != 0 {
-				t.Fatalf("export %s: exit %d: %s", node, code, stderr)
-			}
 			code, stdout, stderr := runCLI(t, nil, "replay", "--file", file)
 			if code != 0 || !strings.Contains(stdout, "deterministic") {
 				t.Fatalf("replay %s: exit %d\n%s\n%s", node, code, stdout, stderr)
@@ -167,7 +172,7 @@ func TestExportReplayRetry(t *testing.T) {
 				t.Errorf("after an abort every step runs again: %s %s (%d attempts)", st.Name, st.Status, st.Attempts)
 			}
 		}
-		s.assertInvariant("node-4", &r)
+		s.assertInvariant(t, "node-4", &r)
 	})
 
 	t.Run("retry runs what did not succeed; done work says so", func(t *testing.T) {

@@ -36,10 +36,10 @@ func stepBound(p plan.Plan) time.Duration {
 func TestShutdownEndToEnd(t *testing.T) {
 	cfg := testConfig()
 	p := cfg.Shutdown.MustPlan()
-	s := newStack(t, cfg, 6)
+	s := newStack(t, cfg, 7)
 
 	t.Run("graceful", func(t *testing.T) {
-		r := s.shutdown("node-1")
+		r := s.shutdown(t, "node-1")
 		if r.Outcome != plan.Graceful || !r.Converged || r.Evicted {
 			t.Fatalf("outcome %s converged %v evicted %v: %s", r.Outcome, r.Converged, r.Evicted, r.Error)
 		}
@@ -53,13 +53,13 @@ func TestShutdownEndToEnd(t *testing.T) {
 				t.Errorf("%s sees node-1 %s, want left", m.Name(), st)
 			}
 		}
-		s.assertInvariant("node-1", r)
+		s.assertInvariant(t, "node-1", r)
 		assertVisibleInUI(t, s, r)
 	})
 
 	t.Run("set-gracefully-left hangs", func(t *testing.T) {
 		s.nodes["node-2"].faults.Set(plan.SetGracefullyLeft, activities.FaultHang)
-		r := s.shutdown("node-2")
+		r := s.shutdown(t, "node-2")
 		first, _ := r.Step(plan.SetGracefullyLeft)
 		spec, _ := p.Step(plan.SetGracefullyLeft)
 		if first.Status != plan.StepTimedOut || first.Attempts != spec.MaxAttempts || !strings.Contains(first.Error, "start-to-close") {
@@ -79,12 +79,12 @@ func TestShutdownEndToEnd(t *testing.T) {
 		if bound := stepBound(p); r.Total.Std() > bound {
 			t.Errorf("took %s, more than the steps' timeouts + margin (%s)", r.Total, bound)
 		}
-		s.assertInvariant("node-2", r)
+		s.assertInvariant(t, "node-2", r)
 	})
 
 	t.Run("gossip stalls as the shutdown begins", func(t *testing.T) {
 		s.nodes["node-3"].member().Transport().Arm(cluster.Fault{Mode: cluster.FaultStall})
-		r := s.shutdown("node-3")
+		r := s.shutdown(t, "node-3")
 		gone, _ := r.Step(plan.SetGracefullyLeft)
 		dereg, _ := r.Step(plan.Deregister)
 		if gone.Status == plan.StepSucceeded || dereg.Status == plan.StepSucceeded {
@@ -104,12 +104,12 @@ func TestShutdownEndToEnd(t *testing.T) {
 				t.Errorf("%s sees node-3 %s, want evicted or dead", m.Name(), st)
 			}
 		}
-		s.assertInvariant("node-3", r)
+		s.assertInvariant(t, "node-3", r)
 	})
 
 	t.Run("node worker stopped", func(t *testing.T) {
 		s.nodes["node-4"].agent.StopWorker()
-		r := s.shutdown("node-4")
+		r := s.shutdown(t, "node-4")
 		first, _ := r.Step(plan.SetGracefullyLeft)
 		if first.Status != plan.StepTimedOut || !strings.Contains(first.Error, "schedule-to-start") {
 			t.Errorf("first step %+v", first)
@@ -127,12 +127,12 @@ func TestShutdownEndToEnd(t *testing.T) {
 			left, _ := s.nodes["node-4"].member().Left()
 			return left
 		})
-		s.assertInvariant("node-4", r)
+		s.assertInvariant(t, "node-4", r)
 	})
 
 	t.Run("deregister errors under policy abort", func(t *testing.T) {
 		s.nodes["node-5"].faults.Set(plan.Deregister, activities.FaultError)
-		_, r, err := s.run(workflows.ShutdownRequest{Node: "node-5", Override: withPolicy(plan.Deregister, plan.Abort)})
+		_, r, err := s.run(t, workflows.ShutdownRequest{Node: "node-5", Override: withPolicy(plan.Deregister, plan.Abort)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestShutdownEndToEnd(t *testing.T) {
 		if st, _ := r.Step(plan.StopServices); st.Status != plan.StepSkipped {
 			t.Errorf("stop-services %s after an abort", st.Status)
 		}
-		s.assertInvariant("node-5", r)
+		s.assertInvariant(t, "node-5", r)
 	})
 
 	t.Run("two concurrent triggers share one run", func(t *testing.T) {
@@ -170,7 +170,7 @@ func TestShutdownEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.assertInvariant("node-6", r)
+		s.assertInvariant(t, "node-6", r)
 	})
 
 	t.Run("unknown node is bad input", func(t *testing.T) {
@@ -188,8 +188,9 @@ func TestShutdownEndToEnd(t *testing.T) {
 	})
 
 	t.Run("status and list", func(t *testing.T) {
+		r := s.shutdown(t, "node-7")
 		env := []string{"TEMPORAL_ADDRESS=" + s.srv.Address()}
-		code, stdout, stderr := runCLI(t, env, "status", "node-1", "--output", "json")
+		code, stdout, stderr := runCLI(t, env, "status", "node-7", "--output", "json")
 		if code != 0 {
 			t.Fatalf("status: exit %d: %s", code, stderr)
 		}
@@ -197,23 +198,19 @@ func TestShutdownEndToEnd(t *testing.T) {
 			Status string                   `json:"status"`
 			Report workflows.ShutdownReport `json:"report"`
 		}
-		if err := json.Unmarshal([]byte(stdout), &st); err != nil || st.Status != "Completed" || st.Report.Outcome != plan.Graceful {
-			t.Errorf("status of node-1: %v %+v\n%s", err, st, stdout)
+		if err := json.Unmarshal([]byte(stdout), &st); err != nil || st.Status != "Completed" || st.Report.Outcome != r.Outcome ||
+			st.Report.RunID != r.RunID {
+			t.Errorf("status of node-7: %v %+v\n%s", err, st, stdout)
 		}
-		eventually(t, 20*time.Second, "list to show the six closed shutdowns", func() bool {
-			code, stdout, _ := runCLI(t, env, "list", "--closed", "--output", "json")
+		eventually(t, 20*time.Second, "list to show node-7's closed shutdown", func() bool {
+			code, stdout, _ := runCLI(t, env, "list", "--closed", "--node", "node-7", "--output", "json")
 			var list []struct {
 				Node, Outcome string
 			}
 			if code != 0 || json.Unmarshal([]byte(stdout), &list) != nil {
 				return false
 			}
-			outcomes := map[string]string{}
-			for _, l := range list {
-				outcomes[l.Node] = l.Outcome
-			}
-			return outcomes["node-1"] == "graceful" && outcomes["node-2"] == "degraded" && outcomes["node-3"] == "forced" &&
-				outcomes["node-4"] == "forced" && outcomes["node-5"] == "aborted" && outcomes["node-6"] == "graceful"
+			return len(list) == 1 && list[0].Outcome == string(r.Outcome)
 		})
 		if code, _, stderr := runCLI(t, env, "status", "node-77"); code != 2 || !strings.Contains(stderr, "node-77") {
 			t.Errorf("status of a node never shut down: exit %d: %s", code, stderr)

@@ -200,24 +200,24 @@ func (s *e2eStack) waitMembers() {
 }
 
 // shutdown runs the shutdown of node through the workflow and returns its report.
-func (s *e2eStack) shutdown(node string) *workflows.ShutdownReport {
-	s.t.Helper()
-	_, report, err := s.run(workflows.ShutdownRequest{Node: node, Reason: "test", RequestedBy: s.t.Name()})
+func (s *e2eStack) shutdown(t testing.TB, node string) *workflows.ShutdownReport {
+	t.Helper()
+	_, report, err := s.run(t, workflows.ShutdownRequest{Node: node, Reason: "test", RequestedBy: t.Name()})
 	if err != nil {
-		s.t.Fatalf("shutdown of %s: %v", node, err)
+		t.Fatalf("shutdown of %s: %v", node, err)
 	}
-	s.t.Logf("report of %s: outcome %s in %s, steps %+v", node, report.Outcome, report.Total, report.Steps)
+	t.Logf("report of %s: outcome %s in %s, steps %+v", node, report.Outcome, report.Total, report.Steps)
 	return report
 }
 
 // run starts a shutdown and waits for its report; a refused shutdown is an error.
-func (s *e2eStack) run(req workflows.ShutdownRequest) (starter.Run, *workflows.ShutdownReport, error) {
-	s.t.Helper()
+func (s *e2eStack) run(t testing.TB, req workflows.ShutdownRequest) (starter.Run, *workflows.ShutdownReport, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	run, err := s.starter.Shutdown(ctx, req)
 	if err != nil {
-		s.t.Fatalf("start shutdown of %s: %v", req.Node, err)
+		t.Fatalf("start shutdown of %s: %v", req.Node, err)
 	}
 	report, err := s.starter.Wait(ctx, run, nil)
 	return run, report, err
@@ -231,39 +231,39 @@ func withPolicy(step string, policy plan.Policy) *plan.Override {
 // assertInvariant checks what every shutdown must end in: the node out of the cluster
 // for every surviving member and no longer serving, or (aborted) back in service:
 // alive for everyone, heartbeating, serving. Never leaving, silent or not serving.
-func (s *e2eStack) assertInvariant(node string, r *workflows.ShutdownReport) {
-	s.t.Helper()
+func (s *e2eStack) assertInvariant(t testing.TB, node string, r *workflows.ShutdownReport) {
+	t.Helper()
 	n := s.nodes[node]
 	ctx := context.Background()
 	switch {
 	case r.Outcome.Out():
 		for _, m := range s.members(node) {
 			if st := stateOf(m, node); !st.Out() {
-				s.t.Errorf("invariant: %s ended %s, but %s sees it %s", node, r.Outcome, m.Name(), st)
+				t.Errorf("invariant: %s ended %s, but %s sees it %s", node, r.Outcome, m.Name(), st)
 			}
 		}
 		if left, _ := n.member().Left(); !left {
-			s.t.Errorf("invariant: %s ended %s, but its memberlist still runs", node, r.Outcome)
+			t.Errorf("invariant: %s ended %s, but its memberlist still runs", node, r.Outcome)
 		}
 		if demo.Serving(ctx, n.http) {
-			s.t.Errorf("invariant: %s ended %s, but it still serves", node, r.Outcome)
+			t.Errorf("invariant: %s ended %s, but it still serves", node, r.Outcome)
 		}
 	case r.Outcome == plan.Aborted:
 		for _, m := range s.members(node) {
 			if st := stateOf(m, node); st != cluster.StateAlive {
-				s.t.Errorf("invariant: %s was rolled back, but %s sees it %s", node, m.Name(), st)
+				t.Errorf("invariant: %s was rolled back, but %s sees it %s", node, m.Name(), st)
 			}
 		}
 		if !n.member().HeartbeatRunning() || !demo.Serving(ctx, n.http) {
-			s.t.Errorf("invariant: %s was rolled back, but heartbeat %v, serving %v", node, n.member().HeartbeatRunning(), demo.Serving(ctx, n.http))
+			t.Errorf("invariant: %s was rolled back, but heartbeat %v, serving %v", node, n.member().HeartbeatRunning(), demo.Serving(ctx, n.http))
 		}
 		seq := heartbeatSeen(s.observer, node)
-		eventually(s.t, 10*time.Second, node+"'s heartbeat to advance at the observer", func() bool {
+		eventually(t, 10*time.Second, node+"'s heartbeat to advance at the observer", func() bool {
 			info, _ := s.observer.Member(node)
 			return heartbeatSeen(s.observer, node) > seq && !info.Blocked
 		})
 	default:
-		s.t.Errorf("invariant: %s ended %s: neither out nor back in service (%s)", node, r.Outcome, r.Error)
+		t.Errorf("invariant: %s ended %s: neither out nor back in service (%s)", node, r.Outcome, r.Error)
 	}
 }
 

@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -213,7 +217,9 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	})
 }
 
-func TestPrometheusEndpoint(t *testing.T) {
+// After real shutdowns, /metrics carries every metric and label the shipped alerting
+// rules use.
+func TestPrometheusEndpointServesWhatTheAlertsUse(t *testing.T) {
 	port := itoa(freePort(t))
 	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
 	t.Setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
@@ -223,11 +229,75 @@ func TestPrometheusEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tel.Shutdown(context.Background())
-	s := newStackWith(t, testConfig(), 0, nil)
+	cfg := testConfig()
+	cfg.Shutdown.SlowThreshold = time.Millisecond // so that the slow counter exists
+	s := newStackWith(t, cfg, 2, tel)
 	if err := telemetry.ObserveMembers(tel.Meter(), s.observer); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+	s.nodes["node-2"].agent.StopWorker() // a forced shutdown too
+	for _, node := range []string{"node-1", "node-2"} {
+		s.shutdown(t, node)
+	}
+
+	wanted := alertSelectors(t)
+	var families map[string]*dto.MetricFamily
+	eventually(t, 30*time.Second, "/metrics to carry what the alerts use", func() bool {
+		families = scrape(t, "http://127.0.0.1:"+port+"/metrics")
+		for metric, labels := range wanted {
+			if !hasLabels(families[metric], labels) {
+				return false
+			}
+		}
+		return true
+	})
+	for metric, labels := range wanted {
+		t.Logf("%s %v: present", metric, labels)
+	}
+}
+
+// alertSelectors reads the shipped alerting rules and returns each metric their
+// expressions select, with the label names they match on or group by.
+func alertSelectors(t *testing.T) map[string][]string {
+	t.Helper()
+	groups, errs := rulefmt.ParseFile("../deploy/prometheus/farewell-rules.yml", false, model.UTF8Validation,
+		parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+	if len(errs) > 0 || groups == nil {
+		t.Fatalf("alert rules: %v", errs)
+	}
+	out := map[string][]string{}
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			expr, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr)
+			if err != nil {
+				t.Fatalf("%s: %v", r.Alert, err)
+			}
+			var grouping []string
+			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+				switch n := n.(type) {
+				case *parser.AggregateExpr:
+					grouping = append(grouping, n.Grouping...)
+				case *parser.VectorSelector:
+					for _, m := range n.LabelMatchers {
+						if m.Name != model.MetricNameLabel {
+							out[n.Name] = append(out[n.Name], m.Name)
+						}
+					}
+					out[n.Name] = append(out[n.Name], grouping...)
+				}
+				return nil
+			})
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("the alert rules select no metric")
+	}
+	return out
+}
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,9 +311,28 @@ func TestPrometheusEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("not Prometheus text format: %v\n%s", err, body)
 	}
-	if _, ok := families[telemetry.MetricMembers]; !ok {
-		t.Errorf("no %s in /metrics:\n%s", telemetry.MetricMembers, body)
+	return families
+}
+
+// hasLabels reports whether some sample of the family carries every label named.
+func hasLabels(f *dto.MetricFamily, labels []string) bool {
+	if f == nil {
+		return false
 	}
+	for _, m := range f.GetMetric() {
+		have := map[string]bool{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = true
+		}
+		all := true
+		for _, l := range labels {
+			all = all && have[l]
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
 
 func mustTraceID(t *testing.T, s string) trace.TraceID {

@@ -14,18 +14,23 @@ import (
 	"github.com/farewell-project/farewell/workflows"
 )
 
-// histories are real runs of every outcome, written by `make histories`.
+// histories are real runs of every outcome and of each way of steering one, written by
+// `make histories` with the current code (testdata/histories) and by earlier versions
+// (testdata/histories/v0: runs recorded before the workflow was versioned).
 func histories(t *testing.T) map[string]string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no committed histories under testdata/histories (%v)", err)
-	}
 	out := map[string]string{}
-	for _, f := range files {
-		out[strings.TrimSuffix(filepath.Base(f), ".json")] = f
+	for _, dir := range []string{"", "v0"} {
+		files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", dir, "*.json"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no committed histories under testdata/histories/%s (%v)", dir, err)
+		}
+		for _, f := range files {
+			out[filepath.Join(dir, strings.TrimSuffix(filepath.Base(f), ".json"))] = f
+		}
 	}
-	for _, want := range []string{"graceful", "degraded", "forced", "aborted", "unknown-node"} {
+	for _, want := range []string{"graceful", "degraded", "forced", "aborted", "unknown-node", "cancelled", "force-now", "skip-step",
+		"retry", "v0/graceful", "v0/degraded", "v0/forced", "v0/aborted", "v0/unknown-node"} {
 		if _, ok := out[want]; !ok {
 			t.Errorf("testdata/histories lacks %s.json", want)
 		}
@@ -57,12 +62,13 @@ func TestCommittedHistoriesReplay(t *testing.T) {
 	for name, file := range histories(t) {
 		t.Run(name, func(t *testing.T) {
 			j := load(t, file)
-			want := map[string]plan.Outcome{"graceful": plan.Graceful, "degraded": plan.Degraded,
-				"forced": plan.Forced, "aborted": plan.Aborted}[name]
+			want := map[string]plan.Outcome{"graceful": plan.Graceful, "degraded": plan.Degraded, "forced": plan.Forced,
+				"aborted": plan.Aborted, "cancelled": plan.Aborted, "force-now": plan.Forced, "skip-step": plan.Degraded,
+				"retry": plan.Graceful}[filepath.Base(name)]
 			if j.Outcome != want {
 				t.Errorf("reconstructed outcome %q, want %q", j.Outcome, want)
 			}
-			if name == "unknown-node" && (j.Status != "Failed" || !strings.Contains(j.Error, "unknown node")) {
+			if filepath.Base(name) == "unknown-node" && (j.Status != "Failed" || !strings.Contains(j.Error, "unknown node")) {
 				t.Errorf("unknown node run: %+v", j)
 			}
 		})

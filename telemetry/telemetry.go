@@ -50,6 +50,10 @@ type Options struct {
 	MetricReader sdkmetric.Reader
 	// Global also installs the providers and propagator as OpenTelemetry's globals.
 	Global bool
+	// Env, when not nil, is the environment that says whether to export (KEY=VALUE);
+	// nil means the process's. The exporters' own settings still come from the
+	// process's environment.
+	Env []string
 }
 
 // Telemetry is one process's tracer and meter providers.
@@ -91,8 +95,9 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 		return nil, err
 	}
 
+	getenv := o.getenv
 	exporter := o.SpanExporter
-	if exporter == nil && enabled("OTEL_TRACES_EXPORTER") {
+	if exporter == nil && enabled(getenv("OTEL_TRACES_EXPORTER")) {
 		if exporter, err = autoexport.NewSpanExporter(ctx); err != nil {
 			return nil, fmt.Errorf("OTEL_TRACES_EXPORTER: %w", err)
 		}
@@ -108,7 +113,7 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 
 	if o.Metrics {
 		reader := o.MetricReader
-		if reader == nil && enabled("OTEL_METRICS_EXPORTER") {
+		if reader == nil && enabled(getenv("OTEL_METRICS_EXPORTER")) {
 			if reader, err = autoexport.NewMetricReader(ctx); err != nil {
 				t.Shutdown(ctx)
 				return nil, fmt.Errorf("OTEL_METRICS_EXPORTER: %w", err)
@@ -121,8 +126,9 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(res))
 			t.meterProvider, t.Metrics = mp, true
 			t.shutdowns = append(t.shutdowns, mp.Shutdown)
-			if os.Getenv("OTEL_METRICS_EXPORTER") == "prometheus" && o.MetricReader == nil {
-				t.MetricsAddr = getenv("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost") + ":" + getenv("OTEL_EXPORTER_PROMETHEUS_PORT", "9464")
+			if getenv("OTEL_METRICS_EXPORTER") == "prometheus" && o.MetricReader == nil {
+				t.MetricsAddr = orDefault(getenv("OTEL_EXPORTER_PROMETHEUS_HOST"), "localhost") + ":" +
+					orDefault(getenv("OTEL_EXPORTER_PROMETHEUS_PORT"), "9464")
 			}
 		}
 	}
@@ -136,13 +142,26 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	return t, nil
 }
 
-func enabled(env string) bool {
-	v := strings.TrimSpace(os.Getenv(env))
+func enabled(v string) bool {
+	v = strings.TrimSpace(v)
 	return v != "" && v != "none"
 }
 
-func getenv(k, def string) string {
-	if v := os.Getenv(k); v != "" {
+// getenv reads o.Env, or the process's environment when it is nil.
+func (o Options) getenv(k string) string {
+	if o.Env == nil {
+		return os.Getenv(k)
+	}
+	for _, kv := range o.Env {
+		if key, v, ok := strings.Cut(kv, "="); ok && key == k {
+			return v
+		}
+	}
+	return ""
+}
+
+func orDefault(v, def string) string {
+	if v != "" {
 		return v
 	}
 	return def

@@ -13,7 +13,7 @@ import (
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
-	"github.com/farewell-project/farewell/internal/testlog"
+	"github.com/farewell-project/farewell/internal/testkit"
 	"github.com/farewell-project/farewell/plan"
 )
 
@@ -23,7 +23,7 @@ func pair(t *testing.T) (*activities.NodeActivities, *cluster.Member) {
 	t.Helper()
 	member := func(name string) *cluster.Member {
 		m, err := cluster.New(cluster.Options{Name: name, BindAddr: "127.0.0.1", Profile: cluster.ProfileLocal,
-			HeartbeatInterval: 50 * time.Millisecond, HeartbeatExpiration: time.Second, Logger: testlog.New(t)})
+			HeartbeatInterval: 50 * time.Millisecond, HeartbeatExpiration: time.Second, Logger: testkit.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,15 +34,11 @@ func pair(t *testing.T) (*activities.NodeActivities, *cluster.Member) {
 	if err := peer.Join(context.Background(), []string{node.Addr()}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(node.Members()) < 2 || len(peer.Members()) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("members did not see each other")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "the members to see each other", func() bool {
+		return len(node.Members()) == 2 && len(peer.Members()) == 2
+	})
 	node.StartHeartbeat()
-	return &activities.NodeActivities{Member: NodeMember(node), Faults: &activities.Faults{}, Logger: testlog.New(t)}, peer
+	return &activities.NodeActivities{Member: NodeMember(node), Faults: &activities.Faults{}, Logger: testkit.Logger(t)}, peer
 }
 
 func in(a *activities.NodeActivities, step string) activities.StepInput {

@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/internal/testlog"
+	"github.com/farewell-project/farewell/internal/testkit"
 	"github.com/farewell-project/farewell/plan"
 )
 
@@ -41,7 +41,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	var suite testsuite.WorkflowTestSuite
-	suite.SetLogger(sdklog.NewStructuredLogger(testlog.New(t)))
+	suite.SetLogger(sdklog.NewStructuredLogger(testkit.Logger(t)))
 	h := &harness{t: t, env: suite.NewTestWorkflowEnvironment(), calls: map[string]int{}, steps: map[string]stepFunc{}}
 	ok := func(context.Context, activities.StepInput) (activities.StepOutput, error) {
 		return activities.StepOutput{Attempt: 1}, nil

@@ -1,6 +1,6 @@
-// Package testlog sends the logs of the code under test to t.Log, so that they show
-// with the test that produced them (on failure, or with -v).
-package testlog
+// Package testkit holds what Farewell's tests share: a logger that writes to t.Log,
+// and the one way to wait in a test — polling a condition until a deadline.
+package testkit
 
 import (
 	"log/slog"
@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// New returns a logger writing to t.Log at info level until the test ends; lines
+// Logger returns a logger writing to t.Log at info level until the test ends; lines
 // logged later (by goroutines still winding down) are dropped rather than panicking.
-func New(t testing.TB) *slog.Logger {
+func Logger(t testing.TB) *slog.Logger {
 	w := &writer{t: t}
 	t.Cleanup(func() { w.done.Store(true) })
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
