@@ -32,7 +32,7 @@ func (w *memberlistLogWriter) Write(p []byte) (int, error) {
 	line = strings.TrimPrefix(line, "memberlist: ")
 	// memberlist logs at INFO what is routine for a cluster manager, and as errors the
 	// sends that race with its own shutdown; keep both at debug.
-	if level == slog.LevelInfo || strings.Contains(line, errTransportShutdown.Error()) {
+	if level == slog.LevelInfo || strings.Contains(line, errTransportShutdown.Error()) || strings.Contains(line, "use of closed network connection") {
 		level = slog.LevelDebug
 	}
 	w.log.Log(context.Background(), level, line)

@@ -548,7 +548,7 @@ func (m *Member) Leave(timeout time.Duration) error {
 	mlErr := make(chan error, 1)
 	go func() { mlErr <- m.ml.Leave(max(time.Until(start.Add(timeout)), time.Millisecond)) }()
 	if cerr := m.confirmSeen(ctx, m.name, StateLeft); cerr != nil {
-		err = fmt.Errorf("leave: %w after %s: no member confirmed it (%v)", ErrBroadcastTimeout, timeout, cerr)
+		err = fmt.Errorf("leave: %w after %s: no member confirmed it (%v)", ErrBroadcastTimeout, timeout.Round(time.Millisecond), cerr)
 		m.log.Warn("leave not confirmed by any member; shutting down anyway", "error", err)
 	}
 	// Let the announcements to the other members finish before the transport closes,
