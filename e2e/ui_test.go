@@ -12,8 +12,8 @@ import (
 
 	"github.com/farewell-project/farewell/devserver"
 	"github.com/farewell-project/farewell/starter"
-	"github.com/farewell-project/farewell/workflows"
 	"github.com/farewell-project/farewell/worker"
+	"github.com/farewell-project/farewell/workflows"
 )
 
 // TestUIShowsTheRun loads a real shutdown's pages in the Temporal UI with headless
