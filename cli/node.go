@@ -35,16 +35,22 @@ service on a loopback port that answers while the node serves, and a background 
 and its node worker against temporal.address. If Temporal cannot be reached at start,
 the node still serves as a member and keeps retrying in the background.
 
-On SIGINT or SIGTERM the node starts (or joins) its own shutdown workflow and keeps its
-worker serving until its last step ran; it exits 0 when the report says it is out of
-the cluster, 1 otherwise. If Temporal cannot be reached it runs the same plan locally,
-with the same timeouts and isolation, and says so. A second signal exits at once.
+On SIGINT or SIGTERM the node starts (or joins) its own shutdown workflow, with the
+orchestrator's plan, and keeps its worker serving until its last step ran. If Temporal
+cannot be reached it runs its own plan (shutdown.*) locally, with the same timeouts and
+isolation, and says so. A second signal exits at once.
 
-Prints "ready node=NAME cluster=HOST:PORT http=HOST:PORT" once it serves.
+The process exits by itself once the node has nothing left to serve, whoever shut it
+down (its own signal, "farewell shutdown", a drain) or when a peer evicted it: 0 when it
+left on its own (graceful or degraded), 1 when it was forced out, saying who and why. A
+shutdown that was aborted leaves it serving.
+
+Prints "ready node=NAME cluster=HOST:PORT http=HOST:PORT instance=ID" once it serves.
 
 Faults for trying things out (repeatable):
   --fault gossip=stall                 gossip stalls when the shutdown begins
   --fault set-gracefully-left=hang     a step hangs until its timeout
+  --fault gossip=drop                  gossip is lost when the shutdown begins
   --fault deregister=error             a step fails on every attempt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

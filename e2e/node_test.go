@@ -93,3 +93,38 @@ func TestMembersUnreachableJoinExits1(t *testing.T) {
 		t.Fatalf("members without --join: exit %d, stderr:\n%s", code, stderr)
 	}
 }
+
+// A node process whose shutdown someone else started (the CLI, a drain) has nothing
+// left to serve: it exits by itself, 0 when it left on its own, 1 when it was forced
+// out, saying who and why.
+func TestNodeProcessExitsWhenShutDownFromOutside(t *testing.T) {
+	s := newStack(t, testConfig(), 0)
+	env := []string{"TEMPORAL_ADDRESS=" + s.srv.Address()}
+	start := func(name string) *process {
+		p := startProcess(t, nil, "node", "--name", name, "--bind", "127.0.0.1:0", "--join", s.observer.Addr(), "--address", s.srv.Address())
+		p.waitLine("ready ", time.Minute)
+		eventually(t, 30*time.Second, name+"'s worker to serve", func() bool { return strings.Contains(p.stderr.String(), "node worker serving") })
+		eventually(t, 10*time.Second, "the observer to see "+name, func() bool { return stateOf(s.observer, name) == "alive" })
+		return p
+	}
+	t.Run("graceful: exits 0", func(t *testing.T) {
+		p := start("ext-1")
+		if code, stdout, stderr := runCLI(t, env, "shutdown", "ext-1", "--wait"); code != 0 {
+			t.Fatalf("shutdown: exit %d\n%s%s", code, stdout, stderr)
+		}
+		if code := p.wait(30 * time.Second); code != 0 || !strings.Contains(p.stdout.String(), "done without a signal") {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())
+		}
+	})
+	t.Run("forced: exits 1 and says by whom", func(t *testing.T) {
+		p := start("ext-2")
+		if code, stdout, stderr := runCLI(t, env, "shutdown", "ext-2", "--wait", "--force", "--reason", "wedged"); code != 3 {
+			t.Fatalf("shutdown --force: exit %d\n%s%s", code, stdout, stderr)
+		}
+		code := p.wait(30 * time.Second)
+		if code != 1 || !strings.Contains(p.stderr.String(), "node ext-2 is out") ||
+			!(strings.Contains(p.stderr.String(), "evicted by observer") || strings.Contains(p.stderr.String(), "forced")) {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())
+		}
+	})
+}
