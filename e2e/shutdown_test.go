@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,28 +146,34 @@ func TestShutdownEndToEnd(t *testing.T) {
 		s.assertInvariant(t, "node-5", r)
 	})
 
-	t.Run("two concurrent triggers share one run", func(t *testing.T) {
+	t.Run("two concurrent triggers share one run; exactly one started it", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		var wg sync.WaitGroup
-		runIDs := make([]string, 2)
-		for i := range runIDs {
+		runs := make([]starter.Run, 2)
+		for i := range runs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				run, err := s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: "node-6", RequestedBy: "trigger"})
+				run, err := s.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: "node-6", RequestedBy: "trigger", Force: i == 1})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				runIDs[i] = run.RunID
+				runs[i] = run
 			}()
 		}
 		wg.Wait()
-		if runIDs[0] == "" || runIDs[0] != runIDs[1] {
-			t.Fatalf("two triggers started two runs: %v", runIDs)
+		if runs[0].RunID == "" || runs[0].RunID != runs[1].RunID {
+			t.Fatalf("two triggers started two runs: %+v", runs)
 		}
-		r, err := s.starter.Wait(ctx, starter.Run{WorkflowID: workflows.WorkflowID("node-6"), RunID: runIDs[0]}, nil)
+		if runs[0].Joined == runs[1].Joined {
+			t.Errorf("joined %v and %v: exactly one of them started the run", runs[0].Joined, runs[1].Joined)
+		}
+		if runs[1].Joined && !slices.Contains(runs[1].NotApplied, "force") {
+			t.Errorf("the joining trigger asked for force and was not told it was not applied: %+v", runs[1])
+		}
+		r, err := s.starter.Wait(ctx, runs[0], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
