@@ -2,8 +2,11 @@
 GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
-# Every package but e2e, the one that links the Temporal server.
+# Every package but e2e, the one whose tests link the Temporal server.
 UNIT          = $(shell $(GO) list ./... | grep -v /e2e)
+# The packages that do not link the Temporal server at all (cli, devserver and the
+# binary do): the race detector runs over these.
+NOSERVER      = $(shell $(GO) list ./... | grep -v -e /e2e -e /cli -e /devserver -e /cmd/)
 
 .PHONY: test unit race lint tidy build dev demo bench histories ui-check
 
@@ -18,7 +21,7 @@ unit:
 
 ## race: the race detector over the packages that do not link the server
 race:
-	$(GO) test -race -timeout 15m $(UNIT)
+	$(GO) test -race -timeout 15m $(NOSERVER)
 
 ## lint: gofmt check, go vet, staticcheck and workflowcheck (pinned, run with go run)
 lint:
