@@ -173,8 +173,9 @@ func (s *e2eStack) members(except string) []*cluster.Member {
 		if name == except {
 			continue
 		}
-		if left, _ := n.member().Left(); !left {
-			out = append(out, n.member())
+		_, _, evicted := n.member().Evicted()
+		if left, _ := n.member().Left(); !left && !evicted {
+			out = append(out, n.member()) // an evicted member is fencing itself: no survivor
 		}
 	}
 	return out
