@@ -11,6 +11,8 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/farewell-project/farewell/plan"
 )
 
 // convergencePoll is how often VerifyConvergence asks the members again.
@@ -20,6 +22,9 @@ const convergencePoll = 100 * time.Millisecond
 // the cluster: it sees the membership, can evict, and is never a shutdown target.
 type ClusterActivities struct {
 	Observer Observer
+	// Shutdowns, for the watchdog, looks up and starts shutdowns; nil means the
+	// watchdog can only report.
+	Shutdowns Shutdowns
 	// Logger is used outside Temporal; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -54,27 +59,38 @@ func (a *ClusterActivities) Lookup(ctx context.Context, in LookupInput) (LookupO
 	return LookupOutput{Node: info.Name, Instance: info.Instance, Addr: info.Addr, State: info.State, Blocked: info.Blocked, Members: len(all)}, nil
 }
 
-// ForceEvict evicts the node from the observer: every member marks it evicted and
-// ignores it from then on; the node, if it still hears the cluster, fences itself.
+// ForceEvict evicts the process the run acts on from the observer: every member marks
+// it evicted and ignores it from then on; the process, if it still hears the cluster,
+// fences itself. It counts only when another member confirmed it. A process that left,
+// or that a newer process of the same name replaced, is gone: nothing is evicted.
 func (a *ClusterActivities) ForceEvict(ctx context.Context, in EvictInput) (EvictOutput, error) {
 	out := EvictOutput{By: a.Observer.Name()}
-	if info, ok := a.Observer.Member(in.Node); ok && info.State == StateEvicted {
-		out.AlreadyEvicted = true
-		return out, nil
+	a.logger(ctx).Warn("force-evicting node", "node", in.Node, "instance", in.Instance, "reason", in.Reason)
+	// Leave time to report before the activity's own deadline.
+	ectx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ectx, cancel = context.WithDeadline(ctx, dl.Add(-stepMargin(time.Until(dl))))
+		defer cancel()
 	}
-	a.logger(ctx).Warn("force-evicting node", "node", in.Node, "reason", in.Reason)
-	if err := a.Observer.Evict(ctx, in.Node, in.Reason); err != nil {
+	res, err := a.Observer.Evict(ectx, in.Node, in.Instance, in.Reason)
+	if err != nil {
 		if errors.Is(err, ErrUnknownMember) {
 			return out, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUnknownNode, err)
 		}
 		return out, err
 	}
+	out.Confirmed, out.AlreadyEvicted, out.Gone = res.Confirmed, res.AlreadyEvicted, res.Gone
+	if !out.Confirmed && out.Gone == "" {
+		a.logger(ctx).Warn("eviction not confirmed by any other member", "node", in.Node)
+	}
 	return out, nil
 }
 
-// VerifyConvergence asks every surviving member, again and again, how it sees the
-// node, until all see it out (left, dead or evicted) or the timeout passes,
-// heartbeating the members still pending.
+// VerifyConvergence asks the members, again and again, how they see the process,
+// until a majority of those the observer sees alive answer and all see it out, or the
+// timeout passes, heartbeating the members still pending. Not converging, or too few
+// answers (unverified), is a result, not an error.
 func (a *ClusterActivities) VerifyConvergence(ctx context.Context, in ConvergenceInput) (ConvergenceOutput, error) {
 	start := time.Now()
 	deadline := start.Add(in.Timeout.Std())
@@ -83,20 +99,68 @@ func (a *ClusterActivities) VerifyConvergence(ctx context.Context, in Convergenc
 	}
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	conv, err := a.Observer.WaitConverged(wctx, in.Node, convergencePoll, func(c Convergence) {
+	q := ConvergenceQuery{Node: in.Node, Instance: in.Instance, StrictLeft: in.StrictLeft}
+	conv, err := a.Observer.WaitConverged(wctx, q, convergencePoll, func(c Convergence) {
 		if activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, c.Pending)
 		}
 	})
-	out := ConvergenceOutput{Converged: conv.Converged, Views: conv.Views, Pending: conv.Pending, TookMS: time.Since(start).Milliseconds()}
+	out := ConvergenceOutput{Converged: conv.Converged, Status: conv.Status, Views: conv.Views, Pending: conv.Pending,
+		Answered: conv.Answered, Needed: conv.Needed, TookMS: time.Since(start).Milliseconds()}
 	if err != nil && ctx.Err() != nil {
 		return out, ctx.Err() // the activity itself was cancelled or timed out
 	}
 	if err != nil && !conv.Converged && wctx.Err() == nil {
-		return out, err // not a timeout: the node is unknown to the observer, say
+		return out, err
 	}
 	slices.Sort(out.Pending)
 	return out, nil
+}
+
+// FindZombies looks through the observer's view for nodes that are neither serving nor
+// out: alive but blocked too long, leaving too long, evicted yet still heartbeating.
+func (a *ClusterActivities) FindZombies(ctx context.Context, q ZombieQuery) (ZombiesOutput, error) {
+	var out ZombiesOutput
+	for _, m := range a.Observer.Members() {
+		if m.Role != RoleNode || m.Name == a.Observer.Name() {
+			continue
+		}
+		out.Nodes++
+		z := Zombie{Node: m.Name, Instance: m.Instance}
+		switch {
+		case m.State == StateAlive && m.HeartbeatAge > q.BlockedAfter.Std():
+			z.Kind, z.For = ZombieBlocked, plan.Millis(m.HeartbeatAge)
+			z.Why = fmt.Sprintf("blocked: alive, but no heartbeat for %s", z.For)
+		case m.State == StateLeaving && m.StateAge > q.LeavingAfter.Std():
+			z.Kind, z.For = ZombieLeaving, plan.Millis(m.StateAge)
+			z.Why = fmt.Sprintf("leaving for %s", z.For)
+		case m.State == StateEvicted && m.EvictedHeartbeatAge > 0 && m.StateAge > q.EvictedAfter.Std() &&
+			m.EvictedHeartbeatAge < m.StateAge-q.EvictedAfter.Std():
+			z.Kind, z.For = ZombieEvictedAlive, plan.Millis(m.StateAge)
+			z.Why = fmt.Sprintf("evicted %s ago, still heartbeating %s ago", plan.Millis(m.StateAge), plan.Millis(m.EvictedHeartbeatAge))
+		default:
+			continue
+		}
+		out.Zombies = append(out.Zombies, z)
+	}
+	return out, nil
+}
+
+// ShutdownRunning reports whether node has a shutdown running.
+func (a *ClusterActivities) ShutdownRunning(ctx context.Context, node string) (bool, error) {
+	if a.Shutdowns == nil {
+		return false, temporal.NewNonRetryableApplicationError("this worker cannot look up shutdowns", ErrTypeNoTemporal, nil)
+	}
+	return a.Shutdowns.Running(ctx, node)
+}
+
+// StartShutdown starts (or joins) a node's shutdown for the watchdog.
+func (a *ClusterActivities) StartShutdown(ctx context.Context, in StartShutdownInput) (StartShutdownOutput, error) {
+	if a.Shutdowns == nil {
+		return StartShutdownOutput{}, temporal.NewNonRetryableApplicationError("this worker cannot start shutdowns", ErrTypeNoTemporal, nil)
+	}
+	a.logger(ctx).Warn("the watchdog starts a shutdown", "node", in.Node, "reason", in.Reason)
+	return a.Shutdowns.Start(ctx, in)
 }
 
 func (a *ClusterActivities) logger(ctx context.Context) *slog.Logger {

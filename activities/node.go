@@ -294,19 +294,25 @@ func (a *NodeActivities) begin(ctx context.Context, in StepInput, step string) (
 	if activity.IsActivity(ctx) {
 		out.Attempt = activity.GetInfo(ctx).Attempt
 	}
+	nothing := func() {}
 	if in.Node != a.Member.Name() {
-		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(
+		return ctx, out, nothing, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("wrong node: step %s is for %q, this is %q", step, in.Node, a.Member.Name()), ErrTypeWrongNode, nil)
 	}
-	if in.Instance != "" && in.Instance != a.Member.Instance() {
-		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("wrong node: step %s is for process %s of %s, this is a newer process (%s) under that name",
-				step, in.Instance, in.Node, a.Member.Instance()), ErrTypeWrongNode, nil)
+	if in.Instance == "" {
+		return ctx, out, nothing, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("step %s for %s names no process instance: refused", step, in.Node), ErrTypeWrongNode, nil)
+	}
+	if in.Instance != a.Member.Instance() {
+		return ctx, out, nothing, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("process %s of %s is gone: this is another process (%s) under that name; it is not touched",
+				in.Instance, in.Node, a.Member.Instance()), ErrTypeProcessGone, nil)
 	}
 	if by, reason, evicted := a.Member.Evicted(); evicted && step != plan.Terminate {
-		return ctx, out, func() {}, temporal.NewNonRetryableApplicationError(
+		return ctx, out, nothing, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("node %s was evicted by %s (%s)", in.Node, by, reason), ErrTypeEvicted, nil)
 	}
+	ctx, stopBeating := a.keepBeating(ctx)
 	a.heartbeat(ctx, Progress{Attempt: out.Attempt})
 	a.logger(ctx, step).Info("step started")
 
@@ -314,20 +320,60 @@ func (a *NodeActivities) begin(ctx context.Context, in StepInput, step string) (
 	case FaultHang:
 		a.logger(ctx, step).Warn("injected fault: step hangs until its timeout")
 		if !a.Faults.hang(ctx, step) {
-			return ctx, out, func() {}, ctx.Err()
+			stopBeating()
+			return ctx, out, nothing, ctx.Err()
 		}
 		a.logger(ctx, step).Info("injected fault cleared: the step goes on")
 	case FaultError:
-		return ctx, out, func() {}, temporal.NewApplicationError(fmt.Sprintf("injected fault: %s fails", step), ErrTypeInjected)
+		stopBeating()
+		return ctx, out, nothing, temporal.NewApplicationError(fmt.Sprintf("injected fault: %s fails", step), ErrTypeInjected)
 	}
 
-	done := func() {}
+	done := stopBeating
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, dl.Add(-stepMargin(time.Until(dl))))
-		done = cancel
+		done = func() { cancel(); stopBeating() }
 	}
 	return ctx, out, done, nil
+}
+
+// progressKey holds, in a step's context, the progress its heartbeats carry.
+type progressKey struct{}
+
+type progressHolder struct {
+	mu sync.Mutex
+	p  Progress
+}
+
+// keepBeating heartbeats the step's latest progress a few times per heartbeat timeout
+// while it runs, so that a node process that dies mid-step is noticed within that
+// timeout rather than at the step's StartToClose. The returned func stops it.
+func (a *NodeActivities) keepBeating(ctx context.Context) (context.Context, func()) {
+	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).HeartbeatTimeout <= 0 {
+		return ctx, func() {}
+	}
+	h := &progressHolder{}
+	ctx = context.WithValue(ctx, progressKey{}, h)
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(max(activity.GetInfo(ctx).HeartbeatTimeout/4, 50*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				h.mu.Lock()
+				p := h.p
+				h.mu.Unlock()
+				activity.RecordHeartbeat(ctx, p)
+			}
+		}
+	}()
+	return ctx, sync.OnceFunc(func() { close(stop) })
 }
 
 // fail attaches the attempt to err, so that the workflow can report how many attempts
@@ -365,6 +411,11 @@ func (a *NodeActivities) classify(err error) error {
 }
 
 func (a *NodeActivities) heartbeat(ctx context.Context, p Progress) {
+	if h, ok := ctx.Value(progressKey{}).(*progressHolder); ok {
+		h.mu.Lock()
+		h.p = p
+		h.mu.Unlock()
+	}
 	if activity.IsActivity(ctx) {
 		activity.RecordHeartbeat(ctx, p)
 	}

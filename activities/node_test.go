@@ -105,7 +105,8 @@ func TestStepsCheckNodeAndProcess(t *testing.T) {
 		want string
 	}{
 		"other node":    {StepInput{Node: "node-2", Instance: "p1", Step: plan.StopHeartbeat}, ErrTypeWrongNode},
-		"other process": {StepInput{Node: "node-1", Instance: "p0", Step: plan.StopHeartbeat}, ErrTypeWrongNode},
+		"other process": {StepInput{Node: "node-1", Instance: "p0", Step: plan.StopHeartbeat}, ErrTypeProcessGone},
+		"no process":    {StepInput{Node: "node-1", Step: plan.StopHeartbeat}, ErrTypeWrongNode},
 	} {
 		if _, err := a.StopHeartbeat(context.Background(), tt.in); errType(err) != tt.want {
 			t.Errorf("%s: %v, want %s", name, err, tt.want)

@@ -26,17 +26,23 @@ const (
 	ErrTypeCannotRollBack = "CannotRollBack"
 	// ErrTypeInjected marks a failure injected by a demo or test fault.
 	ErrTypeInjected = "InjectedFault"
+	// ErrTypeProcessGone: the node's process the run acts on is gone; another process
+	// of that name answered (and was not touched).
+	ErrTypeProcessGone = "ProcessGone"
+	// ErrTypeNoTemporal: the worker was built without a Temporal client for this.
+	ErrTypeNoTemporal = "NoTemporal"
 )
 
 // NonRetryable lists the error types the workflow never retries.
-var NonRetryable = []string{ErrTypeWrongNode, ErrTypeUnknownNode, ErrTypeNotANode, ErrTypeEvicted, ErrTypeLeaveFailed, ErrTypeCannotRollBack}
+var NonRetryable = []string{ErrTypeWrongNode, ErrTypeUnknownNode, ErrTypeNotANode, ErrTypeEvicted, ErrTypeLeaveFailed,
+	ErrTypeCannotRollBack, ErrTypeProcessGone}
 
 // StepInput is the input of every node activity.
 type StepInput struct {
 	// Node the step is for; a worker of another node refuses it.
 	Node string `json:"node"`
-	// Instance is the process of Node the shutdown is for (from the lookup); a newer
-	// process under the same name refuses the step. "" skips the check.
+	// Instance is the process of Node the shutdown is for (from the lookup); another
+	// process under the same name refuses the step (the process is gone). Required.
 	Instance string `json:"instance,omitempty"`
 	// Step is the step's name, for logs and faults.
 	Step string `json:"step"`
@@ -110,9 +116,12 @@ type LookupOutput struct {
 	Members int `json:"members"`
 }
 
-// EvictInput asks for a forced eviction.
+// EvictInput asks for a forced eviction of one process of a node.
 type EvictInput struct {
-	Node       string `json:"node"`
+	Node string `json:"node"`
+	// Instance is the process to evict; "" (runs recorded before instances were
+	// required) means whichever has the name.
+	Instance   string `json:"instance,omitempty"`
 	Reason     string `json:"reason"`
 	WorkflowID string `json:"workflow_id"`
 }
@@ -123,18 +132,32 @@ type EvictOutput struct {
 	By string `json:"by"`
 	// AlreadyEvicted is set when the node had been evicted before.
 	AlreadyEvicted bool `json:"already_evicted,omitempty"`
+	// Confirmed: another member holds the eviction. An eviction nobody confirmed does
+	// not count.
+	Confirmed bool `json:"confirmed,omitempty"`
+	// Gone says why no eviction was needed: the process left, or another has the name.
+	Gone string `json:"gone,omitempty"`
 }
 
-// ConvergenceInput asks to wait until every surviving member sees Node out.
+// ConvergenceInput asks to wait until the members see a process of Node out.
 type ConvergenceInput struct {
 	Node    string        `json:"node"`
 	Timeout plan.Duration `json:"timeout"`
+	// Instance is the process; "" means whichever has the name.
+	Instance string `json:"instance,omitempty"`
+	// StrictLeft counts only left and evicted as out, not dead (force is off).
+	StrictLeft bool `json:"strict_left,omitempty"`
 }
 
 // ConvergenceOutput is what the members said. Not converging is a result, not an
 // error: it is what the force fallback is for.
 type ConvergenceOutput struct {
 	Converged bool `json:"converged"`
+	// Status is converged, pending or unverified ("" in runs recorded before it).
+	Status string `json:"status,omitempty"`
+	// Answered and Needed: the other members that answered, and the majority needed.
+	Answered int `json:"answered,omitempty"`
+	Needed   int `json:"needed,omitempty"`
 	// Views maps each member that answered to the node's state as it sees it ("" when
 	// it never heard of the node).
 	Views   map[string]string `json:"views,omitempty"`
@@ -208,13 +231,34 @@ type MemberInfo struct {
 	State    string
 	Instance string
 	Blocked  bool
+	// HeartbeatAge is how long ago its last heartbeat arrived; StateAge how long it has
+	// been in its state; EvictedHeartbeatAge, for an evicted process heard heartbeating
+	// since, how long ago that was (0: never).
+	HeartbeatAge, StateAge, EvictedHeartbeatAge time.Duration
 }
 
-// Convergence is what the members said of a node at one check.
+// Convergence is what the members said of a process at one check.
 type Convergence struct {
-	Converged bool
-	Views     map[string]string
-	Pending   []string
+	// Status is converged, pending or unverified.
+	Status           string
+	Converged        bool
+	Views            map[string]string
+	Pending          []string
+	Answered, Needed int
+}
+
+// ConvergenceQuery asks how the cluster sees one process.
+type ConvergenceQuery struct {
+	Node, Instance string
+	// StrictLeft counts only left and evicted as out, not dead.
+	StrictLeft bool
+}
+
+// EvictResult says what an eviction did.
+type EvictResult struct {
+	Confirmed, AlreadyEvicted bool
+	// Gone says why no eviction was needed.
+	Gone string
 }
 
 // Observer is the orchestrator's member of the cluster, as the cluster activities use
@@ -223,10 +267,69 @@ type Observer interface {
 	Name() string
 	Member(name string) (MemberInfo, bool)
 	Members() []MemberInfo
-	// Evict forces node out of the cluster (wrapping ErrUnknownMember for a name it
-	// does not know).
-	Evict(ctx context.Context, node, reason string) error
-	// WaitConverged asks the members how they see node every interval until all see it
-	// out or ctx ends; progress sees every check.
-	WaitConverged(ctx context.Context, node string, interval time.Duration, progress func(Convergence)) (Convergence, error)
+	// Evict forces one process of node out of the cluster ("" for whichever has the
+	// name, wrapping ErrUnknownMember when it knows none) and waits, until ctx ends,
+	// for another member to confirm it. A process that left or was replaced is gone:
+	// nothing is evicted.
+	Evict(ctx context.Context, node, instance, reason string) (EvictResult, error)
+	// WaitConverged asks the members how they see the process every interval until
+	// enough see it out or ctx ends; progress sees every check.
+	WaitConverged(ctx context.Context, q ConvergenceQuery, interval time.Duration, progress func(Convergence)) (Convergence, error)
+}
+
+// Kinds of zombie the watchdog finds.
+const (
+	// ZombieBlocked: alive, but its heartbeat has stood still too long.
+	ZombieBlocked = "blocked"
+	// ZombieLeaving: it announced it is leaving, long ago, and no shutdown runs.
+	ZombieLeaving = "leaving"
+	// ZombieEvictedAlive: evicted, yet still heartbeating: it did not fence itself.
+	ZombieEvictedAlive = "evicted-alive"
+)
+
+// ZombieQuery says how long each condition must last to make a zombie.
+type ZombieQuery struct {
+	BlockedAfter plan.Duration `json:"blocked_after"`
+	LeavingAfter plan.Duration `json:"leaving_after"`
+	EvictedAfter plan.Duration `json:"evicted_after"`
+}
+
+// Zombie is one process that is neither serving nor out.
+type Zombie struct {
+	Node     string        `json:"node"`
+	Instance string        `json:"instance"`
+	Kind     string        `json:"kind"`
+	For      plan.Duration `json:"for"`
+	Why      string        `json:"why"`
+}
+
+// ZombiesOutput is what a sweep of the observer's view found.
+type ZombiesOutput struct {
+	Zombies []Zombie `json:"zombies,omitempty"`
+	// Nodes counts the nodes looked at.
+	Nodes int `json:"nodes"`
+}
+
+// StartShutdownInput asks to start (or join) a node's shutdown from the watchdog.
+type StartShutdownInput struct {
+	Node        string `json:"node"`
+	Reason      string `json:"reason"`
+	RequestedBy string `json:"requested_by"`
+	Force       bool   `json:"force,omitempty"`
+}
+
+// StartShutdownOutput is the run started or joined.
+type StartShutdownOutput struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	Joined     bool   `json:"joined"`
+}
+
+// Shutdowns starts and looks up nodes' shutdowns in Temporal, for the watchdog. Its
+// methods are safe for concurrent use.
+type Shutdowns interface {
+	// Running reports whether node has a shutdown running.
+	Running(ctx context.Context, node string) (bool, error)
+	// Start starts node's shutdown, or joins the one running.
+	Start(ctx context.Context, in StartShutdownInput) (StartShutdownOutput, error)
 }

@@ -219,40 +219,89 @@ func (a *Agent) Shutdown(ctx context.Context, reason, requestedBy string) *workf
 	return r
 }
 
+// Bounds of a node's own shutdown (its SIGTERM) when Temporal goes away.
+const (
+	// startWithin bounds the start of the shutdown workflow: a server that does not
+	// answer by then is taken to be unreachable.
+	startWithin = 3 * time.Second
+	// checkEvery is how often the node asks Temporal about its running shutdown, and
+	// lostAfter how long Temporal may not answer before the node finishes alone.
+	checkEvery = 500 * time.Millisecond
+	lostAfter  = 3 * time.Second
+	// graceMargin is kept between the end of the local plan and the grace period.
+	graceMargin = time.Second
+)
+
 func (a *Agent) shutdown(ctx context.Context, reason, requestedBy string) *workflows.ShutdownReport {
+	deadline := time.Now().Add(a.opts.Config.Shutdown.GracePeriod - graceMargin)
 	c := a.temporal()
 	if c == nil {
 		a.log.Warn("Temporal cannot be reached: running the shutdown plan locally, with the same timeouts")
-		return a.ShutdownLocal(ctx, reason, requestedBy)
+		return a.shutdownLocal(ctx, reason, requestedBy, deadline, false)
 	}
 	st := starter.New(c, starter.Options{Namespace: a.opts.Config.Temporal.Namespace, Logger: a.log})
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, startWithin)
 	run, err := st.Shutdown(sctx, workflows.ShutdownRequest{Node: a.member.Name(), Reason: reason, RequestedBy: requestedBy})
 	cancel()
 	if err != nil {
 		a.log.Warn("shutdown workflow could not be started: running the plan locally", "error", err)
-		return a.ShutdownLocal(ctx, reason, requestedBy)
+		return a.shutdownLocal(ctx, reason, requestedBy, deadline, false)
 	}
 	a.log.Info("shutdown workflow running; the node's worker serves its steps", "workflow_id", run.WorkflowID, "run_id", run.RunID, "joined", run.Joined)
-	wctx, cancel := context.WithTimeout(ctx, a.plan.Budget()+30*time.Second)
-	defer cancel()
-	report, err := st.Wait(wctx, run, nil)
+	report, err := a.follow(ctx, st, run)
 	if err == nil {
 		return report
 	}
 	if errors.Is(err, starter.ErrUnknownNode) {
 		a.log.Error("the orchestrator does not know this node; running the plan locally", "error", err)
-	} else {
-		a.log.Warn("lost track of the shutdown workflow: finishing locally (steps already done say so)", "error", err)
-		// Ask the workflow to stop, so that it and the local plan do not both drive the
-		// node (after deregister it refuses, and the steps are idempotent anyway).
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if _, cerr := st.Cancel(cctx, a.member.Name()); cerr != nil {
-			a.log.Warn("could not cancel the shutdown workflow", "error", cerr)
-		}
-		cancel()
+		return a.shutdownLocal(ctx, reason, requestedBy, deadline, false)
 	}
-	return a.ShutdownLocal(ctx, reason, requestedBy)
+	// The workflow will resume when Temporal comes back; stop serving its steps, so
+	// that the local plan is the one thing driving this node from here.
+	a.log.Warn("lost Temporal during the shutdown: finishing it here, within the grace period",
+		"error", err, "grace_ends_in", time.Until(deadline).Round(time.Millisecond))
+	a.StopWorker()
+	return a.shutdownLocal(ctx, reason, requestedBy, deadline, true)
+}
+
+// errTemporalLost: Temporal did not answer about the running shutdown for lostAfter.
+var errTemporalLost = errors.New("no answer from Temporal")
+
+// follow waits for the run's report, asking Temporal about it every checkEvery: when
+// Temporal does not answer for lostAfter, it gives up with errTemporalLost.
+func (a *Agent) follow(ctx context.Context, st *starter.Starter, run starter.Run) (*workflows.ShutdownReport, error) {
+	wctx, cancel := context.WithTimeout(ctx, a.plan.Budget()+30*time.Second)
+	defer cancel()
+	type result struct {
+		r   *workflows.ShutdownReport
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := st.Wait(wctx, run, nil)
+		done <- result{r, err}
+	}()
+	tick := time.NewTicker(checkEvery)
+	defer tick.Stop()
+	answered := time.Now()
+	for {
+		select {
+		case r := <-done:
+			return r.r, r.err
+		case <-wctx.Done():
+			return nil, wctx.Err()
+		case <-tick.C:
+		}
+		cctx, ccancel := context.WithTimeout(wctx, checkEvery)
+		_, err := st.Client().DescribeWorkflowExecution(cctx, run.WorkflowID, run.RunID)
+		ccancel()
+		switch {
+		case err == nil:
+			answered = time.Now()
+		case time.Since(answered) > lostAfter:
+			return nil, fmt.Errorf("%w for %s about %s: %v", errTemporalLost, lostAfter, run.WorkflowID, err)
+		}
+	}
 }
 
 // Close stops the worker and the connection it made, and shuts the member down

@@ -21,10 +21,27 @@ import (
 // go, so a node that must be forced out ends itself (Terminate). It ends out of the
 // cluster, or back in service after an abort.
 func (a *Agent) ShutdownLocal(ctx context.Context, reason, requestedBy string) *workflows.ShutdownReport {
-	l := &local{a: a, ctx: ctx, report: &workflows.ShutdownReport{
+	return a.shutdownLocal(ctx, reason, requestedBy, time.Time{}, false)
+}
+
+// terminateReserve is what a local shutdown under a deadline keeps for terminating the
+// node when its steps did not take it out.
+const terminateReserve = 5 * time.Second
+
+// shutdownLocal runs the local plan; with a deadline the steps end terminateReserve
+// before it, so that the node is out by then. durable says a shutdown workflow of this
+// node exists and will resume: then nothing is rolled back (policy abort acts as
+// continue), for a rollback would fight it.
+func (a *Agent) shutdownLocal(ctx context.Context, reason, requestedBy string, deadline time.Time, durable bool) *workflows.ShutdownReport {
+	l := &local{a: a, ctx: ctx, deadline: deadline, durable: durable, report: &workflows.ShutdownReport{
 		Node: a.member.Name(), NodeInstance: a.member.Instance(), Reason: reason,
 		RequestedBy: strings.TrimSpace(requestedBy + " (local fallback)"), Started: time.Now(),
 	}}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		l.ctx, cancel = context.WithDeadline(ctx, deadline.Add(-terminateReserve))
+		defer cancel()
+	}
 	// A node alone may always end itself; only a peer's eviction needs force allowed.
 	l.facts.ForceAllowed = true
 	for _, spec := range a.plan.Steps {
@@ -37,10 +54,12 @@ func (a *Agent) ShutdownLocal(ctx context.Context, reason, requestedBy string) *
 
 // local is one run of the plan in this process.
 type local struct {
-	a      *Agent
-	ctx    context.Context
-	report *workflows.ShutdownReport
-	facts  plan.Facts
+	a        *Agent
+	ctx      context.Context // the steps': ends terminateReserve before the deadline
+	deadline time.Time       // zero: none
+	durable  bool
+	report   *workflows.ShutdownReport
+	facts    plan.Facts
 }
 
 func (l *local) steps() map[string]func(context.Context, activities.StepInput) (activities.StepOutput, error) {
@@ -88,6 +107,10 @@ func (l *local) step(spec plan.StepSpec) bool {
 	}
 	l.a.log.Warn("local shutdown step did not succeed; going on", "step", spec.Name, "status", res.Status, "error", err)
 	eff := plan.AfterFailure(spec, res.Status, localFailure(err), l.facts.Irreversible)
+	if eff.Action == plan.ActAbort && l.durable {
+		eff.Action, eff.Why = plan.ActContinue, ""
+		eff.Note = "policy abort acts as continue: this node's shutdown workflow will resume, a rollback would fight it"
+	}
 	res.Note = strings.TrimSpace(res.Note + " " + eff.Note)
 	if l.facts.SkipRest == "" {
 		l.facts.SkipRest = eff.SkipRest
@@ -151,6 +174,9 @@ func (l *local) terminate() {
 	timeout := plan.TerminateTimeout
 	if s, ok := l.a.plan.Step(plan.StopServices); ok {
 		timeout = max(timeout, s.StartToClose)
+	}
+	if !l.deadline.IsZero() {
+		timeout = min(timeout, max(time.Until(l.deadline), time.Second))
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), timeout)
 	results := l.a.acts.Member.Terminate(ctx)

@@ -187,6 +187,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 		a.retryCommand(),
 		a.signalCommand(),
 		a.cancelCommand(),
+		a.watchdogCommand(),
 		a.configCommand(),
 		a.versionCommand(),
 	)
@@ -247,7 +248,7 @@ func (a *app) logToFile(path string) (string, func(), error) {
 
 // quietCommands log only warnings and errors unless --log-level says otherwise.
 var quietCommands = map[string]bool{"members": true, "shutdown": true, "status": true, "list": true, "retry": true,
-	"signal": true, "cancel": true, "replay": true, "export": true}
+	"signal": true, "cancel": true, "replay": true, "export": true, "run-once": true}
 
 // longRunning are the commands that export metrics (and serve /metrics with
 // OTEL_METRICS_EXPORTER=prometheus); one-shot commands only trace.

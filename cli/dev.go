@@ -3,6 +3,9 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +39,9 @@ SIGINT or SIGTERM and stops cleanly. Then, from another shell:
 Faults for trying things out (repeatable):
   --fault node-3:set-gracefully-left=hang   a step hangs until its timeout
   --fault node-3:deregister=error           a step fails on every attempt
-  --fault node-4:gossip=stall               gossip stalls once the node's shutdown begins`,
+  --fault node-4:gossip=stall               gossip stalls once the node's shutdown begins
+  --fault node-2:heartbeat=stop             the node publishes no heartbeat: blocked
+  --fault observer:gossip=isolate           the observer is cut off once dev gets SIGUSR1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := a.cfg.Dev
@@ -53,10 +58,21 @@ Faults for trying things out (repeatable):
 				return devServerPortError(err)
 			}
 			defer s.stop()
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			defer signal.Stop(usr1)
 			fmt.Fprintln(cmd.OutOrStdout(), s.readyLine())
-			<-ctx.Done()
-			a.logger.Info("stopping the embedded stack")
-			return nil
+			for {
+				select {
+				case <-ctx.Done():
+					a.logger.Info("stopping the embedded stack")
+					return nil
+				case <-usr1:
+					if f, ok := s.observer.Transport().Trigger(); ok {
+						a.logger.Warn("observer gossip fault switched on (SIGUSR1)", "fault", f.String())
+					}
+				}
+			}
 		},
 	}
 	cmd.Flags().Int("port", def.Port, "gRPC port of the embedded Temporal server (dev.port)")

@@ -51,6 +51,7 @@ Faults for trying things out (repeatable):
   --fault gossip=stall                 gossip stalls when the shutdown begins
   --fault set-gracefully-left=hang     a step hangs until its timeout
   --fault gossip=drop                  gossip is lost when the shutdown begins
+  --fault heartbeat=stop               no heartbeat at all: peers see the node blocked
   --fault deregister=error             a step fails on every attempt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -84,6 +85,10 @@ Faults for trying things out (repeatable):
 				return err
 			}
 			name := ag.Member().Name()
+			if spec.heartbeatStopped {
+				ag.Member().StopHeartbeat()
+				a.logger.Warn("heartbeat fault: this node publishes no heartbeat (its peers see it blocked)", "node", name)
+			}
 			svc, err := demo.Register(ag.Member(), httpAddr, a.logger.With("node", name))
 			if err != nil {
 				return err

@@ -29,13 +29,24 @@ import (
 type faultSpec struct {
 	gossip *cluster.Fault
 	steps  map[string]activities.StepFault
+	// heartbeatStopped: the node never publishes its application heartbeat (alive for
+	// memberlist, blocked for Farewell).
+	heartbeatStopped bool
 }
 
-// parseFault reads TARGET=MODE: gossip=stall|drop|delay:D or STEP=hang|error.
+// parseFault reads TARGET=MODE: gossip=stall|drop|isolate|delay:D, STEP=hang|error or
+// heartbeat=stop.
 func parseFault(spec faultSpec, v string) (faultSpec, error) {
 	target, mode, ok := strings.Cut(v, "=")
 	if !ok {
-		return spec, usageError("--fault %q: want gossip=stall or STEP=hang|error", v)
+		return spec, usageError("--fault %q: want gossip=stall, STEP=hang|error or heartbeat=stop", v)
+	}
+	if target == "heartbeat" {
+		if mode != "stop" {
+			return spec, usageError("--fault %q: the heartbeat fault is heartbeat=stop", v)
+		}
+		spec.heartbeatStopped = true
+		return spec, nil
 	}
 	if target == "gossip" {
 		f, err := cluster.ParseFaultMode(mode)
@@ -56,6 +67,10 @@ func parseFault(spec faultSpec, v string) (faultSpec, error) {
 	return spec, nil
 }
 
+// observerTarget names the observer in dev's --fault: its gossip fault is armed, and
+// SIGUSR1 switches it on.
+const observerTarget = "observer"
+
 // parseNodeFaults reads --fault values of the form NODE:TARGET=MODE.
 func parseNodeFaults(values []string, nodes int) (map[string]faultSpec, error) {
 	out := map[string]faultSpec{}
@@ -64,8 +79,8 @@ func parseNodeFaults(values []string, nodes int) (map[string]faultSpec, error) {
 		if !ok || node == "" || strings.Contains(node, "=") {
 			return nil, usageError("--fault %q: want NODE:gossip=stall or NODE:STEP=hang|error", v)
 		}
-		if !slices.Contains(nodeNames(nodes), node) {
-			return nil, usageError("--fault %q: unknown node %q (demo nodes are node-1 … node-%d)", v, node, nodes)
+		if !slices.Contains(nodeNames(nodes), node) && node != observerTarget {
+			return nil, usageError("--fault %q: unknown node %q (demo nodes are node-1 … node-%d, or %s)", v, node, nodes, observerTarget)
 		}
 		spec, err := parseFault(out[node], rest)
 		if err != nil {
@@ -156,9 +171,17 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 	if err := telemetry.ObserveMembers(a.tel.Meter(), s.observer); err != nil {
 		return nil, err
 	}
-	s.worker = worker.NewOrchestrator(s.client, worker.Orchestrator{Observer: s.observer, Plan: a.cfg.Shutdown.MustPlan(), Logger: a.logger})
+	if f := o.faults[observerTarget].gossip; f != nil {
+		s.observer.Transport().Arm(*f)
+		a.logger.Warn("observer gossip fault armed: SIGUSR1 switches it on", "fault", f.String())
+	}
+	s.worker = worker.NewOrchestrator(s.client, worker.Orchestrator{Observer: s.observer, Plan: a.cfg.Shutdown.MustPlan(),
+		Logger: a.logger, Namespace: tc.Namespace})
 	if err := s.worker.Start(); err != nil {
 		return nil, fmt.Errorf("orchestrator worker: %w", err)
+	}
+	if err := worker.EnsureWatchdog(ctx, s.client, watchdogOf(a.cfg.Watchdog)); err != nil {
+		return nil, err
 	}
 
 	for _, name := range nodeNames(o.nodes) {
@@ -180,6 +203,9 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 		if err != nil {
 			ag.Close()
 			return nil, err
+		}
+		if spec.heartbeatStopped {
+			ag.Member().StopHeartbeat()
 		}
 		s.nodes[name] = &devNode{agent: ag, http: svc.HTTPAddr, steps: steps}
 		s.names = append(s.names, name)

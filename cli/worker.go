@@ -24,8 +24,9 @@ activities (lookup, force-evict, verify-convergence) on task queue "farewell", a
 the cluster (cluster.join) as an observer member: it sees the membership and can evict,
 and is never a shutdown target. Run as many as you like for availability.
 
-It checks that the namespace has Farewell's search attributes and adds them if it can.
-Runs until SIGINT or SIGTERM, then stops gracefully.`,
+It checks that the namespace has Farewell's search attributes and adds them if it can,
+and keeps the farewell-watchdog schedule as watchdog.* says. Runs until SIGINT or
+SIGTERM, then stops gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -56,9 +57,13 @@ Runs until SIGINT or SIGTERM, then stops gracefully.`,
 			if err := telemetry.ObserveMembers(a.tel.Meter(), observer); err != nil {
 				return err
 			}
-			w := worker.NewOrchestrator(c, worker.Orchestrator{Observer: observer, Plan: a.cfg.Shutdown.MustPlan(), Logger: a.logger})
+			w := worker.NewOrchestrator(c, worker.Orchestrator{Observer: observer, Plan: a.cfg.Shutdown.MustPlan(), Logger: a.logger,
+				Namespace: a.cfg.Temporal.Namespace})
 			if err := w.Start(); err != nil {
 				return fmt.Errorf("start orchestrator worker: %w", err)
+			}
+			if err := worker.EnsureWatchdog(ctx, c, watchdogOf(a.cfg.Watchdog)); err != nil {
+				return err
 			}
 			a.logger.Info("orchestrator worker serving", "temporal", a.cfg.Temporal.Address, "namespace", a.cfg.Temporal.Namespace,
 				"observer", observer.Name(), "cluster", observer.Addr())

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"slices"
 	"time"
@@ -10,67 +9,146 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// Convergence is what the surviving members say of a target node.
-type Convergence struct {
-	// Converged is true when every surviving member sees the target out (left, dead or
-	// evicted).
-	Converged bool `json:"converged"`
-	// Views maps each surviving member that answered (this one included) to the
-	// target's state as it sees it; "" when it never heard of the target.
-	Views map[string]State `json:"views"`
-	// Pending lists surviving members that did not answer or still see the target in.
-	Pending []string `json:"pending,omitempty"`
+// Replaced is what a member answers about a process when it knows another process under
+// that name: the one asked about is gone. It is an answer, never a member's state.
+const Replaced State = "replaced"
+
+// ConvergenceStatus is what a convergence check found.
+type ConvergenceStatus string
+
+const (
+	// Converged: enough members answered and every one sees the process out.
+	Converged ConvergenceStatus = "converged"
+	// Pending: some member still sees the process in.
+	Pending ConvergenceStatus = "pending"
+	// Unverified: too few members answered to say; never taken for converged.
+	Unverified ConvergenceStatus = "unverified"
+)
+
+// ConvergenceQuery asks how the cluster sees one process.
+type ConvergenceQuery struct {
+	// Target is the node's name.
+	Target string
+	// Instance is the process; "" means whatever process has the name.
+	Instance string
+	// StrictLeft counts only left and evicted (and a replaced or forgotten process) as
+	// out: a dead member may be one whose network hangs, and come back.
+	StrictLeft bool
 }
 
-// CheckConvergence asks every surviving member (alive or leaving, other than target)
-// how it sees target, and waits for the answers until ctx ends. Members that do not
-// answer in time are pending.
-func (m *Member) CheckConvergence(ctx context.Context, target string) (Convergence, error) {
-	m.mu.Lock()
-	self, ok := m.view[target]
-	if !ok {
-		m.mu.Unlock()
-		return Convergence{}, fmt.Errorf("check convergence on %s: %w", target, ErrUnknownNode)
+// out reports whether an answer s counts as the process being out.
+func (q ConvergenceQuery) out(s State) bool {
+	switch s {
+	case StateLeft, StateEvicted, Replaced, "":
+		return true
+	case StateDead:
+		return !q.StrictLeft
 	}
-	selfState := self.State
-	m.mu.Unlock()
-	peers := m.survivors(target)
+	return false
+}
 
-	conv := Convergence{Views: m.ask(ctx, target, peers, nil)}
-	conv.Views[m.name] = selfState
-	conv.Converged = selfState.Out()
-	if !selfState.Out() {
+// Convergence is what the members say of a process.
+type Convergence struct {
+	Status ConvergenceStatus `json:"status"`
+	// Converged is Status == Converged.
+	Converged bool `json:"converged"`
+	// Views maps each member that answered (this one included) to the process's state
+	// as it sees it: "" when it never heard of it, "replaced" when it knows a newer one.
+	Views map[string]State `json:"views"`
+	// Pending lists the members that did not answer or still see the process in.
+	Pending []string `json:"pending,omitempty"`
+	// Answered counts the other members that answered; Needed is how many answers make
+	// a verdict: a majority of the other members this one sees alive.
+	Answered int `json:"answered"`
+	Needed   int `json:"needed"`
+}
+
+// CheckConvergence asks the members this one sees alive how they see the process, and
+// waits for their answers until ctx ends. The verdict needs answers from a majority of
+// them (this member's own view counts besides): converged when every answer sees the
+// process out, pending when one sees it in, unverified when too few answered — also
+// when this member sees no other member alive but some dead, for then it cannot tell
+// being cut off from the others being gone. A member alone in its cluster decides by
+// its own view.
+func (m *Member) CheckConvergence(ctx context.Context, q ConvergenceQuery) (Convergence, error) {
+	self := m.viewOf(q.Target, q.Instance)
+	peers, dead := m.othersBesides(q.Target)
+	conv := Convergence{Views: m.ask(ctx, q, peers, nil)}
+	conv.Answered = len(conv.Views)
+	conv.Views[m.name] = self
+	switch {
+	case len(peers) > 0:
+		conv.Needed = len(peers)/2 + 1
+	case dead > 0:
+		conv.Needed = 1 // nobody alive to answer: cut off, or alone among the dead
+	}
+	in := !q.out(self)
+	if in {
 		conv.Pending = append(conv.Pending, m.name)
 	}
 	for _, p := range peers {
-		// A member that never heard of the target ("" in its answer) does not count
-		// it in: that is as out as it gets.
-		if s, ok := conv.Views[p]; !ok || !(s.Out() || s == "") {
-			conv.Converged = false
+		if s, ok := conv.Views[p]; !ok || !q.out(s) {
 			conv.Pending = append(conv.Pending, p)
+			in = in || ok
 		}
 	}
 	slices.Sort(conv.Pending)
+	switch {
+	case in:
+		conv.Status = Pending
+	case conv.Answered < conv.Needed:
+		conv.Status = Unverified
+	default:
+		conv.Status, conv.Converged = Converged, true
+	}
 	return conv, nil
+}
+
+// viewOf is this member's answer about a process: its state, Replaced when another
+// process has the name, "" when it does not know the name.
+func (m *Member) viewOf(target, instance string) State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	info, ok := m.view[target]
+	switch {
+	case !ok:
+		return ""
+	case instance != "" && info.Instance != instance:
+		return Replaced
+	}
+	return info.State
+}
+
+// othersBesides lists the members other than this one and target that are alive or
+// leaving in this member's view, and counts those it sees dead.
+func (m *Member) othersBesides(target string) (alive []string, dead int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, info := range m.view {
+		if name == m.name || name == target {
+			continue
+		}
+		switch info.State {
+		case StateAlive, StateLeaving:
+			alive = append(alive, name)
+		case StateDead:
+			dead++
+		}
+	}
+	slices.Sort(alive)
+	return alive, dead
 }
 
 // survivors lists the members, other than this one and target, that are alive or
 // leaving in this member's view.
 func (m *Member) survivors(target string) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for name, info := range m.view {
-		if name != m.name && name != target && (info.State == StateAlive || info.State == StateLeaving) {
-			out = append(out, name)
-		}
-	}
-	return out
+	alive, _ := m.othersBesides(target)
+	return alive
 }
 
-// ask sends a view query about target to peers over TCP and collects their answers until
-// all answered, ctx ends, or enough (if set) returns true for an answer.
-func (m *Member) ask(ctx context.Context, target string, peers []string, enough func(State) bool) map[string]State {
+// ask sends a view query about a process to peers over TCP and collects their answers
+// until all answered, ctx ends, or enough (if set) returns true for an answer.
+func (m *Member) ask(ctx context.Context, q ConvergenceQuery, peers []string, enough func(State) bool) map[string]State {
 	views := map[string]State{}
 	if len(peers) == 0 {
 		return views
@@ -87,12 +165,12 @@ func (m *Member) ask(ctx context.Context, target string, peers []string, enough 
 		m.mu.Unlock()
 	}()
 
-	q := encode(msgQuery, viewQuery{ID: id, From: m.name, Target: target, Addr: m.Addr()})
+	msg := encode(msgQuery, viewQuery{ID: id, From: m.name, Target: q.Target, Instance: q.Instance, Addr: m.Addr()})
 	asked := 0
 	for _, n := range m.liveNodes(func(name string) bool { return slices.Contains(peers, name) }) {
 		asked++
 		go func() {
-			if err := m.ml.SendReliable(n, q); err != nil {
+			if err := m.ml.SendReliable(n, msg); err != nil {
 				m.log.Debug("view query not sent", "to", n.Name, "error", err)
 			}
 		}()
@@ -111,10 +189,10 @@ func (m *Member) ask(ctx context.Context, target string, peers []string, enough 
 	return views
 }
 
-// confirmSeen waits until at least one other live member sees target in state want,
-// asking again every poll. With no other live member there is nobody to tell: it
+// confirmSeen waits until at least one other live member sees the process in state
+// want, asking again every poll. With no other live member there is nobody to tell: it
 // returns at once.
-func (m *Member) confirmSeen(ctx context.Context, target string, want State) error {
+func (m *Member) confirmSeen(ctx context.Context, target, instance string, want State) error {
 	const poll = 100 * time.Millisecond
 	for {
 		peers := m.survivors(target)
@@ -122,7 +200,7 @@ func (m *Member) confirmSeen(ctx context.Context, target string, want State) err
 			return nil
 		}
 		pollCtx, cancel := context.WithTimeout(ctx, poll)
-		views := m.ask(pollCtx, target, peers, func(s State) bool { return s == want })
+		views := m.ask(pollCtx, ConvergenceQuery{Target: target, Instance: instance}, peers, func(s State) bool { return s == want })
 		cancel()
 		for _, s := range views {
 			if s == want {
@@ -137,12 +215,12 @@ func (m *Member) confirmSeen(ctx context.Context, target string, want State) err
 	}
 }
 
-// WaitConverged polls CheckConvergence every interval until the target is out for every
-// surviving member or ctx ends; progress, if set, sees every poll.
-func (m *Member) WaitConverged(ctx context.Context, target string, interval time.Duration, progress func(Convergence)) (Convergence, error) {
+// WaitConverged checks convergence every interval until the process is out for the
+// members or ctx ends, and returns the last check; progress, if set, sees every one.
+func (m *Member) WaitConverged(ctx context.Context, q ConvergenceQuery, interval time.Duration, progress func(Convergence)) (Convergence, error) {
 	for {
 		pollCtx, cancel := context.WithTimeout(ctx, max(interval, 50*time.Millisecond))
-		conv, err := m.CheckConvergence(pollCtx, target)
+		conv, err := m.CheckConvergence(pollCtx, q)
 		cancel()
 		if err != nil {
 			return conv, err
@@ -162,12 +240,7 @@ func (m *Member) WaitConverged(ctx context.Context, target string, interval time
 }
 
 func (m *Member) answerQuery(q viewQuery) {
-	m.mu.Lock()
-	state := State("")
-	if info, ok := m.view[q.Target]; ok {
-		state = info.State
-	}
-	m.mu.Unlock()
+	state := m.viewOf(q.Target, q.Instance)
 	reply := encode(msgReply, viewReply{ID: q.ID, From: m.name, Target: q.Target, State: state})
 	if n, ok := m.replyNode(q.From, q.Addr); ok {
 		if err := m.ml.SendReliable(n, reply); err != nil {

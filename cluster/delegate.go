@@ -49,10 +49,20 @@ type leftMsg struct {
 }
 
 // sharedState is what members exchange in push/pull, so that news missed in gossip
-// (or older than a member) still reaches it.
+// (or older than a member: one that joins or restarts) still reaches it: which
+// processes were evicted, which left, which died.
 type sharedState struct {
 	Evictions []evictMsg `json:"e,omitempty"`
 	Lefts     []leftMsg  `json:"l,omitempty"`
+	Deads     []deadMsg  `json:"d,omitempty"`
+}
+
+// deadMsg is a process a member saw die without leaving.
+type deadMsg struct {
+	Node     string `json:"n"`
+	Instance string `json:"i"`
+	Role     Role   `json:"r"`
+	Addr     string `json:"a"`
 }
 
 type evictMsg struct {
@@ -67,6 +77,8 @@ type viewQuery struct {
 	ID     uint64 `json:"id"`
 	From   string `json:"f"`
 	Target string `json:"t"`
+	// Instance is the process asked about; "" means whatever process has the name.
+	Instance string `json:"i,omitempty"`
 	// Addr is the asker's host:port, for a member that has not heard of it yet.
 	Addr string `json:"a"`
 }
@@ -183,6 +195,11 @@ func (d *delegate) LocalState(bool) []byte {
 	for node, inst := range m.lefts {
 		st.Lefts = append(st.Lefts, leftMsg{Node: node, Instance: inst})
 	}
+	for name, info := range m.view {
+		if info.State == StateDead && name != m.name {
+			st.Deads = append(st.Deads, deadMsg{Node: name, Instance: info.Instance, Role: info.Role, Addr: info.Addr})
+		}
+	}
 	m.mu.Unlock()
 	b, _ := json.Marshal(st)
 	return b
@@ -199,6 +216,27 @@ func (d *delegate) MergeRemoteState(buf []byte, _ bool) {
 	for _, l := range st.Lefts {
 		d.m.onLeft(l)
 	}
+	for _, dm := range st.Deads {
+		d.m.onDead(dm)
+	}
+}
+
+// onDead records a process a peer saw die, when this member has not heard of it (it
+// joined or restarted after): a convergence check or an eviction then knows it.
+// memberlist's own failure detection decides about the members it knows.
+func (m *Member) onDead(d deadMsg) {
+	if d.Node == m.name || d.Node == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, known := m.view[d.Node]; known {
+		return
+	}
+	if d.Role == "" {
+		d.Role = RoleNode
+	}
+	m.view[d.Node] = &MemberInfo{Name: d.Node, Addr: d.Addr, Role: d.Role, Instance: d.Instance, State: StateDead, Since: time.Now()}
 }
 
 // NotifyAlive refuses alive messages from an evicted process: it cannot come back under

@@ -9,23 +9,63 @@ import (
 // selfFenceTimeout bounds the service stops of a member that learns it was evicted.
 const selfFenceTimeout = 30 * time.Second
 
-// Evict forces node out of the cluster: every member marks it evicted and ignores its
-// later heartbeats and metadata, and the node itself, when it hears of it, stops its
-// services and leaves (self-fencing). The eviction is gossiped, shared in push/pull,
-// and sent straight to the node. Evicting an evicted node again does nothing.
-func (m *Member) Evict(ctx context.Context, node, reason string) error {
+// EvictResult says what an eviction did.
+type EvictResult struct {
+	// Confirmed: another member was seen to hold the eviction. An eviction nobody
+	// confirmed may have reached no one.
+	Confirmed bool
+	// Gone says why no eviction was needed: the process left, or another process has
+	// the name now ("" when the process was evicted).
+	Gone string
+	// AlreadyEvicted: the process had been evicted before.
+	AlreadyEvicted bool
+}
+
+// Evict forces one process of node out of the cluster (instance "" means whichever
+// process has the name): every member marks it evicted and ignores its later
+// heartbeats and metadata, and the process itself, when it hears of it, stops its
+// services and leaves (self-fencing). The eviction is gossiped, shared in push/pull and
+// sent straight to the node; then Evict waits, until ctx ends, for another member to
+// confirm it holds it. A process that left, or that another process of the name
+// replaced, is not evicted: it is gone already, and the newer one is never touched.
+func (m *Member) Evict(ctx context.Context, node, instance, reason string) (EvictResult, error) {
 	if node == m.name {
-		return fmt.Errorf("evict %s: a member cannot evict itself", node)
+		return EvictResult{}, fmt.Errorf("evict %s: a member cannot evict itself", node)
 	}
 	m.mu.Lock()
 	info, ok := m.view[node]
 	var e evictMsg
-	if ok {
-		e = evictMsg{Node: node, Instance: info.Instance, By: m.name, Reason: reason, At: time.Now().UnixMilli()}
+	var res EvictResult
+	switch {
+	case !ok && instance == "":
+		m.mu.Unlock()
+		return res, fmt.Errorf("evict %s: %w", node, ErrUnknownNode)
+	case ok && instance != "" && info.Instance != instance:
+		res.Gone = fmt.Sprintf("process %s of %s was replaced by %s", instance, node, info.Instance)
+	case ok && info.State == StateLeft:
+		res.Gone = fmt.Sprintf("%s left the cluster", node)
+	case ok && info.State == StateEvicted:
+		res.AlreadyEvicted = true
+		fallthrough
+	default:
+		if instance == "" {
+			instance = info.Instance
+		}
+		e = evictMsg{Node: node, Instance: instance, By: m.name, Reason: reason, At: time.Now().UnixMilli()}
 	}
 	m.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("evict %s: %w", node, ErrUnknownNode)
+		// This member never knew the process (it joined later): ask those who might.
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		conv, _ := m.CheckConvergence(qctx, ConvergenceQuery{Target: node, Instance: instance, StrictLeft: true})
+		cancel()
+		if conv.Converged {
+			res.Gone = fmt.Sprintf("no member sees process %s of %s in the cluster any more", instance, node)
+		}
+	}
+	if res.Gone != "" {
+		m.log.Info("no eviction needed: the process is gone", "node", node, "instance", instance, "why", res.Gone)
+		return res, nil
 	}
 	m.onEvict(e, true)
 	msg := encode(msgEvict, e)
@@ -33,23 +73,24 @@ func (m *Member) Evict(ctx context.Context, node, reason string) error {
 	// Tell every member straight away (gossip alone misses some in small clusters),
 	// and the node itself, so it fences itself without waiting. Best effort: the node
 	// may be unreachable, which is often why it is being evicted.
-	all := m.sendToAll(msg)
+	m.sendToAll(msg)
 	if n, ok := m.nodeFor(node); ok {
-		done := make(chan error, 1)
-		go func() { done <- m.ml.SendReliable(n, msg) }()
-		select {
-		case err := <-done:
-			if err != nil {
-				m.log.Warn("could not tell the evicted node directly; gossip will", "node", node, "error", err)
+		go func() {
+			if err := m.ml.SendReliable(n, msg); err != nil {
+				m.log.Debug("could not tell the evicted node directly; gossip will", "node", node, "error", err)
 			}
-		case <-ctx.Done():
-		}
+		}()
 	}
-	select {
-	case <-all:
-	case <-ctx.Done():
+	if len(m.survivors(node)) == 0 {
+		m.log.Warn("eviction not confirmed: no other member is alive to hold it", "node", node)
+		return res, nil
 	}
-	return nil
+	if err := m.confirmSeen(ctx, node, instance, StateEvicted); err != nil {
+		m.log.Warn("eviction not confirmed by any member", "node", node, "error", err)
+		return res, nil
+	}
+	res.Confirmed = true
+	return res, nil
 }
 
 // onEvict applies an eviction. rebroadcast spreads the news further the first time it

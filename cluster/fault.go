@@ -25,6 +25,9 @@ const (
 	FaultDrop FaultMode = "drop"
 	// FaultDelay holds each send and dial for Fault.Delay.
 	FaultDelay FaultMode = "delay"
+	// FaultIsolate cuts the member off both ways: what it sends is dropped (as with
+	// FaultDrop) and what others send it is discarded on arrival.
+	FaultIsolate FaultMode = "isolate"
 )
 
 // Fault selects outgoing traffic and what happens to it.
@@ -40,13 +43,15 @@ type Fault struct {
 	StreamsOnly bool
 }
 
-// ParseFaultMode reads "stall", "drop" or "delay:DURATION".
+// ParseFaultMode reads "stall", "drop", "isolate" or "delay:DURATION".
 func ParseFaultMode(s string) (Fault, error) {
 	switch {
 	case s == string(FaultStall):
 		return Fault{Mode: FaultStall}, nil
 	case s == string(FaultDrop):
 		return Fault{Mode: FaultDrop}, nil
+	case s == string(FaultIsolate):
+		return Fault{Mode: FaultIsolate}, nil
 	case strings.HasPrefix(s, string(FaultDelay)+":"):
 		d, err := time.ParseDuration(strings.TrimPrefix(s, string(FaultDelay)+":"))
 		if err != nil || d <= 0 {
@@ -54,7 +59,7 @@ func ParseFaultMode(s string) (Fault, error) {
 		}
 		return Fault{Mode: FaultDelay, Delay: d}, nil
 	}
-	return Fault{}, fmt.Errorf("fault %q: want stall, drop or delay:DURATION", s)
+	return Fault{}, fmt.Errorf("fault %q: want stall, drop, isolate or delay:DURATION", s)
 }
 
 func (f Fault) String() string {
@@ -92,13 +97,56 @@ type FaultTransport struct {
 	changed  chan struct{} // closed and replaced whenever the fault changes
 	shutdown chan struct{}
 	once     sync.Once
+	packets  chan *memberlist.Packet
+	streams  chan net.Conn
+	closed   chan struct{} // closed once the inner transport shut down
 }
 
 var _ memberlist.NodeAwareTransport = (*FaultTransport)(nil)
 
 // NewFaultTransport wraps inner.
 func NewFaultTransport(inner memberlist.NodeAwareTransport) *FaultTransport {
-	return &FaultTransport{NodeAwareTransport: inner, changed: make(chan struct{}), shutdown: make(chan struct{})}
+	t := &FaultTransport{NodeAwareTransport: inner, changed: make(chan struct{}), shutdown: make(chan struct{}),
+		packets: make(chan *memberlist.Packet), streams: make(chan net.Conn), closed: make(chan struct{})}
+	go t.forward()
+	return t
+}
+
+// PacketCh delivers incoming packets, unless the member is isolated.
+func (t *FaultTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+
+// StreamCh delivers incoming streams, unless the member is isolated.
+func (t *FaultTransport) StreamCh() <-chan net.Conn { return t.streams }
+
+// forward passes what arrives on to memberlist, discarding it while isolated. Once the
+// transport shuts down it discards everything until the inner transport is closed, so
+// that no listener of the inner transport stays blocked on a send.
+func (t *FaultTransport) forward() {
+	inPackets, inStreams := t.NodeAwareTransport.PacketCh(), t.NodeAwareTransport.StreamCh()
+	for {
+		select {
+		case p := <-inPackets:
+			if t.Current().Mode == FaultIsolate {
+				continue
+			}
+			select {
+			case t.packets <- p:
+			case <-t.shutdown:
+			}
+		case c := <-inStreams:
+			if t.Current().Mode == FaultIsolate {
+				c.Close()
+				continue
+			}
+			select {
+			case t.streams <- c:
+			case <-t.shutdown:
+				c.Close()
+			}
+		case <-t.closed:
+			return
+		}
+	}
 }
 
 // Set switches to fault f now; stalled sends re-check it at once.
@@ -159,7 +207,7 @@ func (t *FaultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Ti
 			return t.NodeAwareTransport.WriteToAddress(b, a)
 		}
 		switch f.Mode {
-		case FaultDrop:
+		case FaultDrop, FaultIsolate:
 			return time.Now(), nil
 		case FaultDelay:
 			if err := t.sleep(f.Delay); err != nil {
@@ -191,7 +239,7 @@ func (t *FaultTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 			return t.NodeAwareTransport.DialAddressTimeout(a, timeout)
 		}
 		switch f.Mode {
-		case FaultDrop:
+		case FaultDrop, FaultIsolate:
 			return nil, fmt.Errorf("dial %s: connection dropped by injected fault", a.Addr)
 		case FaultDelay:
 			if err := t.sleep(f.Delay); err != nil {
@@ -223,6 +271,11 @@ func (t *FaultTransport) sleep(d time.Duration) error {
 
 // Shutdown releases every stalled send, then shuts the network transport down.
 func (t *FaultTransport) Shutdown() error {
-	t.once.Do(func() { close(t.shutdown) })
-	return t.NodeAwareTransport.Shutdown()
+	first := false
+	t.once.Do(func() { close(t.shutdown); first = true })
+	err := t.NodeAwareTransport.Shutdown()
+	if first {
+		close(t.closed)
+	}
+	return err
 }

@@ -88,7 +88,14 @@ func (m *Member) beat(stop <-chan struct{}) {
 func (m *Member) onHeartbeat(hb heartbeatMsg) {
 	m.mu.Lock()
 	info, ok := m.view[hb.Node]
-	if !ok || info.Instance != hb.Instance || info.State == StateEvicted || hb.Seq <= info.HeartbeatSeq {
+	if ok && info.Instance == hb.Instance && info.State == StateEvicted {
+		// An evicted process that still heartbeats did not fence itself: a zombie the
+		// watchdog looks for.
+		info.EvictedHeartbeat = time.Now()
+		m.mu.Unlock()
+		return
+	}
+	if !ok || info.Instance != hb.Instance || hb.Seq <= info.HeartbeatSeq {
 		m.mu.Unlock()
 		return
 	}

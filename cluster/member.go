@@ -73,9 +73,11 @@ type MemberInfo struct {
 	// Blocked is set while an alive node's heartbeat stands still for longer than the
 	// heartbeat expiration.
 	Blocked bool `json:"blocked"`
-	// EvictedBy and EvictReason are set for evicted members.
-	EvictedBy   string `json:"evicted_by,omitempty"`
-	EvictReason string `json:"evict_reason,omitempty"`
+	// EvictedBy and EvictReason are set for evicted members; EvictedHeartbeat is when
+	// an evicted process was last heard heartbeating (it did not fence itself).
+	EvictedBy        string    `json:"evicted_by,omitempty"`
+	EvictReason      string    `json:"evict_reason,omitempty"`
+	EvictedHeartbeat time.Time `json:"evicted_heartbeat,omitzero"`
 	// Since is when State last changed.
 	Since time.Time `json:"since"`
 
@@ -455,7 +457,7 @@ func (m *Member) SetState(ctx context.Context, s State) error {
 		}
 	}()
 	m.sendToAll(msg)
-	if err := m.confirmSeen(ctx, m.name, s); err != nil {
+	if err := m.confirmSeen(ctx, m.name, m.instance, s); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return fmt.Errorf("set state %s: %w", s, err)
 		}
@@ -547,7 +549,7 @@ func (m *Member) Leave(timeout time.Duration) error {
 	var err error
 	mlErr := make(chan error, 1)
 	go func() { mlErr <- m.ml.Leave(max(time.Until(start.Add(timeout)), time.Millisecond)) }()
-	if cerr := m.confirmSeen(ctx, m.name, StateLeft); cerr != nil {
+	if cerr := m.confirmSeen(ctx, m.name, m.instance, StateLeft); cerr != nil {
 		err = fmt.Errorf("leave: %w after %s: no member confirmed it (%v)", ErrBroadcastTimeout, timeout.Round(time.Millisecond), cerr)
 		m.log.Warn("leave not confirmed by any member; shutting down anyway", "error", err)
 	}

@@ -113,8 +113,10 @@ func TestEvictionIsFinalAndFencesTheTarget(t *testing.T) {
 	waitAll(t, []*Member{observer}, "observer sees node-2", func(m *Member) bool { return stateOf(m, "node-2") == StateAlive })
 	instance := target.Instance()
 
-	if err := observer.Evict(context.Background(), "node-2", "test"); err != nil {
-		t.Fatalf("Evict: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if res, err := observer.Evict(ctx, "node-2", instance, "test"); err != nil || !res.Confirmed {
+		t.Fatalf("Evict: %+v %v", res, err)
 	}
 	peers := append(except(members, target), observer)
 	waitAll(t, peers, "every peer sees node-2 evicted", func(m *Member) bool {
@@ -153,7 +155,7 @@ func TestEvictionIsFinalAndFencesTheTarget(t *testing.T) {
 		t.Errorf("a new instance of node-2 is refused: %v", err)
 	}
 
-	if err := observer.Evict(context.Background(), "nobody", "test"); !errors.Is(err, ErrUnknownNode) {
+	if _, err := observer.Evict(context.Background(), "nobody", "", "test"); !errors.Is(err, ErrUnknownNode) {
 		t.Errorf("evicting an unknown node: %v, want ErrUnknownNode", err)
 	}
 }
@@ -266,13 +268,14 @@ func TestConvergence(t *testing.T) {
 	}
 	waitAll(t, []*Member{observer}, "observer sees everyone", func(m *Member) bool { return len(m.Members()) == 5 })
 
+	q := ConvergenceQuery{Target: "node-4", Instance: members[3].Instance()}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	conv, err := observer.CheckConvergence(ctx, "node-4")
+	conv, err := observer.CheckConvergence(ctx, q)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if conv.Converged || len(conv.Pending) != 4 {
+	if conv.Converged || conv.Status != Pending || len(conv.Pending) != 4 || conv.Needed != 2 {
 		t.Fatalf("alive node reported converged: %+v", conv)
 	}
 
@@ -281,7 +284,7 @@ func TestConvergence(t *testing.T) {
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conv, err = observer.WaitConverged(ctx, "node-4", 50*time.Millisecond, nil)
+	conv, err = observer.WaitConverged(ctx, q, 50*time.Millisecond, nil)
 	if err != nil {
 		t.Fatalf("WaitConverged: %v (%+v)", err, conv)
 	}
@@ -295,8 +298,9 @@ func TestConvergence(t *testing.T) {
 	waitAll(t, slices.Concat(members[:3], []*Member{observer}), "everyone to see node-4 left", func(m *Member) bool {
 		return stateOf(m, "node-4") == StateLeft
 	})
-	if _, err := observer.CheckConvergence(ctx, "nobody"); !errors.Is(err, ErrUnknownNode) {
-		t.Errorf("unknown target: %v", err)
+	// A process nobody knows is gone: out for everyone.
+	if conv, err := observer.CheckConvergence(ctx, ConvergenceQuery{Target: "nobody", Instance: "p0"}); err != nil || !conv.Converged {
+		t.Errorf("unknown target: %+v %v", conv, err)
 	}
 }
 

@@ -25,6 +25,7 @@ type Config struct {
 	Temporal Temporal `mapstructure:"temporal" yaml:"temporal"`
 	Cluster  Cluster  `mapstructure:"cluster" yaml:"cluster"`
 	Shutdown Shutdown `mapstructure:"shutdown" yaml:"shutdown"`
+	Watchdog Watchdog `mapstructure:"watchdog" yaml:"watchdog"`
 	Dev      Dev      `mapstructure:"dev" yaml:"dev"`
 	Log      Log      `mapstructure:"log" yaml:"log"`
 }
@@ -88,6 +89,30 @@ type Shutdown struct {
 	ConvergenceTimeout time.Duration `mapstructure:"convergence_timeout" yaml:"convergence_timeout"`
 	// SlowThreshold marks a shutdown slow when it takes longer.
 	SlowThreshold time.Duration `mapstructure:"slow_threshold" yaml:"slow_threshold"`
+	// HeartbeatTimeout is how long a node step may go without a heartbeat from the
+	// node's process before the attempt is taken to have died with it; 0 turns it off.
+	HeartbeatTimeout time.Duration `mapstructure:"heartbeat_timeout" yaml:"heartbeat_timeout"`
+	// GracePeriod is what a node's process manager allows between SIGTERM and SIGKILL:
+	// a node that loses Temporal during its SIGTERM shutdown finishes it alone within it.
+	GracePeriod time.Duration `mapstructure:"grace_period" yaml:"grace_period"`
+}
+
+// Watchdog configures the sweep that looks for zombies nobody asked to stop.
+type Watchdog struct {
+	// Enabled makes the orchestrator keep the farewell-watchdog schedule.
+	Enabled bool `mapstructure:"enabled" yaml:"enabled"`
+	// Interval is how often the sweep runs.
+	Interval time.Duration `mapstructure:"interval" yaml:"interval"`
+	// BlockedAfter is how long an alive node's heartbeat may stand still.
+	BlockedAfter time.Duration `mapstructure:"blocked_after" yaml:"blocked_after"`
+	// LeavingAfter is how long a node may stay leaving with no shutdown running.
+	LeavingAfter time.Duration `mapstructure:"leaving_after" yaml:"leaving_after"`
+	// EvictedAfter is how long after its eviction a process may still be heard
+	// heartbeating before it counts as a zombie (gossip takes a moment to reach it).
+	EvictedAfter time.Duration `mapstructure:"evicted_after" yaml:"evicted_after"`
+	// Action is report (log, metric, a searchable sweep run) or shutdown (also start
+	// a shutdown of each zombie, reason "watchdog: <why>").
+	Action string `mapstructure:"action" yaml:"action"`
 }
 
 // Step is the budget and policy of one graceful step.
@@ -141,6 +166,14 @@ func DefaultConfig() Config {
 			HeartbeatExpiration: 5 * time.Second,  // five missed heartbeats before "blocked"
 		},
 		Shutdown: ShutdownOf(plan.Default()), // see plan.Default for why each value
+		Watchdog: Watchdog{
+			Enabled:      true,             // zombies nobody asked to stop are what Farewell is against
+			Interval:     time.Minute,      // a sweep is a handful of in-memory lookups
+			BlockedAfter: time.Minute,      // twelve heartbeat expirations: not a hiccup
+			LeavingAfter: 5 * time.Minute,  // well past any shutdown's budget
+			EvictedAfter: 30 * time.Second, // gossip reaches an evicted node well within this
+			Action:       WatchdogReport,   // tell; stopping nodes on its own is opted into
+		},
 		Dev: Dev{
 			Port:   7233,                    // Temporal's usual gRPC port
 			UIPort: 8233,                    // the Temporal dev server's usual UI port
@@ -162,9 +195,19 @@ func hostname() string {
 	return h
 }
 
+// What the watchdog does with a zombie it finds.
+const (
+	WatchdogReport   = "report"
+	WatchdogShutdown = "shutdown"
+)
+
+// DefaultGracePeriod is Kubernetes' and systemd's usual time between SIGTERM and SIGKILL.
+const DefaultGracePeriod = 30 * time.Second
+
 // ShutdownOf is the shutdown.* settings of a plan.
 func ShutdownOf(p plan.Plan) Shutdown {
-	s := Shutdown{Steps: map[string]Step{}, Force: p.Force, ConvergenceTimeout: p.ConvergenceTimeout, SlowThreshold: p.SlowThreshold}
+	s := Shutdown{Steps: map[string]Step{}, Force: p.Force, ConvergenceTimeout: p.ConvergenceTimeout, SlowThreshold: p.SlowThreshold,
+		HeartbeatTimeout: p.HeartbeatTimeout, GracePeriod: DefaultGracePeriod}
 	for _, st := range p.Steps {
 		s.Steps[st.Name] = Step{StartToClose: st.StartToClose, ScheduleToStart: st.ScheduleToStart, MaxAttempts: st.MaxAttempts,
 			Backoff: st.Backoff, OnFailure: st.OnFailure}
@@ -175,7 +218,7 @@ func ShutdownOf(p plan.Plan) Shutdown {
 // Plan is the plan the shutdown.* settings describe, validated: a problem is a
 // *FieldError naming the configuration key. Steps run in the built-in order.
 func (s Shutdown) Plan() (plan.Plan, error) {
-	p := plan.Plan{Force: s.Force, ConvergenceTimeout: s.ConvergenceTimeout, SlowThreshold: s.SlowThreshold}
+	p := plan.Plan{Force: s.Force, ConvergenceTimeout: s.ConvergenceTimeout, SlowThreshold: s.SlowThreshold, HeartbeatTimeout: s.HeartbeatTimeout}
 	var problems []error
 	for _, name := range plan.Builtin() {
 		st, ok := s.Steps[name]

@@ -66,6 +66,18 @@ func (c Config) Validate() error {
 	if _, err := c.Shutdown.Plan(); err != nil {
 		v.problems = append(v.problems, leaves(err)...)
 	}
+	if c.Shutdown.GracePeriod < 5*time.Second {
+		v.add("shutdown.grace_period", fmt.Sprintf("%s is less than 5s: too short to leave a cluster in", c.Shutdown.GracePeriod))
+	}
+
+	v.positive("watchdog.interval", c.Watchdog.Interval)
+	v.positive("watchdog.blocked_after", c.Watchdog.BlockedAfter)
+	v.positive("watchdog.leaving_after", c.Watchdog.LeavingAfter)
+	v.positive("watchdog.evicted_after", c.Watchdog.EvictedAfter)
+	v.oneOf("watchdog.action", c.Watchdog.Action, WatchdogReport, WatchdogShutdown)
+	if c.Watchdog.Interval > 0 && c.Watchdog.Interval < time.Second {
+		v.add("watchdog.interval", fmt.Sprintf("%s is less than a second: a sweep every second is the most Temporal schedules", c.Watchdog.Interval))
+	}
 
 	v.port("dev.port", c.Dev.Port)
 	v.port("dev.ui_port", c.Dev.UIPort)

@@ -29,8 +29,10 @@ type JournalStep struct {
 type ConvergenceCheck struct {
 	Converged bool          `json:"converged"`
 	Took      plan.Duration `json:"took"`
-	Pending   []string      `json:"pending,omitempty"`
-	Error     string        `json:"error,omitempty"`
+	// Status is converged, pending or unverified ("" in runs recorded before it).
+	Status  string   `json:"status,omitempty"`
+	Pending []string `json:"pending,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // Journal is what happened in a shutdown run, reconstructed from its history events.
@@ -156,6 +158,9 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
 			a := e.GetActivityTaskCompletedEventAttributes()
 			sc, st := finish(a.GetScheduledEventId(), at)
+			if sc != nil && sc.activity == "VerifyConvergence" {
+				j.convergence(dc, a.GetResult(), nil)
+			}
 			if st == nil {
 				continue
 			}
@@ -173,12 +178,20 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
 			a := e.GetActivityTaskFailedEventAttributes()
-			if _, st := finish(a.GetScheduledEventId(), at); st != nil {
+			sc, st := finish(a.GetScheduledEventId(), at)
+			if sc != nil && sc.activity == "VerifyConvergence" {
+				j.convergence(dc, nil, a.GetFailure())
+			}
+			if st != nil {
 				st.Status, st.Error = plan.StepFailed, failureMessage(a.GetFailure())
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
 			a := e.GetActivityTaskTimedOutEventAttributes()
-			if sc, st := finish(a.GetScheduledEventId(), at); st != nil {
+			sc, st := finish(a.GetScheduledEventId(), at)
+			if sc != nil && sc.activity == "VerifyConvergence" {
+				j.convergence(dc, nil, a.GetFailure())
+			}
+			if st != nil {
 				st.Status, st.Error = plan.StepTimedOut, failureMessage(a.GetFailure())
 				if a.GetFailure().GetTimeoutFailureInfo().GetTimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START || sc.attempt == 0 {
 					st.Attempts = 0
@@ -197,6 +210,7 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 			if err := dc.FromPayloads(e.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &r); err == nil {
 				j.Report, j.Outcome = &r, r.Outcome
 				j.RolledBack = j.RolledBack || r.RolledBack
+				j.Evicted = r.Evicted
 				for _, s := range r.Steps {
 					if s.Status == plan.StepSkipped || s.Status == plan.StepPending {
 						st := stepFor(s.Name)
@@ -248,21 +262,32 @@ func (j *Journal) localActivity(dc converter.DataConverter, a *historypb.MarkerR
 			j.Error = failureMessage(failure)
 		}
 	case "ForceEvict":
-		if failure == nil {
-			j.Evicted = true
-		} else {
+		var out activities.EvictOutput
+		switch {
+		case failure != nil:
 			j.EvictError = failureMessage(failure)
+		case decode(dc, result, &out) && out.Gone != "":
+			j.EvictError = "no eviction: " + out.Gone
+		default:
+			j.Evicted = true // the report, once the run completed, says whether it counted
 		}
 	case "VerifyConvergence":
-		var out activities.ConvergenceOutput
-		c := ConvergenceCheck{}
-		if failure == nil && decode(dc, result, &out) {
-			c.Converged, c.Took, c.Pending = out.Converged, plan.Millis(time.Duration(out.TookMS)*time.Millisecond), out.Pending
-		} else if failure != nil {
-			c.Error = failureMessage(failure)
-		}
-		j.Convergence = append(j.Convergence, c)
+		j.convergence(dc, result, failure)
 	}
+}
+
+// convergence adds one convergence check, from a local activity marker or a regular
+// activity's result.
+func (j *Journal) convergence(dc converter.DataConverter, result *commonpb.Payloads, failure *failurepb.Failure) {
+	var out activities.ConvergenceOutput
+	c := ConvergenceCheck{}
+	switch {
+	case failure != nil:
+		c.Error = failureMessage(failure)
+	case decode(dc, result, &out):
+		c.Converged, c.Took, c.Pending, c.Status = out.Converged, plan.Millis(time.Duration(out.TookMS)*time.Millisecond), out.Pending, out.Status
+	}
+	j.Convergence = append(j.Convergence, c)
 }
 
 func decode(dc converter.DataConverter, p *commonpb.Payloads, v any) bool {

@@ -35,6 +35,9 @@ const (
 	FailCutShort Failure = "cut-short"
 	// FailCancelled: the shutdown was cancelled while the step ran.
 	FailCancelled Failure = "cancelled"
+	// FailProcessGone: another process of the node's name answered: the process the
+	// run acts on is gone (and the other is not touched).
+	FailProcessGone Failure = "process-gone"
 )
 
 // StepEffect is what a step that did not succeed changes in the run.
@@ -48,6 +51,8 @@ type StepEffect struct {
 	Irreversible bool
 	// EvictedByOther: someone else evicted the node.
 	EvictedByOther bool
+	// Gone: the process the run acts on is gone.
+	Gone bool
 	// Note is added to the step's result.
 	Note string
 }
@@ -62,6 +67,8 @@ func AfterFailure(spec StepSpec, status StepStatus, f Failure, irreversible bool
 		return StepEffect{Action: ActContinue}
 	case FailCancelled:
 		return StepEffect{Action: ActAbort, Why: "the shutdown was cancelled", Note: "cancelled by the operator"}
+	case FailProcessGone:
+		return StepEffect{Action: ActContinue, Gone: true, SkipRest: "the node's process is gone: another process has its name"}
 	}
 	e := StepEffect{Action: ActContinue, Irreversible: irreversible}
 	switch f {
@@ -113,6 +120,14 @@ type Facts struct {
 	EvictedByOther bool
 	// SkipRest says why the node's steps cannot run (its worker is gone, it is out).
 	SkipRest string
+	// Gone: the process the run acts on is gone: another process has the name now, or
+	// no member knows it any more. It counts as out, and is never acted on again.
+	Gone bool
+	// ServicesStopped: every service of the node stopped.
+	ServicesStopped bool
+	// TerminateUnstopped is the rule that a node out of the cluster whose services did
+	// not all stop is terminated (runs recorded before it keep going without).
+	TerminateUnstopped bool
 
 	RollbackTried, RolledBack  bool
 	EvictTried, Evicted        bool
@@ -160,26 +175,50 @@ func Decide(f Facts) Decision {
 	if f.ForceReason != "" {
 		return decideForce(f)
 	}
-	if f.Deregistered || f.AlreadyOut || f.EvictedByOther {
+	if f.Deregistered || f.AlreadyOut || f.EvictedByOther || f.Gone {
+		if f.TerminateUnstopped && !f.ServicesStopped && !f.TerminateTried && f.SkipRest == "" && !f.AlreadyOut && !f.Gone {
+			return Decision{Do: DoTerminate} // out of the cluster, but something may still serve
+		}
 		if f.Checks == 0 && f.CanVerify {
 			return Decision{Do: DoVerify}
 		}
-		if f.Convergence == Converged || !f.CanVerify {
-			switch {
-			case f.EvictedByOther:
-				return conclude(Forced, "evicted by another member during the shutdown")
-			case f.AllSucceeded:
-				return conclude(Graceful, "")
-			}
-			return conclude(Degraded, "")
+		if f.Convergence == Pending && f.CanVerify {
+			return notOut(f, "not every member saw the node out (pending: "+strings.Join(f.Pending, ", ")+")")
 		}
-		return notOut(f, "not every member saw the node out (pending: "+strings.Join(f.Pending, ", ")+")")
+		var why string
+		if f.Convergence == Unverified && f.CanVerify {
+			why = "convergence unverified: too few members answered to tell that every one sees the node out"
+		}
+		switch {
+		case f.EvictedByOther:
+			return conclude(Forced, join("evicted by another member during the shutdown", why))
+		case f.Terminated:
+			return conclude(Forced, join("its services did not all stop: it was terminated", why))
+		case f.Gone:
+			return conclude(Degraded, join("the process was gone: another process has the name now, or no member knows it", why))
+		case f.TerminateUnstopped && !f.ServicesStopped && !f.AlreadyOut:
+			return conclude(Degraded, join("its services did not all stop and its termination did not run", why))
+		case f.AllSucceeded:
+			return conclude(Graceful, why)
+		}
+		return conclude(Degraded, why)
 	}
 	why := "deregister did not succeed"
 	if f.SkipRest != "" {
 		why = f.SkipRest
 	}
 	return notOut(f, why)
+}
+
+// join puts two reasons together, either of which may be empty.
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
 }
 
 // notOut decides for a node not known to be out: force it out, or, when force is
@@ -221,22 +260,31 @@ func decideAbort(f Facts) (Decision, bool) {
 	return conclude(Failed, fmt.Sprintf("aborted (%s), but the rollback failed and force is disabled: the node may be half-stopped", f.AbortReason)), true
 }
 
-// decideForce drives a forced end: evict, terminate, check, conclude.
+// decideForce drives a forced end: evict, terminate, check, conclude. The node is out
+// when another member confirmed its eviction, its own worker terminated it, or its
+// process is gone.
 func decideForce(f Facts) Decision {
 	switch {
-	case f.CanEvict && !f.EvictTried:
+	case f.CanEvict && !f.EvictTried && !f.Gone:
 		return Decision{Do: DoEvict}
-	case !f.TerminateTried && f.SkipRest == "":
+	case !f.TerminateTried && f.SkipRest == "" && !f.Gone:
 		return Decision{Do: DoTerminate}
 	case f.ChecksAfterForce == 0 && f.CanVerify:
 		return Decision{Do: DoVerify}
 	}
-	out := f.Evicted || f.EvictedByOther || f.Terminated
+	out := f.Evicted || f.EvictedByOther || f.Terminated || f.Gone
+	forcedOut := f.Evicted || f.EvictedByOther || f.Terminated
 	switch {
+	case f.Gone && !forcedOut && f.Convergence != Pending:
+		return conclude(Degraded, "the process was gone before it could be forced out: another process has the name now, or no member knows it")
 	case out && (f.Convergence == Converged || !f.CanVerify):
 		return conclude(Forced, "")
-	case !f.Evicted && !f.EvictedByOther && f.CanEvict:
-		return conclude(Failed, "the eviction did not take")
+	case out && f.Convergence == Unverified:
+		return conclude(Forced, "convergence unverified: too few members answered to tell that every one sees the node out")
+	case !out && f.CanEvict:
+		return conclude(Failed, "the eviction did not take: no other member confirmed it, and the node could not be terminated")
+	case !out:
+		return conclude(Failed, "the node could not be terminated")
 	}
 	return conclude(Failed, "the node was forced out, but not every member saw it out")
 }

@@ -30,6 +30,8 @@ func TestAfterFailure(t *testing.T) {
 			StepEffect{Action: ActContinue, SkipRest: "node was evicted during the shutdown", EvictedByOther: true}},
 		{"cut short by force-now", Abort, FailCutShort, false, StepEffect{Action: ActContinue}},
 		{"cancelled", Continue, FailCancelled, false, StepEffect{Action: ActAbort, Why: "the shutdown was cancelled", Note: "cancelled by the operator"}},
+		{"process gone, whatever the policy", Force, FailProcessGone, false,
+			StepEffect{Action: ActContinue, Gone: true, SkipRest: "the node's process is gone: another process has its name"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +47,9 @@ type world struct {
 	rollback, evict, terminate bool
 	checks                     []Convergence // the last repeats
 }
+
+// v1 are the facts of a run under the current rules.
+func v1(f Facts) Facts { f.TerminateUnstopped = true; return f }
 
 // drive runs Decide as a driver would, recording what it asked for.
 func drive(t *testing.T, f Facts, w world) ([]Do, Decision) {
@@ -68,6 +73,7 @@ func drive(t *testing.T, f Facts, w world) ([]Do, Decision) {
 		case DoTerminate:
 			f.TerminateTried, f.Terminated = true, w.terminate
 			f.Irreversible = f.Irreversible || w.terminate
+			f.ServicesStopped = f.ServicesStopped || w.terminate
 		case DoVerify:
 			f.Convergence = w.checks[min(f.Checks, len(w.checks)-1)]
 			f.Checks++
@@ -137,6 +143,28 @@ func TestDecide(t *testing.T) {
 			nil, Graceful, ""},
 		{"alone, not out: terminates itself", Facts{ForceAllowed: true, Changed: true}, ok, []Do{DoForce, DoTerminate}, Forced, ""},
 		{"alone, abort rolls back", Facts{ForceAllowed: true, Changed: true, AbortReason: "policy abort"}, ok, []Do{DoRollback}, Aborted, ""},
+
+		// The rules of the fault matrix.
+		{"process gone: out, and never touched", v1(with(func(f *Facts) { f.Gone, f.SkipRest = true, "gone" })), ok,
+			[]Do{DoVerify}, Degraded, "the process was gone"},
+		{"process gone while forcing: nothing evicted or terminated", v1(with(func(f *Facts) { f.Gone, f.ForceReason = true, "requested" })), ok,
+			[]Do{DoVerify}, Degraded, "gone before it could be forced out"},
+		{"left, services did not stop: terminated", v1(with(func(f *Facts) { f.Deregistered, f.Irreversible = true, true })), ok,
+			[]Do{DoTerminate, DoVerify}, Forced, "it was terminated"},
+		{"left, services did not stop, termination did not run", v1(with(func(f *Facts) { f.Deregistered, f.Irreversible = true, true })),
+			world{checks: []Convergence{Converged}}, []Do{DoTerminate, DoVerify}, Degraded, "termination did not run"},
+		{"left, services stopped: nothing to terminate", v1(with(func(f *Facts) {
+			f.Deregistered, f.Irreversible, f.ServicesStopped, f.AllSucceeded = true, true, true, true
+		})), ok, []Do{DoVerify}, Graceful, ""},
+		{"left, too few answers: out, unverified", v1(with(func(f *Facts) {
+			f.Deregistered, f.Irreversible, f.ServicesStopped, f.AllSucceeded = true, true, true, true
+		})), world{checks: []Convergence{Unverified}}, []Do{DoVerify}, Graceful, "convergence unverified"},
+		{"eviction nobody confirmed, node terminated: forced", v1(orch), world{terminate: true, checks: []Convergence{Converged}},
+			[]Do{DoForce, DoEvict, DoTerminate, DoVerify}, Forced, ""},
+		{"eviction nobody confirmed, node unreachable: failed", v1(with(func(f *Facts) { f.SkipRest = "worker gone" })),
+			world{checks: []Convergence{Converged}}, []Do{DoForce, DoEvict, DoVerify}, Failed, "did not take"},
+		{"evicted, too few answers: forced, unverified", v1(orch), world{evict: true, terminate: true, checks: []Convergence{Unverified}},
+			[]Do{DoForce, DoEvict, DoTerminate, DoVerify}, Forced, "unverified"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

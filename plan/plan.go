@@ -131,6 +131,10 @@ type Plan struct {
 	ConvergenceTimeout time.Duration
 	// SlowThreshold marks a shutdown that takes longer slow.
 	SlowThreshold time.Duration
+	// HeartbeatTimeout is how long a node step may go without a heartbeat from the
+	// node's process before the attempt is taken to have died with it; 0 turns the
+	// check off (then a dead process is noticed at the step's StartToClose).
+	HeartbeatTimeout time.Duration
 }
 
 type planJSON struct {
@@ -138,11 +142,12 @@ type planJSON struct {
 	Force              bool       `json:"force"`
 	ConvergenceTimeout Duration   `json:"convergence_timeout"`
 	SlowThreshold      Duration   `json:"slow_threshold"`
+	HeartbeatTimeout   Duration   `json:"heartbeat_timeout,omitempty"`
 }
 
 // MarshalJSON writes the plan with its durations as strings.
 func (p Plan) MarshalJSON() ([]byte, error) {
-	return json.Marshal(planJSON{p.Steps, p.Force, Duration(p.ConvergenceTimeout), Duration(p.SlowThreshold)})
+	return json.Marshal(planJSON{p.Steps, p.Force, Duration(p.ConvergenceTimeout), Duration(p.SlowThreshold), Duration(p.HeartbeatTimeout)})
 }
 
 // UnmarshalJSON reads durations as strings or as numbers of nanoseconds.
@@ -151,7 +156,7 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*p = Plan{w.Steps, w.Force, w.ConvergenceTimeout.Std(), w.SlowThreshold.Std()}
+	*p = Plan{w.Steps, w.Force, w.ConvergenceTimeout.Std(), w.SlowThreshold.Std(), w.HeartbeatTimeout.Std()}
 	return nil
 }
 
@@ -177,6 +182,7 @@ func Default() Plan {
 		Force:              true,             // never leave a half-stopped member behind
 		ConvergenceTimeout: 10 * time.Second, // gossip reaches 100 local members well within this
 		SlowThreshold:      30 * time.Second, // a healthy shutdown takes about a second
+		HeartbeatTimeout:   2 * time.Second,  // a killed node is noticed in seconds
 	}
 }
 
@@ -271,6 +277,9 @@ func (p Plan) Validate() error {
 	}
 	between("convergence_timeout", p.ConvergenceTimeout, MaxConvergenceTimeout, bad)
 	between("slow_threshold", p.SlowThreshold, MaxSlowThreshold, bad)
+	if p.HeartbeatTimeout < 0 || p.HeartbeatTimeout > MaxStartToClose {
+		bad("heartbeat_timeout", "%s is not between 0s (off) and %s", p.HeartbeatTimeout, MaxStartToClose)
+	}
 	return errors.Join(problems...)
 }
 

@@ -99,22 +99,28 @@ func (o observer) Members() []activities.MemberInfo {
 	return out
 }
 
-func (o observer) Evict(ctx context.Context, node, reason string) error {
-	return wireError(o.m.Evict(ctx, node, reason))
+func (o observer) Evict(ctx context.Context, node, instance, reason string) (activities.EvictResult, error) {
+	res, err := o.m.Evict(ctx, node, instance, reason)
+	return activities.EvictResult{Confirmed: res.Confirmed, AlreadyEvicted: res.AlreadyEvicted, Gone: res.Gone}, wireError(err)
 }
 
-func (o observer) WaitConverged(ctx context.Context, node string, interval time.Duration, progress func(activities.Convergence)) (activities.Convergence, error) {
+func (o observer) WaitConverged(ctx context.Context, q activities.ConvergenceQuery, interval time.Duration, progress func(activities.Convergence)) (activities.Convergence, error) {
 	var each func(cluster.Convergence)
 	if progress != nil {
 		each = func(c cluster.Convergence) { progress(convergence(c)) }
 	}
-	c, err := o.m.WaitConverged(ctx, node, interval, each)
+	c, err := o.m.WaitConverged(ctx, cluster.ConvergenceQuery{Target: q.Node, Instance: q.Instance, StrictLeft: q.StrictLeft}, interval, each)
 	return convergence(c), wireError(err)
 }
 
 func memberInfo(i cluster.MemberInfo) activities.MemberInfo {
-	return activities.MemberInfo{Name: i.Name, Addr: i.Addr, Role: string(i.Role), State: string(i.State),
-		Instance: i.Instance, Blocked: i.Blocked}
+	now := time.Now()
+	out := activities.MemberInfo{Name: i.Name, Addr: i.Addr, Role: string(i.Role), State: string(i.State),
+		Instance: i.Instance, Blocked: i.Blocked, HeartbeatAge: i.HeartbeatAge(now), StateAge: now.Sub(i.Since)}
+	if !i.EvictedHeartbeat.IsZero() {
+		out.EvictedHeartbeatAge = now.Sub(i.EvictedHeartbeat)
+	}
+	return out
 }
 
 func convergence(c cluster.Convergence) activities.Convergence {
@@ -122,5 +128,6 @@ func convergence(c cluster.Convergence) activities.Convergence {
 	for k, v := range c.Views {
 		views[k] = string(v)
 	}
-	return activities.Convergence{Converged: c.Converged, Views: views, Pending: c.Pending}
+	return activities.Convergence{Status: string(c.Status), Converged: c.Converged, Views: views, Pending: c.Pending,
+		Answered: c.Answered, Needed: c.Needed}
 }

@@ -61,13 +61,17 @@ func errType(err error) string {
 
 func TestStepsRefuseAnotherNodeOrProcess(t *testing.T) {
 	a, _ := pair(t)
-	for name, input := range map[string]activities.StepInput{
-		"other node":    {Node: "node-2", Step: plan.StopHeartbeat},
-		"newer process": {Node: "node-1", Instance: "an-older-one", Step: plan.StopHeartbeat},
+	for name, tt := range map[string]struct {
+		in   activities.StepInput
+		want string
+	}{
+		"other node":    {activities.StepInput{Node: "node-2", Instance: "x", Step: plan.StopHeartbeat}, activities.ErrTypeWrongNode},
+		"no process":    {activities.StepInput{Node: "node-1", Step: plan.StopHeartbeat}, activities.ErrTypeWrongNode},
+		"older process": {activities.StepInput{Node: "node-1", Instance: "an-older-one", Step: plan.StopHeartbeat}, activities.ErrTypeProcessGone},
 	} {
-		_, err := a.StopHeartbeat(context.Background(), input)
-		if errType(err) != activities.ErrTypeWrongNode {
-			t.Errorf("%s: %v, want a %s error", name, err, activities.ErrTypeWrongNode)
+		_, err := a.StopHeartbeat(context.Background(), tt.in)
+		if errType(err) != tt.want {
+			t.Errorf("%s: %v, want a %s error", name, err, tt.want)
 		}
 	}
 	if !a.Member.HeartbeatRunning() {

@@ -35,6 +35,8 @@ type Orchestrator struct {
 	Plan plan.Plan
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Namespace of the workflows, for the watchdog's lookups ("" means default).
+	Namespace string
 }
 
 // NewOrchestrator builds the worker that runs GracefulShutdown and the cluster
@@ -43,7 +45,9 @@ func NewOrchestrator(c client.Client, o Orchestrator) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{WorkerStopTimeout: StopTimeout})
 	shutdowns := &workflows.Shutdowns{Plan: o.Plan}
 	w.RegisterWorkflowWithOptions(shutdowns.GracefulShutdown, workflow.RegisterOptions{Name: workflows.WorkflowName})
-	w.RegisterActivity(&activities.ClusterActivities{Observer: Observe(o.Observer), Logger: o.Logger})
+	w.RegisterWorkflowWithOptions(workflows.Sweep, workflow.RegisterOptions{Name: workflows.SweepWorkflowName})
+	w.RegisterActivity(&activities.ClusterActivities{Observer: Observe(o.Observer), Logger: o.Logger,
+		Shutdowns: newShutdowns(c, o.Namespace)})
 	return w
 }
 

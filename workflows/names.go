@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"strconv"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 )
@@ -18,6 +20,12 @@ const (
 
 	// WorkflowName is the registered name of GracefulShutdown.
 	WorkflowName = "GracefulShutdown"
+	// SweepWorkflowName is the registered name of Sweep, the watchdog's sweep.
+	SweepWorkflowName = "WatchdogSweep"
+	// WatchdogScheduleID is the Temporal Schedule that runs the sweep.
+	WatchdogScheduleID = "farewell-watchdog"
+	// sweepIDPrefix + a time names a sweep started by hand (farewell watchdog run-once).
+	sweepIDPrefix = "farewell-sweep-"
 
 	// QueryProgress returns the ShutdownReport so far.
 	QueryProgress = "progress"
@@ -41,6 +49,7 @@ const (
 	MetricShutdowns           = "farewell_shutdowns"            // counter, by outcome
 	MetricSlowShutdowns       = "farewell_slow_shutdowns"       // counter
 	MetricConvergenceDuration = "farewell_convergence_duration" // by converged
+	MetricZombies             = "farewell_zombies"              // counter, by kind and action
 )
 
 // Search attributes Farewell sets on its workflows, so that shutdowns can be listed and
@@ -50,6 +59,8 @@ const (
 	SearchAttrOutcome = "FarewellOutcome"
 	SearchAttrStep    = "FarewellStep"
 	SearchAttrSlow    = "FarewellSlow"
+	// SearchAttrZombies counts the zombies a watchdog sweep found.
+	SearchAttrZombies = "FarewellZombies"
 )
 
 // Typed keys of the search attributes.
@@ -58,6 +69,7 @@ var (
 	OutcomeKey = temporal.NewSearchAttributeKeyKeyword(SearchAttrOutcome)
 	StepKey    = temporal.NewSearchAttributeKeyKeyword(SearchAttrStep)
 	SlowKey    = temporal.NewSearchAttributeKeyBool(SearchAttrSlow)
+	ZombiesKey = temporal.NewSearchAttributeKeyInt64(SearchAttrZombies)
 )
 
 // SearchAttributes are the custom search attributes a namespace must have for Farewell.
@@ -67,6 +79,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SearchAttrOutcome: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SearchAttrStep:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SearchAttrSlow:    enumspb.INDEXED_VALUE_TYPE_BOOL,
+		SearchAttrZombies: enumspb.INDEXED_VALUE_TYPE_INT,
 	}
 }
 
@@ -91,3 +104,6 @@ func IDFor(idOrNode string) string {
 	}
 	return WorkflowID(idOrNode)
 }
+
+// SweepID names a sweep started by hand at unix-millisecond ms.
+func SweepID(ms int64) string { return sweepIDPrefix + strconv.FormatInt(ms, 10) }

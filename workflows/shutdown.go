@@ -17,6 +17,10 @@ import (
 	"github.com/farewell-project/farewell/plan"
 )
 
+// convergenceHeartbeat is how long the convergence check may go silent before its
+// worker is taken to be gone (it heartbeats at every poll, ten times a second).
+const convergenceHeartbeat = 5 * time.Second
+
 // Nil pointers through which the workflow names its activities (never dereferenced).
 var (
 	nodeActs    *activities.NodeActivities
@@ -67,8 +71,18 @@ type shutdown struct {
 	done          bool
 }
 
-// versionMemo is the first version that writes the final step table to the run's memo.
-const versionMemo = 1
+// Versions of the workflow's decisions. A run keeps the version it started with, so
+// that its history replays on later code (workflow.GetVersion).
+const (
+	// versionMemo writes the final step table to the run's memo.
+	versionMemo = 1
+	// versionProcess acts on the looked-up process only (a newer one is never
+	// touched), counts an eviction only when another member confirmed it, checks
+	// convergence as a heartbeating activity with a quorum (unverified when too few
+	// answer), terminates a node whose services did not all stop, and heartbeats node
+	// steps.
+	versionProcess = 2
+)
 
 func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
 	if strings.TrimSpace(req.Node) == "" {
@@ -92,7 +106,7 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 	s := &shutdown{
 		req:     req,
 		plan:    effective,
-		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionMemo),
+		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionProcess),
 		log:     log.With(workflow.GetLogger(ctx), "node", req.Node),
 		root:    ctx,
 		ctx:     ctx,
@@ -105,8 +119,10 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 			RequestedBy: req.RequestedBy,
 			Started:     workflow.Now(ctx),
 		},
-		facts: plan.Facts{CanEvict: true, CanVerify: true, ForceAllowed: effective.Force || req.Force},
+		facts: plan.Facts{CanEvict: true, CanVerify: true, ForceAllowed: effective.Force || req.Force,
+			ServicesStopped: effective.Index(plan.StopServices) < 0},
 	}
+	s.facts.TerminateUnstopped = s.version >= versionProcess
 	for _, spec := range effective.Steps {
 		s.report.Steps = append(s.report.Steps, plan.StepResult{Name: spec.Name, Status: plan.StepPending})
 	}
@@ -135,7 +151,10 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	// its peers while it still serves, and comes back when the network does.
 	if look.State == activities.StateLeft || look.State == activities.StateEvicted {
 		s.facts.AlreadyOut = true
-		if s.req.RetryOf == "" {
+		// A retry runs its steps so each can say its work is done; a forced run still
+		// terminates a process that was evicted but lives on (the watchdog's zombie).
+		forceZombie := s.req.Force && look.State == activities.StateEvicted && s.version >= versionProcess
+		if s.req.RetryOf == "" && !forceZombie {
 			s.facts.SkipRest = fmt.Sprintf("node was already %s when the shutdown began", look.State)
 		}
 	}
@@ -182,9 +201,12 @@ func (s *shutdown) step(ctx workflow.Context, i int, spec plan.StepSpec) bool {
 	defer s.details()
 
 	if err == nil {
-		if spec.Name == plan.Deregister {
+		switch spec.Name {
+		case plan.Deregister:
 			s.facts.Deregistered, s.facts.Irreversible = true, true
 			s.refuseCancel(ctx)
+		case plan.StopServices:
+			s.facts.ServicesStopped = true
 		}
 		return false
 	}
@@ -195,6 +217,10 @@ func (s *shutdown) step(ctx workflow.Context, i int, spec plan.StepSpec) bool {
 	}
 	if eff.EvictedByOther {
 		s.facts.EvictedByOther, s.report.Evicted = true, true
+	}
+	if eff.Gone {
+		s.facts.Gone = true
+		s.report.Gone = res.Error
 	}
 	if eff.Irreversible && !s.facts.Irreversible {
 		s.facts.Irreversible = true
@@ -219,6 +245,8 @@ func (s *shutdown) failure(err error) plan.Failure {
 		return plan.FailCancelled
 	case isType(err, activities.ErrTypeEvicted):
 		return plan.FailEvicted
+	case isType(err, activities.ErrTypeProcessGone):
+		return plan.FailProcessGone
 	case isType(err, activities.ErrTypeLeaveFailed):
 		return plan.FailLeaveUnconfirmed
 	case s.facts.ForceReason != "" && isCanceled(err):
@@ -253,6 +281,7 @@ func (s *shutdown) runNodeStep(ctx workflow.Context, i int, spec plan.StepSpec) 
 		StartToCloseTimeout:    spec.StartToClose,
 		ScheduleToStartTimeout: spec.ScheduleToStart,
 		ScheduleToCloseTimeout: spec.Budget(),
+		HeartbeatTimeout:       s.plan.HeartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        max(spec.Backoff, time.Millisecond),
 			BackoffCoefficient:     2,
@@ -510,17 +539,25 @@ func (s *shutdown) evict() {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: activities.NonRetryable},
 		Summary:             "force-evict " + s.req.Node,
 	})
+	in := activities.EvictInput{Node: s.req.Node, Reason: "farewell: " + s.facts.ForceReason, WorkflowID: s.report.WorkflowID}
+	if s.version >= versionProcess {
+		in.Instance = s.instance
+	}
 	var ev activities.EvictOutput
-	err := workflow.ExecuteLocalActivity(ectx, clusterActs.ForceEvict, activities.EvictInput{
-		Node: s.req.Node, Reason: "farewell: " + s.facts.ForceReason, WorkflowID: s.report.WorkflowID,
-	}).Get(ectx, &ev)
-	s.facts.EvictTried, s.facts.Evicted = true, err == nil
-	if err != nil {
+	err := workflow.ExecuteLocalActivity(ectx, clusterActs.ForceEvict, in).Get(ectx, &ev)
+	s.facts.EvictTried = true
+	switch {
+	case err != nil:
 		s.report.Error = "force-evict failed: " + errorMessage(err, plan.StepSpec{})
 		s.log.Error("force-evict failed", "error", err)
-		return
+	case ev.Gone != "":
+		s.facts.Gone, s.report.Gone = true, ev.Gone
+	case ev.Confirmed || s.version < versionProcess:
+		s.facts.Evicted, s.report.Evicted = true, true
+	default:
+		s.report.Error = "the eviction was not confirmed by any other member"
+		s.log.Error("the eviction was not confirmed by any other member: it may have reached no one")
 	}
-	s.report.Evicted = true
 }
 
 // terminate asks the node itself to stop for good, best effort: it may be the very
@@ -536,10 +573,13 @@ func (s *shutdown) terminate() {
 		Summary:                "terminate " + s.req.Node,
 	})
 	if err := workflow.ExecuteActivity(tctx, nodeActs.Terminate, s.stepInput(plan.Terminate)).Get(tctx, nil); err != nil {
-		s.log.Warn("the node's own termination did not run; the eviction stands", "error", errorMessage(err, spec))
+		if isType(err, activities.ErrTypeProcessGone) {
+			s.facts.Gone, s.report.Gone = true, errorMessage(err, spec)
+		}
+		s.log.Warn("the node's own termination did not run", "error", errorMessage(err, spec))
 		return
 	}
-	s.facts.Terminated, s.facts.Irreversible = true, true
+	s.facts.Terminated, s.facts.Irreversible, s.facts.ServicesStopped = true, true, true
 	s.report.Terminated = true
 }
 
@@ -552,15 +592,29 @@ func (s *shutdown) verify() {
 	}
 	s.upsert(StepKey.ValueSet("convergence"))
 	s.details()
-	vctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: s.plan.ConvergenceTimeout + plan.ConvergenceSlack,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2},
-		Summary:             "verify convergence on " + s.req.Node,
-	})
+	in := activities.ConvergenceInput{Node: s.req.Node, Timeout: plan.Duration(s.plan.ConvergenceTimeout)}
 	var out activities.ConvergenceOutput
-	err := workflow.ExecuteLocalActivity(vctx, clusterActs.VerifyConvergence, activities.ConvergenceInput{
-		Node: s.req.Node, Timeout: plan.Duration(s.plan.ConvergenceTimeout),
-	}).Get(vctx, &out)
+	var err error
+	if s.version >= versionProcess {
+		// A regular activity that heartbeats: any orchestrator worker can run it, one
+		// that dies is noticed in seconds, and it may outlast a workflow task.
+		in.Instance, in.StrictLeft = s.instance, !s.facts.ForceAllowed
+		vctx := workflow.WithActivityOptions(s.ctx, workflow.ActivityOptions{
+			TaskQueue:           TaskQueue,
+			StartToCloseTimeout: s.plan.ConvergenceTimeout + plan.ConvergenceSlack,
+			HeartbeatTimeout:    convergenceHeartbeat,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2},
+			Summary:             "verify convergence on " + s.req.Node,
+		})
+		err = workflow.ExecuteActivity(vctx, clusterActs.VerifyConvergence, in).Get(vctx, &out)
+	} else {
+		vctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: s.plan.ConvergenceTimeout + plan.ConvergenceSlack,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2},
+			Summary:             "verify convergence on " + s.req.Node,
+		})
+		err = workflow.ExecuteLocalActivity(vctx, clusterActs.VerifyConvergence, in).Get(vctx, &out)
+	}
 	if err != nil {
 		s.log.Warn("convergence check failed", "error", err)
 		s.report.Converged, s.report.Convergence = false, plan.Pending
@@ -571,8 +625,12 @@ func (s *shutdown) verify() {
 	s.report.Converged, s.report.Pending = out.Converged, out.Pending
 	s.report.ConvergenceTook = plan.Millis(time.Duration(out.TookMS) * time.Millisecond)
 	s.report.Convergence = plan.Pending
-	if out.Converged {
+	switch {
+	case out.Converged:
 		s.report.Convergence = plan.Converged
+	case out.Status == string(plan.Unverified):
+		s.report.Convergence = plan.Unverified
+		s.report.Pending = append([]string{fmt.Sprintf("(%d of the %d answers needed)", out.Answered, out.Needed)}, out.Pending...)
 	}
 	s.facts.Convergence, s.facts.Pending = s.report.Convergence, out.Pending
 	workflow.GetMetricsHandler(s.ctx).WithTags(map[string]string{"converged": fmt.Sprint(out.Converged)}).

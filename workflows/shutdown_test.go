@@ -67,7 +67,7 @@ func newHarness(t *testing.T) *harness {
 		return out, nil
 	}
 	h.evict = func(in activities.EvictInput) (activities.EvictOutput, error) {
-		return activities.EvictOutput{By: "observer"}, nil
+		return activities.EvictOutput{By: "observer", Confirmed: true}, nil
 	}
 
 	env := h.env
@@ -263,8 +263,9 @@ func TestFailingStepsNeverBlockTheNext(t *testing.T) {
 		{plan.Deregister, fails(retryable), plan.StepFailed, 2, plan.Forced},
 		{plan.Deregister, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), plan.StepTimedOut, 2, plan.Forced},
 		{plan.Deregister, fails(temporal.NewNonRetryableApplicationError("leave not confirmed", activities.ErrTypeLeaveFailed, nil)), plan.StepFailed, 1, plan.Forced},
-		{plan.StopServices, fails(retryable), plan.StepFailed, 2, plan.Degraded},
-		{plan.StopServices, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), plan.StepTimedOut, 2, plan.Degraded},
+		// Out of the cluster, but something may still serve: terminated, not evicted.
+		{plan.StopServices, fails(retryable), plan.StepFailed, 2, plan.Forced},
+		{plan.StopServices, timesOut(enumspb.TIMEOUT_TYPE_START_TO_CLOSE), plan.StepTimedOut, 2, plan.Forced},
 	}
 	for _, tt := range tests {
 		t.Run(tt.step+"/"+string(tt.status), func(t *testing.T) {
@@ -286,8 +287,17 @@ func TestFailingStepsNeverBlockTheNext(t *testing.T) {
 			if r.Outcome != tt.outcome {
 				t.Errorf("outcome %s, want %s", r.Outcome, tt.outcome)
 			}
-			if tt.outcome == plan.Forced && (!r.Evicted || !r.Terminated || h.called("evict") != 1 || r.ForceReason == "") {
-				t.Errorf("forced without eviction: %+v", r)
+			switch {
+			case tt.outcome == plan.Forced && tt.step == plan.StopServices:
+				if !r.Terminated || r.Evicted || h.called("evict") != 0 || !strings.Contains(r.Error, "terminated") {
+					t.Errorf("services not stopped, node not terminated: %+v", r)
+				}
+			case tt.outcome == plan.Forced:
+				if !r.Evicted || !r.Terminated || h.called("evict") != 1 || r.ForceReason == "" {
+					t.Errorf("forced without eviction: %+v", r)
+				}
+			case h.called(plan.Terminate) != 0:
+				t.Errorf("a node that left with its services stopped was terminated")
 			}
 		})
 	}
@@ -314,7 +324,7 @@ func TestAbortAfterDeregisterActsAsContinue(t *testing.T) {
 	h := newHarness(t)
 	h.set(plan.StopServices, fails(errors.New("stuck")))
 	r := h.run(ShutdownRequest{Plan: policy(plan.StopServices, plan.Abort)})
-	if r.Outcome != plan.Degraded || r.RolledBack || h.called(plan.Rollback) != 0 {
+	if r.Outcome != plan.Forced || !r.Terminated || r.RolledBack || h.called(plan.Rollback) != 0 {
 		t.Fatalf("report %+v", r)
 	}
 	res, _ := r.Step(plan.StopServices)
@@ -629,7 +639,7 @@ func TestCancelDuringTheForcedPathIsRefused(t *testing.T) {
 	h.set(plan.SetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START))
 	h.evict = func(in activities.EvictInput) (activities.EvictOutput, error) {
 		h.env.CancelWorkflow() // the operator cancels while the eviction runs
-		return activities.EvictOutput{By: "observer"}, nil
+		return activities.EvictOutput{By: "observer", Confirmed: true}, nil
 	}
 	r := h.run(ShutdownRequest{})
 	if r.Outcome != plan.Forced || !r.Evicted || !r.Converged {
@@ -729,4 +739,84 @@ func TestMarkdownTable(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
+}
+
+// The rules of the fault matrix, as the workflow drives them.
+func TestTheProcessTheRunActsOn(t *testing.T) {
+	alive := func(in activities.LookupInput) (activities.LookupOutput, error) {
+		return activities.LookupOutput{Node: in.Node, Instance: "p1", State: activities.StateAlive}, nil
+	}
+	gone := fails(temporal.NewNonRetryableApplicationError("process p1 of node-3 is gone", activities.ErrTypeProcessGone, nil))
+	t.Run("a newer process answers: gone, counted out, never touched", func(t *testing.T) {
+		h := newHarness(t)
+		h.lookup = alive
+		h.set(plan.SetGracefullyLeft, gone)
+		r := h.run(ShutdownRequest{})
+		if r.Outcome != plan.Degraded || r.Gone == "" || h.called("evict") != 0 || h.called(plan.Terminate) != 0 ||
+			h.called(plan.StopHeartbeat) != 0 {
+			t.Fatalf("outcome %s, gone %q, evictions %d, terminations %d", r.Outcome, r.Gone, h.called("evict"), h.called(plan.Terminate))
+		}
+	})
+	t.Run("eviction and convergence name the process", func(t *testing.T) {
+		h := newHarness(t)
+		h.lookup = alive
+		h.set(plan.Deregister, fails(errors.New("leave failed")))
+		var verified activities.ConvergenceInput
+		var evictIn activities.EvictInput
+		h.evict = func(in activities.EvictInput) (activities.EvictOutput, error) {
+			evictIn = in
+			return activities.EvictOutput{Confirmed: true}, nil
+		}
+		h.verify = func(in activities.ConvergenceInput) (activities.ConvergenceOutput, error) {
+			verified = in
+			return activities.ConvergenceOutput{Converged: true, Status: "converged"}, nil
+		}
+		r := h.run(ShutdownRequest{})
+		if r.Outcome != plan.Forced || evictIn.Instance != "p1" || verified.Instance != "p1" || verified.StrictLeft {
+			t.Fatalf("outcome %s, evicted %+v, verified %+v", r.Outcome, evictIn, verified)
+		}
+	})
+	t.Run("an eviction nobody confirmed does not count", func(t *testing.T) {
+		h := newHarness(t)
+		h.set(plan.SetGracefullyLeft, timesOut(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START)) // worker gone: no termination
+		h.evict = func(activities.EvictInput) (activities.EvictOutput, error) { return activities.EvictOutput{}, nil }
+		r := h.run(ShutdownRequest{})
+		if r.Outcome != plan.Failed || r.Evicted || !strings.Contains(r.Error, "not confirmed") {
+			t.Fatalf("outcome %s, evicted %v: %s", r.Outcome, r.Evicted, r.Error)
+		}
+	})
+	t.Run("too few answers: out, but unverified", func(t *testing.T) {
+		h := newHarness(t)
+		h.verify = func(activities.ConvergenceInput) (activities.ConvergenceOutput, error) {
+			return activities.ConvergenceOutput{Status: "unverified", Answered: 1, Needed: 2}, nil
+		}
+		r := h.run(ShutdownRequest{})
+		if r.Outcome != plan.Graceful || r.Converged || r.Convergence != plan.Unverified || !strings.Contains(r.Error, "unverified") {
+			t.Fatalf("outcome %s, convergence %s: %s", r.Outcome, r.Convergence, r.Error)
+		}
+	})
+	t.Run("force off: only left counts", func(t *testing.T) {
+		h := newHarness(t)
+		var strict bool
+		h.verify = func(in activities.ConvergenceInput) (activities.ConvergenceOutput, error) {
+			strict = in.StrictLeft
+			return activities.ConvergenceOutput{Converged: true, Status: "converged"}, nil
+		}
+		h.run(ShutdownRequest{Plan: planWith(func(p *plan.Plan) { p.Force = false })})
+		if !strict {
+			t.Fatal("with force off the check counted dead as out")
+		}
+	})
+	t.Run("node steps heartbeat", func(t *testing.T) {
+		h := newHarness(t)
+		var timeout time.Duration
+		h.set(plan.StopHeartbeat, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+			timeout = activity.GetInfo(ctx).HeartbeatTimeout
+			return activities.StepOutput{Attempt: 1}, nil
+		})
+		h.run(ShutdownRequest{})
+		if timeout != plan.Default().HeartbeatTimeout {
+			t.Fatalf("heartbeat timeout %s, want the plan's %s", timeout, plan.Default().HeartbeatTimeout)
+		}
+	})
 }

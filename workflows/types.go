@@ -58,6 +58,9 @@ type ShutdownReport struct {
 	Terminated bool `json:"terminated"`
 	// RolledBack is set when an abort put the node back in service.
 	RolledBack bool `json:"rolled_back"`
+	// Gone says why the process the run acts on is gone (another process has its
+	// name, or no member knows it): out, and never acted on again.
+	Gone string `json:"gone,omitempty"`
 	// Converged is set when the members saw the node out; Convergence says what the
 	// last check found (converged, pending, unverified) and ConvergenceTook how long
 	// it waited.

@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func check(t *testing.T, m *Member, q ConvergenceQuery) Convergence {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	conv, err := m.CheckConvergence(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conv
+}
+
+func withObserver(t *testing.T, members []*Member) *Member {
+	t.Helper()
+	observer := newTestMember(t, "observer", withRole(RoleObserver))
+	if err := observer.Join(context.Background(), []string{members[0].Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, append([]*Member{observer}, members...), "everyone sees everyone", func(m *Member) bool {
+		alive := 0
+		for _, i := range m.Members() {
+			if i.State == StateAlive {
+				alive++
+			}
+		}
+		return alive == len(members)+1
+	})
+	return observer
+}
+
+// An observer cut off from its peers never reports a vacuous convergence: while the
+// others look alive it lacks their answers, and once they look dead it cannot tell
+// being cut off from their being gone.
+func TestIsolatedObserverIsUnverified(t *testing.T) {
+	members := newTestCluster(t, 4)
+	observer := withObserver(t, members)
+	leaver := members[3]
+	q := ConvergenceQuery{Target: leaver.Name(), Instance: leaver.Instance()}
+	if err := leaver.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a converged check before the cut", func() bool { return check(t, observer, q).Converged })
+
+	observer.Transport().Set(Fault{Mode: FaultIsolate})
+	if conv := check(t, observer, q); conv.Status != Unverified || conv.Answered != 0 || conv.Needed != 2 {
+		t.Fatalf("cut off, others alive in its view: %+v", conv)
+	}
+	eventually(t, 15*time.Second, "the observer to see the others dead", func() bool {
+		_, dead := observer.othersBesides(leaver.Name())
+		return dead == 3
+	})
+	if conv := check(t, observer, q); conv.Status != Unverified {
+		t.Fatalf("cut off, others dead in its view: %+v", conv)
+	}
+}
+
+// With force off a dead node is not out: it may be one whose network hangs.
+func TestStrictLeftDoesNotCountTheDead(t *testing.T) {
+	members := newTestCluster(t, 4)
+	observer := withObserver(t, members)
+	crashed := members[3]
+	crashed.Shutdown() // what a crash looks like: no leave
+	waitAll(t, append([]*Member{observer}, members[:3]...), "node-4 seen dead", func(m *Member) bool {
+		return stateOf(m, crashed.Name()) == StateDead
+	})
+	q := ConvergenceQuery{Target: crashed.Name(), Instance: crashed.Instance()}
+	if conv := check(t, observer, q); !conv.Converged {
+		t.Errorf("dead counts as out by default: %+v", conv)
+	}
+	q.StrictLeft = true
+	if conv := check(t, observer, q); conv.Status != Pending {
+		t.Errorf("strict: dead is not out: %+v", conv)
+	}
+}
+
+// A process replaced by a newer one under the same name is gone for a run that was
+// about it; the newer one is never evicted by that run.
+func TestReplacedProcessIsOutAndTheNewOneUntouched(t *testing.T) {
+	members := newTestCluster(t, 3)
+	observer := withObserver(t, members)
+	old := members[2]
+	oldInstance := old.Instance()
+	old.Shutdown()
+	waitAll(t, []*Member{observer, members[0], members[1]}, "node-3 seen dead", func(m *Member) bool {
+		return stateOf(m, "node-3") == StateDead
+	})
+	fresh := newTestMember(t, "node-3")
+	if err := fresh.Join(context.Background(), []string{members[0].Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	fresh.StartHeartbeat()
+	waitAll(t, []*Member{observer, members[0], members[1]}, "the new node-3 seen alive", func(m *Member) bool {
+		info, _ := m.Member("node-3")
+		return info.State == StateAlive && info.Instance == fresh.Instance()
+	})
+
+	if conv := check(t, observer, ConvergenceQuery{Target: "node-3", Instance: oldInstance, StrictLeft: true}); !conv.Converged {
+		t.Errorf("the replaced process is not out: %+v", conv)
+	}
+	if conv := check(t, observer, ConvergenceQuery{Target: "node-3", Instance: fresh.Instance()}); conv.Converged {
+		t.Errorf("the new process counted out: %+v", conv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	res, err := observer.Evict(ctx, "node-3", oldInstance, "stale run")
+	if err != nil || res.Gone == "" || res.Confirmed {
+		t.Fatalf("evicting the replaced process: %+v %v", res, err)
+	}
+	for _, m := range []*Member{observer, members[0], members[1]} {
+		if info, _ := m.Member("node-3"); info.State != StateAlive || info.Instance != fresh.Instance() {
+			t.Errorf("%s sees the new node-3 %s (%s)", m.Name(), info.State, info.Instance)
+		}
+	}
+	if _, _, evicted := fresh.Evicted(); evicted {
+		t.Error("the new process was evicted by a run about the old one")
+	}
+}
+
+// An eviction nobody else heard does not count.
+func TestEvictionUnconfirmedWhenCutOff(t *testing.T) {
+	members := newTestCluster(t, 3)
+	observer := withObserver(t, members)
+	observer.Transport().Set(Fault{Mode: FaultIsolate})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	res, err := observer.Evict(ctx, "node-3", members[2].Instance(), "cut off")
+	if err != nil || res.Confirmed {
+		t.Fatalf("an eviction nobody heard: %+v %v", res, err)
+	}
+	if stateOf(members[1], "node-3") != StateAlive {
+		t.Error("the eviction got through a dropped network")
+	}
+}
+
+// A member that joins (or restarts) learns from its peers which processes left, died
+// or were evicted before it was there.
+func TestNewcomerLearnsWhoLeftDiedOrWasEvicted(t *testing.T) {
+	members := newTestCluster(t, 5)
+	first := withObserver(t, members)
+	left, dead, evicted := members[2], members[3], members[4]
+	if err := left.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	dead.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if res, err := first.Evict(ctx, evicted.Name(), evicted.Instance(), "test"); err != nil || !res.Confirmed {
+		t.Fatalf("evict: %+v %v", res, err)
+	}
+	waitAll(t, members[:2], "the others to see who is out", func(m *Member) bool {
+		return stateOf(m, "node-3") == StateLeft && stateOf(m, "node-4") == StateDead && stateOf(m, "node-5") == StateEvicted
+	})
+
+	newcomer := newTestMember(t, "observer-2", withRole(RoleObserver))
+	if err := newcomer.Join(context.Background(), []string{members[0].Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the newcomer to know who is out", func() bool {
+		l, _ := newcomer.Member("node-3")
+		d, _ := newcomer.Member("node-4")
+		e, _ := newcomer.Member("node-5")
+		return l.State == StateLeft && l.Instance == left.Instance() && d.State == StateDead && d.Instance == dead.Instance() &&
+			e.State == StateEvicted && e.Instance == evicted.Instance()
+	})
+}
