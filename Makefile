@@ -8,7 +8,7 @@ UNIT          = $(shell $(GO) list ./... | grep -v /e2e)
 # binary do): the race detector runs over these.
 NOSERVER      = $(shell $(GO) list ./... | grep -v -e /e2e -e /cli -e /devserver -e /cmd/)
 
-.PHONY: test unit race lint tidy build dev demo bench histories ui-check
+.PHONY: test unit race lint tidy build dev demo bench histories ui-check faults
 
 ## test: lint, tidy, the race detector over the packages that do not link the server,
 ## then every test (CI runs this)
@@ -47,7 +47,7 @@ demo:
 	$(GO) run ./cmd/farewell demo
 
 ## bench: benchmarks that print their figures (gossip propagation, idle member cost,
-## dispatch latency tuned vs stock, P1 workflow vs direct shutdown)
+## dispatch latency tuned vs stock, P1 workflow vs direct shutdown, P2 zombie bound)
 bench:
 	$(GO) test ./cluster -run '^$$' -bench . -benchtime 5x -timeout 30m
 	$(GO) test ./e2e -run '^$$' -bench . -benchtime 20x -timeout 30m
@@ -56,6 +56,12 @@ bench:
 ## tests; see README "Changing the workflow safely" before you do
 histories:
 	FAREWELL_WRITE_HISTORIES=$(CURDIR)/testdata/histories $(GO) test ./e2e -run '^TestWriteHistories$$' -count=1 -v
+
+## faults: the whole fault matrix against real processes (farewell dev and farewell node
+## subprocesses: SIGKILL, SIGSTOP, restarts) and its table; the rows marked ci also run in
+## make test
+faults:
+	FAREWELL_FAULTS=all $(GO) test ./e2e -run '^TestFaultMatrix$$' -count=1 -timeout 30m
 
 ## ui-check: a real shutdown's page in the Temporal UI, loaded in headless Chromium,
 ## must show its summary and its step table (needs chromium: apt-get install chromium)

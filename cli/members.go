@@ -27,6 +27,8 @@ type memberJSON struct {
 	Addr           string        `json:"addr"`
 	State          cluster.State `json:"state"`
 	Role           cluster.Role  `json:"role"`
+	Instance       string        `json:"instance"`
+	HeartbeatAge   string        `json:"heartbeat_age"`
 	HeartbeatAgeMS int64         `json:"heartbeat_age_ms"`
 	Blocked        bool          `json:"blocked"`
 	EvictedBy      string        `json:"evicted_by,omitempty"`
@@ -150,8 +152,9 @@ func membersForOutput(list []cluster.MemberInfo) []memberJSON {
 		if m.Role == cluster.RoleObserver && strings.HasPrefix(m.Name, membersObserverPrefix) {
 			continue // another `farewell members` passing through
 		}
-		out = append(out, memberJSON{Name: m.Name, Addr: m.Addr, State: m.State, Role: m.Role,
-			HeartbeatAgeMS: m.HeartbeatAge(now).Milliseconds(), Blocked: m.Blocked,
+		age := m.HeartbeatAge(now)
+		out = append(out, memberJSON{Name: m.Name, Addr: m.Addr, State: m.State, Role: m.Role, Instance: m.Instance,
+			HeartbeatAge: age.Round(time.Millisecond).String(), HeartbeatAgeMS: age.Milliseconds(), Blocked: m.Blocked,
 			EvictedBy: m.EvictedBy, EvictReason: m.EvictReason})
 	}
 	return out

@@ -65,11 +65,10 @@ type Convergence struct {
 
 // CheckConvergence asks the members this one sees alive how they see the process, and
 // waits for their answers until ctx ends. The verdict needs answers from a majority of
-// them (this member's own view counts besides): converged when every answer sees the
-// process out, pending when one sees it in, unverified when too few answered — also
-// when this member sees no other member alive but some dead, for then it cannot tell
-// being cut off from the others being gone. A member alone in its cluster decides by
-// its own view.
+// them: unverified when too few answered — also when this member sees no other member
+// alive but some dead, for then it cannot tell being cut off from the others being
+// gone; then pending when one of them, or this member itself, sees the process in;
+// converged when all see it out. A member alone in its cluster decides by its own view.
 func (m *Member) CheckConvergence(ctx context.Context, q ConvergenceQuery) (Convergence, error) {
 	self := m.viewOf(q.Target, q.Instance)
 	peers, dead := m.othersBesides(q.Target)
@@ -94,10 +93,12 @@ func (m *Member) CheckConvergence(ctx context.Context, q ConvergenceQuery) (Conv
 	}
 	slices.Sort(conv.Pending)
 	switch {
+	case conv.Answered < conv.Needed:
+		// Too few answers to say anything, this member's own view included: cut off, it
+		// may not have heard the news either.
+		conv.Status = Unverified
 	case in:
 		conv.Status = Pending
-	case conv.Answered < conv.Needed:
-		conv.Status = Unverified
 	default:
 		conv.Status, conv.Converged = Converged, true
 	}

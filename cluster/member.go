@@ -257,6 +257,10 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	// clusters that leaves a member in four without news of a join until the next
 	// push/pull (15 s). Four times, as the lan profile does, makes misses rare.
 	mlc.RetransmitMult = max(mlc.RetransmitMult, 4)
+	// A process that restarts under its name on another address (a rescheduled pod)
+	// takes the name over once the old process is seen dead or left: memberlist's
+	// default (0) would refuse it for good.
+	mlc.DeadNodeReclaimTime = time.Second
 	mlc.BindAddr, mlc.BindPort = o.BindAddr, o.BindPort
 	mlc.AdvertiseAddr, mlc.AdvertisePort = o.AdvertiseAddr, o.AdvertisePort
 	if len(o.SecretKey) > 0 {

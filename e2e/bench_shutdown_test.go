@@ -34,6 +34,8 @@ type benchFixture struct {
 	starter  *starter.Starter
 	n        int
 	tel      *telemetry.Telemetry
+	// agents are the fixture's nodes, in order of start.
+	agents []*agent.Agent
 	// closers run at the end of each benchmark run, not at b's cleanup (after all of
 	// its runs): a live cluster of an earlier run would gossip with members of the
 	// next that got its freed ports.
@@ -100,12 +102,15 @@ func newBenchFixture(b *testing.B, tel *telemetry.Telemetry) *benchFixture {
 
 // node starts a node, with its worker when withWorker, and waits until the observer
 // sees it alive.
-func (f *benchFixture) node(withWorker bool) *agent.Agent {
+func (f *benchFixture) node(withWorker bool) *agent.Agent { return f.nodeWith(withWorker, nil) }
+
+// nodeWith is node with gossip armed to fail as the node's shutdown begins.
+func (f *benchFixture) nodeWith(withWorker bool, gossip *cluster.Fault) *agent.Agent {
 	f.n++
 	cfg := f.cfg
 	cfg.Cluster.Name = fmt.Sprintf("bench-%d", f.n)
 	cfg.Cluster.Join = []string{f.observer.Addr()}
-	opts := agent.Options{Config: cfg, Logger: quietLogger(), Offline: true, Tune: quietMemberlist}
+	opts := agent.Options{Config: cfg, Logger: quietLogger(), Offline: true, Tune: quietMemberlist, GossipFault: gossip}
 	if f.tel != nil {
 		opts.Tracer = f.tel.Tracer()
 	}
@@ -117,6 +122,7 @@ func (f *benchFixture) node(withWorker bool) *agent.Agent {
 		f.b.Fatal(err)
 	}
 	f.closers = append(f.closers, ag.Close)
+	f.agents = append(f.agents, ag)
 	if _, err := demo.Register(ag.Member(), "", quietLogger()); err != nil {
 		f.b.Fatal(err)
 	}

@@ -11,10 +11,11 @@ import (
 )
 
 type memberRow struct {
-	Name    string `json:"name"`
-	State   string `json:"state"`
-	Role    string `json:"role"`
-	Blocked bool   `json:"blocked"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Role     string `json:"role"`
+	Instance string `json:"instance"`
+	Blocked  bool   `json:"blocked"`
 }
 
 func members(t *testing.T, join string) map[string]memberRow {

@@ -15,12 +15,12 @@ import (
 )
 
 // histories are real runs of every outcome and of each way of steering one, written by
-// `make histories` with the current code (testdata/histories) and by earlier versions
-// (testdata/histories/v0: runs recorded before the workflow was versioned).
+// `make histories` with the current code (testdata/histories) and by earlier versions:
+// v0, before the workflow was versioned; v1, before it acted on the process alone.
 func histories(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, dir := range []string{"", "v0"} {
+	for _, dir := range []string{"", "v0", "v1"} {
 		files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", dir, "*.json"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("no committed histories under testdata/histories/%s (%v)", dir, err)
@@ -30,7 +30,8 @@ func histories(t *testing.T) map[string]string {
 		}
 	}
 	for _, want := range []string{"graceful", "degraded", "forced", "aborted", "unknown-node", "cancelled", "force-now", "skip-step",
-		"retry", "v0/graceful", "v0/degraded", "v0/forced", "v0/aborted", "v0/unknown-node"} {
+		"retry", "v0/graceful", "v0/degraded", "v0/forced", "v0/aborted", "v0/unknown-node", "v1/graceful", "v1/forced",
+		"v1/cancelled", "v1/force-now", "v1/skip-step", "v1/retry"} {
 		if _, ok := out[want]; !ok {
 			t.Errorf("testdata/histories lacks %s.json", want)
 		}

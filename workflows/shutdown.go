@@ -516,6 +516,7 @@ func (s *shutdown) rollback() {
 		TaskQueue:              NodeTaskQueue(s.req.Node),
 		StartToCloseTimeout:    plan.RollbackTimeout,
 		ScheduleToStartTimeout: max(spec.ScheduleToStart, time.Second),
+		HeartbeatTimeout:       s.plan.HeartbeatTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: activities.NonRetryable},
 		Summary:                "roll back " + s.req.Node,
 	})
@@ -569,6 +570,7 @@ func (s *shutdown) terminate() {
 		TaskQueue:              NodeTaskQueue(s.req.Node),
 		StartToCloseTimeout:    max(spec.StartToClose, plan.TerminateTimeout),
 		ScheduleToStartTimeout: max(spec.ScheduleToStart, time.Second),
+		HeartbeatTimeout:       s.plan.HeartbeatTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
 		Summary:                "terminate " + s.req.Node,
 	})
