@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +60,6 @@ type matrix struct {
 	cluster    int
 	dev        *process
 	bystanders []*bystander
-	mu         sync.Mutex
 	results    []faultResult
 }
 
@@ -218,12 +216,6 @@ func (m *matrix) inService(node, instance string, p *process) (bool, string) {
 		return false, fmt.Sprintf("seen %+v", v[node])
 	}
 	return true, ""
-}
-
-func (m *matrix) record(r faultResult) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.results = append(m.results, r)
 }
 
 // table renders the results.
