@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -242,13 +244,42 @@ func checkFree(ip string, port int, what string) error {
 	return l.Close()
 }
 
-func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
+// internalPort finds a free port for one of the server's internal services below the
+// kernel's ephemeral range: the port is released before the server binds it, and a
+// port from the ephemeral range could meanwhile be handed to any socket bound to port
+// 0 in this process (a cluster member, say) — the server cannot survive that.
+func internalPort(ip string) (int, error) {
+	low := ephemeralLow()
+	for range 100 {
+		port := internalPortsFrom + mrand.IntN(low-internalPortsFrom)
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port on %s between %d and %d", ip, internalPortsFrom, low)
+}
+
+// internalPortsFrom is the lowest port internalPort picks.
+const internalPortsFrom = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when it cannot
+// be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= internalPortsFrom+1000 {
+		return 32768
+	}
+	return n
 }
 
 func prepareDB(o Options) (*config.SQL, error) {
@@ -285,7 +316,7 @@ func prepareDB(o Options) (*config.SQL, error) {
 }
 
 func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, error) {
-	httpPort, err := freePort(o.IP)
+	httpPort, err := internalPort(o.IP)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +351,7 @@ func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, error) {
 		if name == string(primitives.FrontendService) {
 			svc.RPC.GRPCPort = o.Port
 			svc.RPC.HTTPPort = httpPort
-		} else if svc.RPC.GRPCPort, err = freePort(o.IP); err != nil {
+		} else if svc.RPC.GRPCPort, err = internalPort(o.IP); err != nil {
 			return nil, err
 		}
 		c.Services[name] = svc

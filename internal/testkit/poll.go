@@ -1,6 +1,9 @@
 package testkit
 
 import (
+	"math/rand/v2"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -27,4 +30,21 @@ func Within(limit time.Duration, cond func() bool) bool {
 		time.Sleep(PollEvery)
 	}
 	return true
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago, picked below the
+// kernel's ephemeral range: a port from that range could meanwhile be handed to any
+// socket bound to port 0 (cluster members bind so), before the test binds it.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
