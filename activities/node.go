@@ -299,6 +299,21 @@ func (a *NodeActivities) begin(ctx context.Context, in StepInput, step string) (
 		return ctx, out, nothing, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("wrong node: step %s is for %q, this is %q", step, in.Node, a.Member.Name()), ErrTypeWrongNode, nil)
 	}
+	if activity.IsActivity(ctx) {
+		// Only the node's own shutdown may run its steps: not another workflow that
+		// learned the queue's name.
+		info := activity.GetInfo(ctx)
+		if info.WorkflowType == nil || info.WorkflowType.Name != ShutdownWorkflowType ||
+			info.WorkflowExecution.ID != ShutdownWorkflowIDPrefix+in.Node {
+			typ := ""
+			if info.WorkflowType != nil {
+				typ = info.WorkflowType.Name
+			}
+			return ctx, out, nothing, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("refused: step %s of %s was asked for by workflow %s of type %q; only %s%s (%s) runs this node's steps",
+					step, in.Node, info.WorkflowExecution.ID, typ, ShutdownWorkflowIDPrefix, in.Node, ShutdownWorkflowType), ErrTypeWrongNode, nil)
+		}
+	}
 	if in.Instance == "" {
 		return ctx, out, nothing, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("step %s for %s names no process instance: refused", step, in.Node), ErrTypeWrongNode, nil)

@@ -33,6 +33,14 @@ const (
 	ErrTypeNoTemporal = "NoTemporal"
 )
 
+// The workflow whose steps node activities run: no other workflow may run them.
+const (
+	// ShutdownWorkflowType is GracefulShutdown's registered name.
+	ShutdownWorkflowType = "GracefulShutdown"
+	// ShutdownWorkflowIDPrefix + a node's name is the ID of the node's shutdown.
+	ShutdownWorkflowIDPrefix = "farewell-shutdown-"
+)
+
 // NonRetryable lists the error types the workflow never retries.
 var NonRetryable = []string{ErrTypeWrongNode, ErrTypeUnknownNode, ErrTypeNotANode, ErrTypeEvicted, ErrTypeLeaveFailed,
 	ErrTypeCannotRollBack, ErrTypeProcessGone}

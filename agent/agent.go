@@ -91,12 +91,15 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", config.ErrInvalid, err)
 	}
-	mopts, err := MemberOptions(opts.Config.Cluster)
+	mopts, open, err := MemberOptions(opts.Config.Cluster, ForNode)
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range open {
+		opts.Logger.Warn("insecure cluster membership: " + w)
+	}
 	a := &Agent{opts: opts, plan: p, dialDone: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
-	mopts.Role, mopts.Logger, mopts.Tune = cluster.RoleNode, opts.Logger, opts.Tune
+	mopts.Logger, mopts.Tune = opts.Logger, opts.Tune
 	mopts.OnEvicted = a.onEvicted
 	m, err := cluster.New(mopts)
 	if err != nil {

@@ -188,6 +188,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 		a.signalCommand(),
 		a.cancelCommand(),
 		a.watchdogCommand(),
+		a.keysCommand(),
 		a.configCommand(),
 		a.versionCommand(),
 	)

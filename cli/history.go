@@ -187,7 +187,7 @@ func printJournal(w io.Writer, j *history.Journal) {
 	}
 	fmt.Fprintf(w, "  (workflow %s, run %s, %d events)\n", j.WorkflowID, j.RunID, j.Events)
 	if j.RequestedBy != "" || j.Reason != "" {
-		fmt.Fprintf(w, "  requested by %s: %s\n", orDash(j.RequestedBy), orDash(j.Reason))
+		fmt.Fprintf(w, "  requested by %s: %s\n", orDash(safe(j.RequestedBy)), orDash(safe(j.Reason)))
 	}
 	if j.NodeState != "" {
 		fmt.Fprintf(w, "  lookup: %s was %s\n", j.Node, j.NodeState)
@@ -198,10 +198,10 @@ func printJournal(w io.Writer, j *history.Journal) {
 			line += fmt.Sprintf(" %d attempt(s) %8s", s.Attempts, s.Duration)
 		}
 		if s.Error != "" {
-			line += "  " + s.Error
+			line += "  " + safe(s.Error)
 		}
 		if s.Note != "" {
-			line += "  [" + s.Note + "]"
+			line += "  [" + safe(s.Note) + "]"
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -226,7 +226,7 @@ func printJournal(w io.Writer, j *history.Journal) {
 		fmt.Fprintln(w)
 	}
 	if j.Error != "" {
-		fmt.Fprintf(w, "  error: %s\n", j.Error)
+		fmt.Fprintf(w, "  error: %s\n", safe(j.Error))
 	}
 }
 
@@ -258,7 +258,7 @@ refused (exit 2); a running one is joined. With --wait, exit codes are those of
 			defer c.Close()
 			st := a.starter(c)
 			run, plan, err := st.Retry(ctx, args[0])
-			if errors.Is(err, starter.ErrNothingToRetry) || errors.Is(err, starter.ErrNoShutdown) {
+			if errors.Is(err, starter.ErrNothingToRetry) || errors.Is(err, starter.ErrNoShutdown) || errors.Is(err, starter.ErrBadRequest) {
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if err != nil {

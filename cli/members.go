@@ -94,11 +94,11 @@ func (a *app) listMembers(ctx context.Context, join []string) ([]cluster.MemberI
 		cc.Bind = "0.0.0.0:0"
 	}
 	cc.Advertise = ""
-	mopts, err := agent.MemberOptions(cc)
+	mopts, _, err := agent.MemberOptions(cc, agent.ForLooking)
 	if err != nil {
 		return nil, err
 	}
-	mopts.Role, mopts.Logger = cluster.RoleObserver, a.logger.With("component", "members")
+	mopts.Logger = a.logger.With("component", "members")
 	m, err := cluster.New(mopts)
 	if err != nil {
 		return nil, err
@@ -176,9 +176,9 @@ func printMembersText(w io.Writer, list []cluster.MemberInfo) {
 		}
 		state := string(m.State)
 		if m.EvictedBy != "" {
-			state += " by " + m.EvictedBy
+			state += " by " + safe(m.EvictedBy)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, state, m.Role, hb, strconv.FormatBool(m.Blocked))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", safe(m.Name), m.Addr, state, m.Role, hb, strconv.FormatBool(m.Blocked))
 	}
 	tw.Flush()
 }

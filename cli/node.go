@@ -14,6 +14,7 @@ import (
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/agent"
+	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/demo"
 	"github.com/farewell-project/farewell/telemetry"
@@ -34,6 +35,9 @@ func (a *app) nodeCommand() *cobra.Command {
 service on a loopback port that answers while the node serves, and a background ticker)
 and its node worker against temporal.address. If Temporal cannot be reached at start,
 the node still serves as a member and keeps retrying in the background.
+
+SIGHUP reads the configuration again and applies cluster.secret_keys: the way to rotate
+gossip keys without leaving (see the README).
 
 On SIGINT or SIGTERM the node starts (or joins) its own shutdown workflow, with the
 orchestrator's plan, and keeps its worker serving until its last step ran. If Temporal
@@ -65,6 +69,9 @@ Faults for trying things out (repeatable):
 			steps := &activities.Faults{}
 			for step, f := range spec.steps {
 				steps.Set(step, f)
+			}
+			if cmd.Flags().Changed("secret-key") {
+				a.logger.Warn("--secret-key puts the gossip key where every user of this machine can read it (ps, /proc); use FAREWELL_CLUSTER_SECRET_KEYS or the config file")
 			}
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -100,7 +107,7 @@ Faults for trying things out (repeatable):
 	cmd.Flags().String("name", "", "this node's unique name (cluster.name; default: the host name)")
 	cmd.Flags().String("bind", def.Bind, "memberlist host:port, port 0 for any free one (cluster.bind)")
 	cmd.Flags().StringArray("join", nil, "host:port of a member to join through; repeatable (cluster.join)")
-	cmd.Flags().String("secret-key", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (cluster.secret_key)")
+	cmd.Flags().String("secret-key", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (cluster.secret_key; better in the environment or the config file)")
 	cmd.Flags().String("profile", def.Profile, "memberlist timings: local, lan or wan (cluster.profile)")
 	cmd.Flags().String("address", "", "Temporal frontend host:port (temporal.address)")
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:0", "address of the demo HTTP service")
@@ -113,6 +120,24 @@ Faults for trying things out (repeatable):
 	a.bind(cmd, "cluster.profile", "profile")
 	a.bind(cmd, "temporal.address", "address")
 	return cmd
+}
+
+// reloadKeys reads the configuration again and gives the member its gossip keys: the
+// way to rotate them without leaving the cluster (SIGHUP).
+func (a *app) reloadKeys(cmd *cobra.Command, m *cluster.Member) {
+	if err := a.loadConfig(cmd, ""); err != nil {
+		a.logger.Error("SIGHUP: configuration not reloaded", "error", err)
+		return
+	}
+	keys, err := a.cfg.Cluster.GossipKeys()
+	if err == nil {
+		err = m.SetKeys(keys)
+	}
+	if err != nil {
+		a.logger.Error("SIGHUP: gossip keys not changed", "error", err)
+		return
+	}
+	a.logger.Info("SIGHUP: gossip keys reloaded", "keys", len(keys))
 }
 
 // sameSignalWait bounds the wait for the signal that ended the command's context to
@@ -130,8 +155,14 @@ func (a *app) nodeLoop(cmd *cobra.Command, ag *agent.Agent, sigs <-chan os.Signa
 	cancelled := cmd.Context().Done() // an in-process run ends with its context, as with a signal
 	signals := 0
 	var reports chan *workflows.ShutdownReport // the node's own shutdown, once started
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	for {
 		select {
+		case <-hup:
+			a.reloadKeys(cmd, ag.Member())
+			continue
 		case <-sigs:
 			cancelled = nil // the same signal also ends the command's context
 		case <-cancelled:

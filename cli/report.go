@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
@@ -28,6 +30,16 @@ func outcomeExitCode(o plan.Outcome) int {
 	}
 }
 
+// safe makes text someone wrote fit a terminal: control characters (escape sequences,
+// new lines) are shown as escapes, never acted on.
+func safe(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -42,7 +54,7 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 	}
 	fmt.Fprintln(w)
 	if r.RequestedBy != "" || r.Reason != "" {
-		fmt.Fprintf(w, "  requested by %s: %s\n", orDash(r.RequestedBy), orDash(r.Reason))
+		fmt.Fprintf(w, "  requested by %s: %s\n", orDash(safe(r.RequestedBy)), orDash(safe(r.Reason)))
 	}
 	for i, s := range r.Steps {
 		line := fmt.Sprintf("  %d/%d %-20s %-9s", i+1, len(r.Steps), s.Name, s.Status)
@@ -54,15 +66,18 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 			line += fmt.Sprintf(" %d attempt%s %8s", s.Attempts, plural, s.Duration)
 		}
 		if s.Error != "" {
-			line += "  " + s.Error
+			line += "  " + safe(s.Error)
 		}
 		if s.Note != "" {
-			line += "  [" + s.Note + "]"
+			line += "  [" + safe(s.Note) + "]"
 		}
 		fmt.Fprintln(w, line)
 	}
 	if r.ForceReason != "" {
-		fmt.Fprintf(w, "  forced: %s (evicted %v, node terminated %v)\n", r.ForceReason, r.Evicted, r.Terminated)
+		fmt.Fprintf(w, "  forced: %s (evicted %v, node terminated %v)\n", safe(r.ForceReason), r.Evicted, r.Terminated)
+	}
+	if r.Gone != "" {
+		fmt.Fprintf(w, "  gone: %s\n", safe(r.Gone))
 	}
 	if r.RolledBack {
 		fmt.Fprintln(w, "  rolled back: the node is alive and serving again")
@@ -79,7 +94,7 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 		fmt.Fprintf(w, "  slow: took longer than the threshold; slowest step %s\n", r.SlowestStep)
 	}
 	if r.Error != "" {
-		fmt.Fprintf(w, "  note: %s\n", r.Error)
+		fmt.Fprintf(w, "  note: %s\n", safe(r.Error))
 	}
 	if r.TraceID != "" {
 		fmt.Fprintf(w, "  trace: %s\n", r.TraceID)
@@ -108,15 +123,15 @@ func (p *progressPrinter) update(r workflows.ShutdownReport) {
 			line += " in " + s.Duration.String()
 		}
 		if s.Error != "" {
-			line += ": " + s.Error
+			line += ": " + safe(s.Error)
 		}
 		if s.Note != "" && s.Status == plan.StepSkipped {
-			line += " (" + s.Note + ")"
+			line += " (" + safe(s.Note) + ")"
 		}
 		fmt.Fprintln(p.w, line)
 	}
 	if r.ForceReason != "" && !p.hint {
 		p.hint = true
-		fmt.Fprintf(p.w, "%s forcing eviction: %s\n", r.Node, r.ForceReason)
+		fmt.Fprintf(p.w, "%s forcing eviction: %s\n", r.Node, safe(r.ForceReason))
 	}
 }

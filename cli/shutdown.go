@@ -88,14 +88,6 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			ctx, span := a.tel.Tracer().Start(cmd.Context(), "farewell shutdown",
-				trace.WithAttributes(attribute.String("farewell.node", args[0])))
-			defer span.End()
-			c, err := a.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var override plan.Override
 			for _, kv := range set {
 				field, value, ok := strings.Cut(kv, "=")
@@ -107,9 +99,20 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 				}
 			}
 			req := workflows.ShutdownRequest{Node: args[0], Reason: reason, RequestedBy: requester(), Force: force}
+			if err := req.Validate(); err != nil {
+				return usageError("%v", err)
+			}
 			if !override.Empty() {
 				req.Override = &override
 			}
+			ctx, span := a.tel.Tracer().Start(cmd.Context(), "farewell shutdown",
+				trace.WithAttributes(attribute.String("farewell.node", args[0])))
+			defer span.End()
+			c, err := a.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
 			st := a.starter(c)
 			run, err := st.Shutdown(ctx, req)
 			if errors.Is(err, starter.ErrBadRequest) {
@@ -239,13 +242,16 @@ which needs the orchestrator worker), its report once done.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
+			if err := plan.ValidateNodeName(args[0]); err != nil {
+				return usageError("NODE: %v", err)
+			}
 			c, err := a.dial(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			st, err := a.starter(c).Status(cmd.Context(), args[0])
-			if errors.Is(err, starter.ErrNoShutdown) {
+			if errors.Is(err, starter.ErrNoShutdown) || errors.Is(err, starter.ErrBadRequest) {
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if err != nil {

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -134,17 +136,27 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 			s.stop()
 		}
 	}()
+	tc := a.cfg.Temporal
+	tc.APIKey, tc.TLS = "", config.TLS{}
+	var serverTLS *devserver.TLS
+	if dt := a.cfg.Dev.TLS; dt.Cert != "" {
+		// The stack's own clients connect as temporal.tls.* says.
+		tc.TLS = a.cfg.Temporal.TLS
+		tc.TLS.Enabled = true
+		serverTLS = &devserver.TLS{Cert: dt.Cert, Key: dt.Key, ClientCA: dt.ClientCA, ClientCert: tc.TLS.Cert, ClientKey: tc.TLS.Key,
+			CA: tc.TLS.CA, ServerName: tc.TLS.ServerName}
+	}
 	s.srv, err = devserver.Start(ctx, devserver.Options{
 		Port: o.port, UIPort: o.uiPort, DBPath: o.db, InMemory: o.db == "",
 		SearchAttributes: workflows.SearchAttributes(),
 		Logger:           a.logger.With("component", "temporal-server"),
 		LogLevel:         o.serverLog,
+		TLS:              serverTLS,
 	})
 	if err != nil {
 		return nil, err
 	}
-	tc := a.cfg.Temporal
-	tc.Address, tc.Namespace, tc.APIKey, tc.TLS = s.srv.Address(), s.srv.Namespace(), "", config.TLS{}
+	tc.Address, tc.Namespace = s.srv.Address(), s.srv.Namespace()
 	dopts, err := a.dialOptions()
 	if err != nil {
 		return nil, err
@@ -156,11 +168,18 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 
 	oc := a.cfg.Cluster
 	oc.Name, oc.Bind, oc.Advertise = "farewell-observer", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.clusterPort)), ""
-	mopts, err := agent.MemberOptions(oc)
+	mopts, _, err := agent.MemberOptions(oc, agent.ForOrchestrator)
 	if err != nil {
 		return nil, err
 	}
-	mopts.Role, mopts.Logger = cluster.RoleObserver, a.logger
+	mopts.Logger = a.logger
+	if mopts.EvictSigner == nil {
+		// The stack's own eviction key: its demo nodes check evictions against it.
+		if mopts.EvictSigner, _, err = cluster.EvictKeyPair(); err != nil {
+			return nil, err
+		}
+	}
+	verifyKey := base64.StdEncoding.EncodeToString(mopts.EvictSigner.Public().(ed25519.PublicKey))
 	s.observer, err = cluster.New(mopts)
 	if err != nil {
 		return nil, fmt.Errorf("observer member: %w", err)
@@ -189,6 +208,7 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 		cfg.Temporal = tc
 		cfg.Cluster.Name, cfg.Cluster.Bind, cfg.Cluster.Advertise = name, "127.0.0.1:0", ""
 		cfg.Cluster.Join = []string{s.observer.Addr()}
+		cfg.Cluster.EvictVerifyKey = verifyKey
 		spec := o.faults[name]
 		steps := &activities.Faults{}
 		for step, f := range spec.steps {

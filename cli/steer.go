@@ -28,6 +28,9 @@ says why.`,
 		Args: cobra.RangeArgs(2, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node, what := args[0], args[1]
+			if err := plan.ValidateText(reason); err != nil {
+				return usageError("--reason: %v", err)
+			}
 			var update string
 			var arg any
 			switch {
@@ -50,7 +53,7 @@ says why.`,
 			}
 			defer c.Close()
 			err = a.starter(c).Steer(cmd.Context(), node, update, arg)
-			if errors.Is(err, starter.ErrRejected) || errors.Is(err, starter.ErrNoShutdown) {
+			if errors.Is(err, starter.ErrRejected) || errors.Is(err, starter.ErrNoShutdown) || errors.Is(err, starter.ErrBadRequest) {
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if err != nil {
@@ -80,7 +83,7 @@ runs to its end.`,
 			}
 			defer c.Close()
 			run, err := a.starter(c).Cancel(cmd.Context(), args[0])
-			if errors.Is(err, starter.ErrRejected) || errors.Is(err, starter.ErrNoShutdown) {
+			if errors.Is(err, starter.ErrRejected) || errors.Is(err, starter.ErrNoShutdown) || errors.Is(err, starter.ErrBadRequest) {
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if err != nil {

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,8 +28,8 @@ the cluster (cluster.join) as an observer member: it sees the membership and can
 and is never a shutdown target. Run as many as you like for availability.
 
 It checks that the namespace has Farewell's search attributes and adds them if it can,
-and keeps the farewell-watchdog schedule as watchdog.* says. Runs until SIGINT or
-SIGTERM, then stops gracefully.`,
+and keeps the farewell-watchdog schedule as watchdog.* says. SIGHUP reloads the gossip
+keys (cluster.secret_keys). Runs until SIGINT or SIGTERM, then stops gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -41,11 +44,14 @@ SIGTERM, then stops gracefully.`,
 			if err := worker.EnsureSearchAttributes(ctx, c, a.cfg.Temporal.Namespace); err != nil {
 				return err
 			}
-			mopts, err := agent.MemberOptions(a.cfg.Cluster)
+			mopts, open, err := agent.MemberOptions(a.cfg.Cluster, agent.ForOrchestrator)
 			if err != nil {
 				return err
 			}
-			mopts.Role, mopts.Logger = cluster.RoleObserver, a.logger
+			for _, w := range open {
+				a.logger.Warn("insecure cluster membership: " + w)
+			}
+			mopts.Logger = a.logger
 			observer, err := cluster.New(mopts)
 			if err != nil {
 				return err
@@ -68,9 +74,18 @@ SIGTERM, then stops gracefully.`,
 			a.logger.Info("orchestrator worker serving", "temporal", a.cfg.Temporal.Address, "namespace", a.cfg.Temporal.Namespace,
 				"observer", observer.Name(), "cluster", observer.Addr())
 			fmt.Fprintf(cmd.OutOrStdout(), "ready worker=%s cluster=%s temporal=%s\n", observer.Name(), observer.Addr(), a.cfg.Temporal.Address)
-			<-ctx.Done()
-			w.Stop()
-			return nil
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-hup:
+					a.reloadKeys(cmd, observer)
+				case <-ctx.Done():
+					w.Stop()
+					return nil
+				}
+			}
 		},
 	}
 	cmd.Flags().String("name", "", "this observer's member name (cluster.name; default: the host name)")

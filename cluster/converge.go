@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"net"
 	"slices"
 	"time"
 
@@ -166,9 +165,27 @@ func (m *Member) ask(ctx context.Context, q ConvergenceQuery, peers []string, en
 		m.mu.Unlock()
 	}()
 
-	msg := encode(msgQuery, viewQuery{ID: id, From: m.name, Target: q.Target, Instance: q.Instance, Addr: m.Addr()})
+	msg := encode(msgQuery, viewQuery{ID: id, From: m.name, Target: q.Target, Instance: q.Instance})
 	asked := 0
+	var mine []string // peers this call has a query outstanding with
+	defer func() {
+		m.mu.Lock()
+		for _, p := range mine {
+			delete(m.inflight, p)
+		}
+		m.mu.Unlock()
+	}()
 	for _, n := range m.liveNodes(func(name string) bool { return slices.Contains(peers, name) }) {
+		m.mu.Lock()
+		busy := m.inflight[n.Name]
+		if !busy {
+			m.inflight[n.Name] = true
+			mine = append(mine, n.Name)
+		}
+		m.mu.Unlock()
+		if busy {
+			continue // at most one query of ours in flight per peer
+		}
 		asked++
 		go func() {
 			if err := m.ml.SendReliable(n, msg); err != nil {
@@ -241,12 +258,27 @@ func (m *Member) WaitConverged(ctx context.Context, q ConvergenceQuery, interval
 }
 
 func (m *Member) answerQuery(q viewQuery) {
-	state := m.viewOf(q.Target, q.Instance)
-	reply := encode(msgReply, viewReply{ID: q.ID, From: m.name, Target: q.Target, State: state})
-	if n, ok := m.replyNode(q.From, q.Addr); ok {
-		if err := m.ml.SendReliable(n, reply); err != nil {
-			m.log.Debug("view reply not sent", "to", q.From, "error", err)
-		}
+	n, ok := m.askerNode(q.From)
+	if !ok {
+		return
+	}
+	reply := encode(msgReply, viewReply{ID: q.ID, From: m.name, Target: q.Target, State: m.viewOf(q.Target, q.Instance)})
+	if err := m.ml.SendReliable(n, reply); err != nil {
+		m.log.Debug("view reply not sent", "to", q.From, "error", err)
+	}
+}
+
+// answer runs an answer to a query in the background, unless maxAnswering are running:
+// then the query is dropped (the asker asks again).
+func (m *Member) answer(f func()) {
+	select {
+	case m.answering <- struct{}{}:
+		go func() {
+			defer func() { <-m.answering }()
+			f()
+		}()
+	default:
+		m.log.Debug("query dropped: answering enough already")
 	}
 }
 
@@ -262,15 +294,16 @@ func (m *Member) onReply(r viewReply) {
 	}
 }
 
-// replyNode is where to answer an asker: from this member's view, or from the address
-// the asker gave when news of its join has not arrived yet.
-func (m *Member) replyNode(name, addr string) (*memberlist.Node, bool) {
-	if n, ok := m.nodeFor(name); ok {
-		return n, true
-	}
-	host, port, err := splitHostPort(addr)
-	if err != nil {
+// askerNode is where to answer an asker: a member this one knows from memberlist (a
+// member that just left still waits for its answer), not evicted, at the address
+// memberlist knows for it. Anyone else gets no answer.
+func (m *Member) askerNode(name string) (*memberlist.Node, bool) {
+	m.mu.Lock()
+	info, ok := m.view[name]
+	known := ok && !info.learned && info.State != StateEvicted
+	m.mu.Unlock()
+	if !known {
 		return nil, false
 	}
-	return &memberlist.Node{Name: name, Addr: net.ParseIP(host), Port: uint16(port)}, true
+	return m.nodeFor(name)
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -20,32 +21,50 @@ const (
 	msgState     byte = 's'
 )
 
-// meta is what a member publishes in its memberlist node metadata (at most 512 bytes).
+// meta is what a member publishes in its memberlist node metadata (at most 512 bytes),
+// signed by its process key, which it carries.
 type meta struct {
 	Role     Role   `json:"r"`
 	State    State  `json:"s"`
 	Instance string `json:"i"`
 	// Version orders State: it grows with every SetState.
 	Version uint64 `json:"v"`
+	// Key is the process's public key; Sig signs the rest with its private half.
+	Key ed25519.PublicKey `json:"k"`
+	Sig []byte            `json:"g,omitempty"`
 }
 
-// stateMsg is a member's new state, sent straight to every member.
+// stateMsg is a member's new state, sent straight to every member, signed by its process.
 type stateMsg struct {
 	Node     string `json:"n"`
 	Instance string `json:"i"`
 	State    State  `json:"s"`
 	Version  uint64 `json:"v"`
+	Sig      []byte `json:"g,omitempty"`
 }
 
+// heartbeatMsg is a node's application heartbeat, signed by its process.
 type heartbeatMsg struct {
 	Node     string `json:"n"`
 	Instance string `json:"i"`
 	Seq      uint64 `json:"s"`
+	Sig      []byte `json:"g,omitempty"`
 }
 
+// leftMsg is a process's announcement that it leaves, signed by that process; it carries
+// its public key, so that members that never saw the process (they joined later) can
+// still check it, and keep the key to refuse a forged one once they see the process.
 type leftMsg struct {
-	Node     string `json:"n"`
-	Instance string `json:"i"`
+	Node     string            `json:"n"`
+	Instance string            `json:"i"`
+	Key      ed25519.PublicKey `json:"k"`
+	Sig      []byte            `json:"g,omitempty"`
+}
+
+func (l leftMsg) valid() bool {
+	sig := l.Sig
+	l.Sig = nil
+	return verify(l.Key, domainLeft, l, sig)
 }
 
 // sharedState is what members exchange in push/pull, so that news missed in gossip
@@ -65,12 +84,14 @@ type deadMsg struct {
 	Addr     string `json:"a"`
 }
 
+// evictMsg is an eviction, signed with the orchestrators' eviction key.
 type evictMsg struct {
 	Node     string `json:"n"`
 	Instance string `json:"i"`
 	By       string `json:"b"`
 	Reason   string `json:"r"`
-	At       int64  `json:"t"` // unix milliseconds
+	At       int64  `json:"t"` // unix milliseconds, as the evicter says
+	Sig      []byte `json:"g,omitempty"`
 }
 
 type viewQuery struct {
@@ -79,8 +100,6 @@ type viewQuery struct {
 	Target string `json:"t"`
 	// Instance is the process asked about; "" means whatever process has the name.
 	Instance string `json:"i,omitempty"`
-	// Addr is the asker's host:port, for a member that has not heard of it yet.
-	Addr string `json:"a"`
 }
 
 type viewReply struct {
@@ -124,8 +143,9 @@ var (
 func (d *delegate) NodeMeta(limit int) []byte {
 	m := d.m
 	m.mu.Lock()
-	b, _ := json.Marshal(meta{Role: m.role, State: m.state, Instance: m.instance, Version: m.version})
+	md := signMeta(m.key, meta{Role: m.role, State: m.state, Instance: m.instance, Version: m.version, Key: m.key.Public().(ed25519.PublicKey)})
 	m.mu.Unlock()
+	b, _ := json.Marshal(md)
 	if len(b) > limit {
 		return nil
 	}
@@ -133,7 +153,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 }
 
 func (d *delegate) NotifyMsg(b []byte) {
-	if len(b) < 2 {
+	if len(b) < 2 || len(b) > maxMessage && (b[0] != msgDumpReply || len(b) > maxDump) {
 		return
 	}
 	m := d.m
@@ -147,7 +167,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 	case msgEvict:
 		var e evictMsg
 		if json.Unmarshal(body, &e) == nil {
-			m.onEvict(e, true)
+			m.onEvict(e, true, false)
 		}
 	case msgState:
 		var st stateMsg
@@ -157,17 +177,17 @@ func (d *delegate) NotifyMsg(b []byte) {
 	case msgLeft:
 		var l leftMsg
 		if json.Unmarshal(body, &l) == nil {
-			m.onLeft(l)
+			m.onLeft(l, false)
 		}
 	case msgQuery:
 		var q viewQuery
 		if json.Unmarshal(body, &q) == nil {
-			go m.answerQuery(q)
+			m.answer(func() { m.answerQuery(q) })
 		}
 	case msgDumpQuery:
 		var q dumpQuery
 		if json.Unmarshal(body, &q) == nil {
-			go m.answerDump(q)
+			m.answer(func() { m.answerDump(q) })
 		}
 	case msgDumpReply:
 		m.onDumpReply(body)
@@ -192,8 +212,8 @@ func (d *delegate) LocalState(bool) []byte {
 	for _, e := range m.evictions {
 		st.Evictions = append(st.Evictions, e)
 	}
-	for node, inst := range m.lefts {
-		st.Lefts = append(st.Lefts, leftMsg{Node: node, Instance: inst})
+	for _, l := range m.lefts {
+		st.Lefts = append(st.Lefts, l)
 	}
 	for name, info := range m.view {
 		if info.State == StateDead && name != m.name {
@@ -207,14 +227,14 @@ func (d *delegate) LocalState(bool) []byte {
 
 func (d *delegate) MergeRemoteState(buf []byte, _ bool) {
 	var st sharedState
-	if json.Unmarshal(buf, &st) != nil {
+	if len(buf) > maxRemoteState || json.Unmarshal(buf, &st) != nil {
 		return
 	}
 	for _, e := range st.Evictions {
-		d.m.onEvict(e, false)
+		d.m.onEvict(e, false, true)
 	}
 	for _, l := range st.Lefts {
-		d.m.onLeft(l)
+		d.m.onLeft(l, true)
 	}
 	for _, dm := range st.Deads {
 		d.m.onDead(dm)
@@ -230,27 +250,34 @@ func (m *Member) onDead(d deadMsg) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, known := m.view[d.Node]; known {
+	if _, known := m.view[d.Node]; known || !m.mayLearnLocked() {
 		return
 	}
-	if d.Role == "" {
+	if d.Role != RoleObserver {
 		d.Role = RoleNode
 	}
-	m.view[d.Node] = &MemberInfo{Name: d.Node, Addr: d.Addr, Role: d.Role, Instance: d.Instance, State: StateDead, Since: time.Now()}
+	m.view[d.Node] = &MemberInfo{Name: d.Node, Addr: d.Addr, Role: d.Role, Instance: d.Instance, State: StateDead, Since: time.Now(), learned: true}
 }
 
-// NotifyAlive refuses alive messages from an evicted process: it cannot come back under
-// the same instance.
+// NotifyAlive refuses alive messages whose metadata its process did not sign, that
+// change a process's key, or that come from an evicted process: it cannot come back
+// under the same instance.
 func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	m := d.m
 	if n.Name == m.name {
 		return nil
 	}
 	md := parseMeta(n.Meta)
+	if !checkMeta(md) {
+		return fmt.Errorf("%s: metadata not signed by its process", n.Name)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.evictions[n.Name]; ok && e.Instance == md.Instance {
 		return fmt.Errorf("%s was evicted by %s", n.Name, e.By)
+	}
+	if info, ok := m.view[n.Name]; ok && info.Instance == md.Instance && info.key != nil && !info.key.Equal(md.Key) {
+		return fmt.Errorf("%s: another key for process %s", n.Name, md.Instance)
 	}
 	return nil
 }
@@ -276,13 +303,24 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 	md := parseMeta(n.Meta)
 	now := time.Now()
 	state := md.State
+	if n.Name != m.name && !checkMeta(md) {
+		m.log.Warn("ignored member metadata its process did not sign", "node", n.Name)
+		return
+	}
 
 	m.mu.Lock()
+	if l, ok := m.lefts[n.Name]; ok && l.Instance == md.Instance && !l.Key.Equal(md.Key) {
+		// A leave of this process, signed by another key: forged. The process is alive.
+		delete(m.lefts, n.Name)
+		if info, ok := m.view[n.Name]; ok && info.State == StateLeft {
+			info.State = StateAlive
+		}
+	}
 	if gone {
 		// memberlist's Node.State does not say whether a node left or died, so a
 		// node counts as left only when it announced it (see Leave).
 		state = StateDead
-		if m.lefts[n.Name] == md.Instance {
+		if m.lefts[n.Name].Instance == md.Instance {
 			state = StateLeft
 		}
 	}
@@ -300,9 +338,14 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 		m.mu.Unlock()
 		return
 	}
-	if known && info.State == StateLeft && m.lefts[n.Name] == md.Instance {
+	if known && info.State == StateLeft && m.lefts[n.Name].Instance == md.Instance {
 		// So is left: a late gossip of its earlier state must not bring it back.
 		m.mu.Unlock()
+		return
+	}
+	if known && info.Instance == md.Instance && info.key != nil && !info.key.Equal(md.Key) {
+		m.mu.Unlock()
+		m.log.Warn("ignored metadata that changes a process's key", "node", n.Name, "instance", md.Instance)
 		return
 	}
 	if !known || info.Instance != md.Instance {
@@ -314,14 +357,16 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 		info = &MemberInfo{Name: n.Name, Role: md.Role, Instance: md.Instance, LastHeartbeat: now, Since: now, State: state}
 		m.view[n.Name] = info
 	}
+	info.key, info.learned = md.Key, false
 	info.Addr = nodeAddr(n)
 	info.Role = md.Role
 	old := info.State
-	if !gone && md.Version < info.version {
-		// A direct state message already brought a newer state than this metadata.
+	if !gone && (md.Version < info.version || info.version > 0 && md.Version > info.version+maxVersionJump) {
+		// A direct state message already brought a newer state than this metadata (or
+		// the jump is implausible).
 		state = old
 	}
-	if !gone && md.Version > info.version {
+	if !gone && md.Version > info.version && (info.version == 0 || md.Version <= info.version+maxVersionJump) {
 		info.version = md.Version
 	}
 	if old != state {
@@ -348,27 +393,38 @@ func nodeAddr(n *memberlist.Node) string {
 }
 
 // onLeft records that a process announced it leaves; it is left from now on (it shuts
-// its memberlist down right after, whether or not the leave was heard).
-func (m *Member) onLeft(l leftMsg) {
-	if l.Node == m.name {
+// its memberlist down right after, whether or not the leave was heard). The leave must
+// be signed by that process: by the key this member knows for it, or, for a process
+// this member never saw, by the key the leave carries (learned is set for news from
+// push/pull, which may name such processes; a direct message about one is ignored).
+func (m *Member) onLeft(l leftMsg, learned bool) {
+	if l.Node == m.name || !l.valid() {
 		return
 	}
 	m.mu.Lock()
-	if m.lefts[l.Node] == l.Instance {
+	if m.lefts[l.Node].Instance == l.Instance {
 		m.mu.Unlock()
 		return
 	}
 	info, known := m.view[l.Node]
-	if known && info.Instance != l.Instance {
+	switch {
+	case known && info.Instance != l.Instance:
+		m.mu.Unlock()
+		return
+	case known && info.key != nil && !info.key.Equal(l.Key):
+		m.mu.Unlock()
+		m.log.Warn("ignored a leave not signed by the process it names", "node", l.Node)
+		return
+	case !known && (!learned || !m.mayLearnLocked()):
 		m.mu.Unlock()
 		return
 	}
-	m.lefts[l.Node] = l.Instance
+	m.lefts[l.Node] = l
 	var old State
 	switch {
 	case !known:
 		// News of its join had not reached this member yet: it joined and left.
-		m.view[l.Node] = &MemberInfo{Name: l.Node, Role: RoleNode, Instance: l.Instance, State: StateLeft, Since: time.Now()}
+		m.view[l.Node] = &MemberInfo{Name: l.Node, Role: RoleNode, Instance: l.Instance, State: StateLeft, Since: time.Now(), learned: true, key: l.Key}
 		old = "unknown"
 	case info.State == StateAlive || info.State == StateLeaving || info.State == StateDead:
 		old = info.State
@@ -383,13 +439,30 @@ func (m *Member) onLeft(l leftMsg) {
 	}
 }
 
-// onState applies a state a member sent straight to this one, unless a newer one was
-// seen already.
+// mayLearnLocked reports whether there is room for one more member known only from what
+// peers said. m.mu must be held.
+func (m *Member) mayLearnLocked() bool {
+	n := 0
+	for _, info := range m.view {
+		if info.learned {
+			n++
+		}
+	}
+	return n < maxLearned
+}
+
+// onState applies a state a member's process sent straight to this one, signed, unless a
+// newer one was seen already or the jump is implausible.
 func (m *Member) onState(st stateMsg) {
+	if st.State != StateAlive && st.State != StateLeaving {
+		return
+	}
+	sig := st.Sig
+	st.Sig = nil
 	m.mu.Lock()
 	info, ok := m.view[st.Node]
-	if !ok || info.Instance != st.Instance || st.Version <= info.version ||
-		(info.State != StateAlive && info.State != StateLeaving) {
+	if !ok || info.Instance != st.Instance || st.Version <= info.version || st.Version > info.version+maxVersionJump ||
+		(info.State != StateAlive && info.State != StateLeaving) || !verify(info.key, domainState, st, sig) {
 		m.mu.Unlock()
 		return
 	}

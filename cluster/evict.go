@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -54,6 +55,9 @@ func (m *Member) Evict(ctx context.Context, node, instance, reason string) (Evic
 		e = evictMsg{Node: node, Instance: instance, By: m.name, Reason: reason, At: time.Now().UnixMilli()}
 	}
 	m.mu.Unlock()
+	if m.opts.EvictSigner == nil && m.opts.EvictVerifier != nil {
+		return res, fmt.Errorf("evict %s: %w", node, ErrCannotEvict)
+	}
 	if !ok {
 		// This member never knew the process (it joined later): ask those who might.
 		qctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -67,7 +71,10 @@ func (m *Member) Evict(ctx context.Context, node, instance, reason string) (Evic
 		m.log.Info("no eviction needed: the process is gone", "node", node, "instance", instance, "why", res.Gone)
 		return res, nil
 	}
-	m.onEvict(e, true)
+	if m.opts.EvictSigner != nil {
+		e.Sig = sign(m.opts.EvictSigner, domainEvict, e)
+	}
+	m.onEvict(e, true, true)
 	msg := encode(msgEvict, e)
 
 	// Tell every member straight away (gossip alone misses some in small clusters),
@@ -93,10 +100,33 @@ func (m *Member) Evict(ctx context.Context, node, instance, reason string) (Evic
 	return res, nil
 }
 
-// onEvict applies an eviction. rebroadcast spreads the news further the first time it
-// is heard, so that it reaches every member epidemically.
-func (m *Member) onEvict(e evictMsg, rebroadcast bool) {
+// ErrCannotEvict: this member holds no eviction signing key; the cluster's members
+// would ignore its evictions.
+var ErrCannotEvict = errors.New("this member cannot sign evictions")
+
+// validEviction reports whether e is signed with the eviction key this member checks
+// against; with no key configured (a loopback cluster) every eviction is taken.
+func (m *Member) validEviction(e evictMsg) bool {
+	if m.opts.EvictVerifier == nil {
+		return true
+	}
+	sig := e.Sig
+	e.Sig = nil
+	return verify(m.opts.EvictVerifier, domainEvict, e, sig)
+}
+
+// onEvict applies an eviction if it is signed as it must be. rebroadcast spreads the
+// news further the first time it is heard, so that it reaches every member
+// epidemically. learned allows an eviction of a process this member never saw (it
+// joined later): only when the eviction is signed, and within maxLearned.
+func (m *Member) onEvict(e evictMsg, rebroadcast, learned bool) {
+	if !m.validEviction(e) {
+		m.log.Warn("ignored an eviction not signed with the cluster's eviction key", "node", e.Node, "by", e.By)
+		return
+	}
 	now := time.Now()
+	// The evicter's clock says nothing about this member's: never later than now.
+	e.At = min(e.At, now.UnixMilli())
 	m.mu.Lock()
 	if prev, ok := m.evictions[e.Node]; ok && prev.Instance == e.Instance {
 		m.mu.Unlock()
@@ -109,6 +139,7 @@ func (m *Member) onEvict(e evictMsg, rebroadcast bool) {
 		}
 		m.evicted = &e
 		m.evictions[e.Node] = e
+		m.evictSeen[e.Node] = now
 		m.setSelfLocked(StateEvicted)
 		if self, ok := m.view[m.name]; ok {
 			self.EvictedBy, self.EvictReason = e.By, e.Reason
@@ -124,9 +155,14 @@ func (m *Member) onEvict(e evictMsg, rebroadcast bool) {
 		m.mu.Unlock()
 		return
 	}
+	if !known && (!learned || m.opts.EvictVerifier == nil || !m.mayLearnLocked()) {
+		m.mu.Unlock()
+		return
+	}
 	m.evictions[e.Node] = e
+	m.evictSeen[e.Node] = now
 	if !known {
-		info = &MemberInfo{Name: e.Node, Role: RoleNode, Instance: e.Instance}
+		info = &MemberInfo{Name: e.Node, Role: RoleNode, Instance: e.Instance, learned: true}
 		m.view[e.Node] = info
 	}
 	info.State, info.Since, info.Blocked = StateEvicted, now, false

@@ -68,7 +68,9 @@ func (m *Member) heartbeatLoop(stop, done chan struct{}) {
 func (m *Member) beat(stop <-chan struct{}) {
 	m.mu.Lock()
 	m.hbSeq++
-	msg := encode(msgHeartbeat, heartbeatMsg{Node: m.name, Instance: m.instance, Seq: m.hbSeq})
+	hb := heartbeatMsg{Node: m.name, Instance: m.instance, Seq: m.hbSeq}
+	hb.Sig = sign(m.key, domainHeartbeat, hb)
+	msg := encode(msgHeartbeat, hb)
 	if self, ok := m.view[m.name]; ok {
 		self.HeartbeatSeq, self.LastHeartbeat = m.hbSeq, time.Now()
 	}
@@ -86,8 +88,14 @@ func (m *Member) beat(stop <-chan struct{}) {
 }
 
 func (m *Member) onHeartbeat(hb heartbeatMsg) {
+	sig := hb.Sig
+	hb.Sig = nil
 	m.mu.Lock()
 	info, ok := m.view[hb.Node]
+	if !ok || info.Instance != hb.Instance || !verify(info.key, domainHeartbeat, hb, sig) {
+		m.mu.Unlock()
+		return // not from that process
+	}
 	if ok && info.Instance == hb.Instance && info.State == StateEvicted {
 		// An evicted process that still heartbeats did not fence itself: a zombie the
 		// watchdog looks for.
@@ -95,7 +103,7 @@ func (m *Member) onHeartbeat(hb heartbeatMsg) {
 		m.mu.Unlock()
 		return
 	}
-	if !ok || info.Instance != hb.Instance || hb.Seq <= info.HeartbeatSeq {
+	if hb.Seq <= info.HeartbeatSeq || info.HeartbeatSeq > 0 && hb.Seq > info.HeartbeatSeq+maxSeqJump {
 		m.mu.Unlock()
 		return
 	}
@@ -153,14 +161,15 @@ func (m *Member) forgetLocked(now time.Time) {
 	for name, info := range m.view {
 		if name != m.name && info.State.Out() && now.Sub(info.Since) > m.opts.ForgetAfter {
 			delete(m.view, name)
-			if m.lefts[name] == info.Instance {
+			if m.lefts[name].Instance == info.Instance {
 				delete(m.lefts, name)
 			}
 		}
 	}
-	for name, e := range m.evictions {
-		if now.Sub(time.UnixMilli(e.At)) > 24*m.opts.ForgetAfter {
+	for name := range m.evictions {
+		if now.Sub(m.evictSeen[name]) > 24*m.opts.ForgetAfter {
 			delete(m.evictions, name)
+			delete(m.evictSeen, name)
 		}
 	}
 }

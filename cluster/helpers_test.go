@@ -27,7 +27,7 @@ type memberOpt func(*Options)
 
 func withRole(r Role) memberOpt { return func(o *Options) { o.Role = r } }
 func withKey(k []byte) memberOpt {
-	return func(o *Options) { o.SecretKey = k }
+	return func(o *Options) { o.SecretKeys = [][]byte{k} }
 }
 
 // testExpiration is the heartbeat expiration of test members.

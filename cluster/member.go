@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -81,7 +82,9 @@ type MemberInfo struct {
 	// Since is when State last changed.
 	Since time.Time `json:"since"`
 
-	version uint64 // of State, as published by the member
+	version uint64            // of State, as published by the member
+	key     ed25519.PublicKey // of the process, from its signed metadata
+	learned bool              // known only from what peers said, never from memberlist
 }
 
 // HeartbeatAge is how long ago the last heartbeat arrived.
@@ -117,8 +120,16 @@ type Options struct {
 	// and 0 mean the bind address and the port bound.
 	AdvertiseAddr string
 	AdvertisePort int
-	// SecretKey, when set, encrypts gossip (16, 24 or 32 bytes: AES-128/192/256).
-	SecretKey []byte
+	// SecretKeys, when set, encrypt gossip (16, 24 or 32 bytes each: AES-128/192/256):
+	// the first encrypts, every one decrypts, so that keys rotate without anyone leaving
+	// (see SetKeys).
+	SecretKeys [][]byte
+	// EvictSigner signs this member's evictions (orchestrators hold it). With
+	// EvictVerifier set, a member without it cannot evict.
+	EvictSigner ed25519.PrivateKey
+	// EvictVerifier checks every eviction this member hears; unsigned or wrongly signed
+	// ones are ignored. nil accepts any eviction: for clusters on loopback only.
+	EvictVerifier ed25519.PublicKey
 	// Profile is ProfileLAN unless set.
 	Profile Profile
 	// HeartbeatInterval is how often a node publishes its application heartbeat; 0
@@ -161,8 +172,13 @@ type Member struct {
 
 	mu          sync.Mutex
 	view        map[string]*MemberInfo
-	evictions   map[string]evictMsg // by node name
-	lefts       map[string]string   // node name → instance that announced it left
+	key         ed25519.PrivateKey     // this process's: signs its metadata, state, leave, heartbeats
+	keyring     *memberlist.Keyring    // the gossip keys; nil without encryption
+	evictions   map[string]evictMsg    // by node name
+	evictSeen   map[string]time.Time   // when each eviction arrived here
+	lefts       map[string]leftMsg     // by node name: the signed leave of a process
+	answering   chan struct{}          // bounds the queries answered at once
+	inflight    map[string]bool        // peers with a view query of this member outstanding
 	state       State               // own state as published
 	version     uint64              // of state; peers keep the highest they saw
 	published   bool                // own state reached the cluster
@@ -206,6 +222,9 @@ func New(opts Options) (*Member, error) {
 	if opts.Name == "" {
 		return nil, errors.New("cluster member needs a name")
 	}
+	if opts.EvictSigner != nil && opts.EvictVerifier == nil {
+		opts.EvictVerifier = opts.EvictSigner.Public().(ed25519.PublicKey)
+	}
 	m := &Member{
 		name:      opts.Name,
 		role:      opts.Role,
@@ -214,7 +233,11 @@ func New(opts Options) (*Member, error) {
 		log:       opts.Logger.With("member", opts.Name),
 		view:      map[string]*MemberInfo{},
 		evictions: map[string]evictMsg{},
-		lefts:     map[string]string{},
+		lefts:     map[string]leftMsg{},
+		evictSeen: map[string]time.Time{},
+		key:       newProcessKey(),
+		answering: make(chan struct{}, maxAnswering),
+		inflight:  map[string]bool{},
 		state:     StateAlive,
 		queries:   map[uint64]chan viewReply{},
 		dumps:     map[uint64]chan dumpReply{},
@@ -263,13 +286,12 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	mlc.DeadNodeReclaimTime = time.Second
 	mlc.BindAddr, mlc.BindPort = o.BindAddr, o.BindPort
 	mlc.AdvertiseAddr, mlc.AdvertisePort = o.AdvertiseAddr, o.AdvertisePort
-	if len(o.SecretKey) > 0 {
-		switch len(o.SecretKey) {
-		case 16, 24, 32:
-		default:
-			return nil, fmt.Errorf("cluster secret key of %d bytes: it must be 16, 24 or 32", len(o.SecretKey))
+	if len(o.SecretKeys) > 0 {
+		kr, err := keyring(o.SecretKeys)
+		if err != nil {
+			return nil, err
 		}
-		mlc.SecretKey = o.SecretKey
+		mlc.Keyring, m.keyring = kr, kr
 	}
 	mlc.LogOutput = newMemberlistLogWriter(m.log.With("component", "memberlist"))
 	mlc.Logger = nil
@@ -339,7 +361,7 @@ func (m *Member) Join(ctx context.Context, addrs []string) error {
 	case r := <-ch:
 		if r.n == 0 {
 			hint := ""
-			if len(m.opts.SecretKey) > 0 {
+			if len(m.opts.SecretKeys) > 0 {
 				hint = " (is the gossip key the same on every member?)"
 			}
 			return fmt.Errorf("join cluster through %v: %w%s", addrs, r.err, hint)
@@ -440,7 +462,9 @@ func (m *Member) SetState(ctx context.Context, s State) error {
 	m.version++
 	m.state, m.published = s, false
 	m.setSelfLocked(s)
-	msg := encode(msgState, stateMsg{Node: m.name, Instance: m.instance, State: s, Version: m.version})
+	st := stateMsg{Node: m.name, Instance: m.instance, State: s, Version: m.version}
+	st.Sig = sign(m.key, domainState, st)
+	msg := encode(msgState, st)
 	m.mu.Unlock()
 
 	if s == StateLeaving {
@@ -584,7 +608,9 @@ func chanOf(errs <-chan error) <-chan struct{} {
 // stalled network must not hold Leave past its timeout); the channel is closed when
 // all of them returned.
 func (m *Member) announceLeft() <-chan struct{} {
-	msg := encode(msgLeft, leftMsg{Node: m.name, Instance: m.instance})
+	l := leftMsg{Node: m.name, Instance: m.instance, Key: m.key.Public().(ed25519.PublicKey)}
+	l.Sig = sign(m.key, domainLeft, l)
+	msg := encode(msgLeft, l)
 	m.queue.QueueBroadcast(&broadcast{name: "left:" + m.name, msg: msg})
 	return m.sendToAll(msg)
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -133,9 +134,13 @@ func TestEvictionIsFinalAndFencesTheTarget(t *testing.T) {
 	}
 
 	// A zombie of that process that keeps beating, or refutes with alive messages,
-	// does not come back: feed peers exactly what the network would deliver.
-	hb := encode(msgHeartbeat, heartbeatMsg{Node: "node-2", Instance: instance, Seq: 1 << 40})
-	alive := &memberlist.Node{Name: "node-2", Meta: mustMeta(t, meta{Role: RoleNode, State: StateAlive, Instance: instance})}
+	// does not come back, though it signs them as it should: feed peers exactly what
+	// the network would deliver.
+	zombie := heartbeatMsg{Node: "node-2", Instance: instance, Seq: 1 << 10}
+	zombie.Sig = sign(target.key, domainHeartbeat, zombie)
+	hb := encode(msgHeartbeat, zombie)
+	alive := &memberlist.Node{Name: "node-2", Meta: mustMeta(t, signMeta(target.key, meta{Role: RoleNode, State: StateAlive,
+		Instance: instance, Version: 99, Key: target.key.Public().(ed25519.PublicKey)}))}
 	for _, m := range peers {
 		d := &delegate{m: m}
 		d.NotifyMsg(hb)
@@ -144,12 +149,14 @@ func TestEvictionIsFinalAndFencesTheTarget(t *testing.T) {
 		}
 		d.NotifyUpdate(alive)
 		info, _ := m.Member("node-2")
-		if info.State != StateEvicted || info.HeartbeatSeq == 1<<40 {
+		if info.State != StateEvicted || info.HeartbeatSeq == 1<<10 || info.EvictedHeartbeat.IsZero() {
 			t.Errorf("%s: node-2 revived: state %s, heartbeat %d", m.Name(), info.State, info.HeartbeatSeq)
 		}
 	}
 	// A new process under the same name is a new member.
-	fresh := &memberlist.Node{Name: "node-2", Meta: mustMeta(t, meta{Role: RoleNode, State: StateAlive, Instance: "another"})}
+	freshKey := newProcessKey()
+	fresh := &memberlist.Node{Name: "node-2", Meta: mustMeta(t, signMeta(freshKey, meta{Role: RoleNode, State: StateAlive,
+		Instance: "another", Key: freshKey.Public().(ed25519.PublicKey)}))}
 	d := &delegate{m: observer}
 	if err := d.NotifyAlive(fresh); err != nil {
 		t.Errorf("a new instance of node-2 is refused: %v", err)
@@ -266,7 +273,8 @@ func TestConvergence(t *testing.T) {
 	if err := observer.Join(context.Background(), []string{members[0].Addr()}); err != nil {
 		t.Fatal(err)
 	}
-	waitAll(t, []*Member{observer}, "observer sees everyone", func(m *Member) bool { return len(m.Members()) == 5 })
+	// Members answer only those they know.
+	waitAll(t, append([]*Member{observer}, members...), "everyone sees everyone", func(m *Member) bool { return len(m.Members()) == 5 })
 
 	q := ConvergenceQuery{Target: "node-4", Instance: members[3].Instance()}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

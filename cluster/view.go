@@ -15,7 +15,6 @@ const (
 type dumpQuery struct {
 	ID   uint64 `json:"id"`
 	From string `json:"f"`
-	Addr string `json:"a"`
 }
 
 // dumpReply carries a member's whole view. Times travel as ages so that clocks of
@@ -51,7 +50,7 @@ func (m *Member) RemoteView(ctx context.Context, peer string) ([]MemberInfo, err
 		delete(m.dumps, id)
 		m.mu.Unlock()
 	}()
-	if err := m.ml.SendReliable(n, encode(msgDumpQuery, dumpQuery{ID: id, From: m.name, Addr: m.Addr()})); err != nil {
+	if err := m.ml.SendReliable(n, encode(msgDumpQuery, dumpQuery{ID: id, From: m.name})); err != nil {
 		return nil, fmt.Errorf("ask %s for its view: %w", peer, err)
 	}
 	select {
@@ -70,6 +69,10 @@ func (m *Member) RemoteView(ctx context.Context, peer string) ([]MemberInfo, err
 }
 
 func (m *Member) answerDump(q dumpQuery) {
+	n, ok := m.askerNode(q.From)
+	if !ok {
+		return
+	}
 	now := time.Now()
 	list := m.Members()
 	reply := dumpReply{ID: q.ID, From: m.name, Members: make([]remoteMember, len(list))}
@@ -77,10 +80,8 @@ func (m *Member) answerDump(q dumpQuery) {
 		reply.Members[i] = remoteMember{MemberInfo: info,
 			HeartbeatAgeMS: info.HeartbeatAge(now).Milliseconds(), SinceAgeMS: now.Sub(info.Since).Milliseconds()}
 	}
-	if n, ok := m.replyNode(q.From, q.Addr); ok {
-		if err := m.ml.SendReliable(n, encode(msgDumpReply, reply)); err != nil {
-			m.log.Debug("view dump not sent", "to", q.From, "error", err)
-		}
+	if err := m.ml.SendReliable(n, encode(msgDumpReply, reply)); err != nil {
+		m.log.Debug("view dump not sent", "to", q.From, "error", err)
 	}
 }
 

@@ -68,6 +68,17 @@ type Cluster struct {
 	Join []string `mapstructure:"join" yaml:"join"`
 	// SecretKey is the base64 of a 16, 24 or 32 byte key; it turns gossip encryption on.
 	SecretKey string `mapstructure:"secret_key" yaml:"secret_key"`
+	// SecretKeys are gossip keys for a rotation: the first encrypts, all decrypt. Set
+	// this or SecretKey.
+	SecretKeys []string `mapstructure:"secret_keys" yaml:"secret_keys"`
+	// Insecure lets a member bound off loopback run without gossip encryption or
+	// eviction keys. It warns.
+	Insecure bool `mapstructure:"insecure" yaml:"insecure"`
+	// EvictSigningKey is the base64 ed25519 private key orchestrators sign evictions
+	// with (worker, dev).
+	EvictSigningKey string `mapstructure:"evict_signing_key" yaml:"evict_signing_key"`
+	// EvictVerifyKey is the base64 ed25519 public key members check evictions against.
+	EvictVerifyKey string `mapstructure:"evict_verify_key" yaml:"evict_verify_key"`
 	// Profile picks memberlist's timing defaults: local, lan or wan.
 	Profile string `mapstructure:"profile" yaml:"profile"`
 	// HeartbeatInterval is how often a node publishes its application heartbeat.
@@ -140,6 +151,18 @@ type Dev struct {
 	DB string `mapstructure:"db" yaml:"db"`
 	// Nodes is the number of demo nodes to run.
 	Nodes int `mapstructure:"nodes" yaml:"nodes"`
+	// TLS makes the embedded server serve TLS; its own clients (workers, UI) connect
+	// with temporal.tls.* (ca, cert, key, server_name).
+	TLS DevTLS `mapstructure:"tls" yaml:"tls"`
+}
+
+// DevTLS is the embedded server's TLS. Files are PEM.
+type DevTLS struct {
+	// Cert and Key are the server's certificate and key; setting them turns TLS on.
+	Cert string `mapstructure:"cert" yaml:"cert"`
+	Key  string `mapstructure:"key" yaml:"key"`
+	// ClientCA makes the server require client certificates signed by it (mTLS).
+	ClientCA string `mapstructure:"client_ca" yaml:"client_ca"`
 }
 
 // Log configures the process's slog output.

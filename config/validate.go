@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/farewell-project/farewell/plan"
 )
 
 // ErrInvalid matches every error that is the user's input being wrong (as opposed to
@@ -56,6 +59,27 @@ func (c Config) Validate() error {
 			v.add("cluster.secret_key", err.Error())
 		}
 	}
+	for i, k := range c.Cluster.SecretKeys {
+		if _, err := SecretKeyBytes(k); err != nil {
+			v.add(fmt.Sprintf("cluster.secret_keys[%d]", i), err.Error())
+		}
+	}
+	if c.Cluster.SecretKey != "" && len(c.Cluster.SecretKeys) > 0 {
+		v.add("cluster.secret_keys", "set cluster.secret_key or cluster.secret_keys, not both")
+	}
+	if c.Cluster.EvictSigningKey != "" {
+		if _, err := EvictSigningKey(c.Cluster.EvictSigningKey); err != nil {
+			v.add("cluster.evict_signing_key", err.Error())
+		}
+	}
+	if c.Cluster.EvictVerifyKey != "" {
+		if _, err := EvictVerifyKey(c.Cluster.EvictVerifyKey); err != nil {
+			v.add("cluster.evict_verify_key", err.Error())
+		}
+	}
+	if err := plan.ValidateNodeName(c.Cluster.Name); err != nil && strings.TrimSpace(c.Cluster.Name) != "" {
+		v.add("cluster.name", err.Error())
+	}
 	v.oneOf("cluster.profile", c.Cluster.Profile, ProfileLocal, ProfileLAN, ProfileWAN)
 	v.positive("cluster.heartbeat_interval", c.Cluster.HeartbeatInterval)
 	v.positive("cluster.heartbeat_expiration", c.Cluster.HeartbeatExpiration)
@@ -84,6 +108,18 @@ func (c Config) Validate() error {
 	if c.Dev.Port == c.Dev.UIPort {
 		v.add("dev.ui_port", fmt.Sprintf("%d is also dev.port", c.Dev.UIPort))
 	}
+	if (c.Dev.TLS.Cert == "") != (c.Dev.TLS.Key == "") {
+		v.add("dev.tls.cert", "cert and key go together: set both dev.tls.cert and dev.tls.key, or neither")
+	}
+	v.readable("dev.tls.cert", c.Dev.TLS.Cert)
+	v.readable("dev.tls.key", c.Dev.TLS.Key)
+	v.readable("dev.tls.client_ca", c.Dev.TLS.ClientCA)
+	if c.Dev.TLS.ClientCA != "" && c.Dev.TLS.Cert == "" {
+		v.add("dev.tls.client_ca", "requiring client certificates needs TLS: set dev.tls.cert and dev.tls.key")
+	}
+	if c.Dev.TLS.ClientCA != "" && c.Temporal.TLS.Cert == "" {
+		v.add("temporal.tls.cert", "the embedded server requires client certificates (dev.tls.client_ca): its own workers need one, temporal.tls.cert and temporal.tls.key")
+	}
 	if c.Dev.Nodes < 0 {
 		v.add("dev.nodes", fmt.Sprintf("%d is negative", c.Dev.Nodes))
 	}
@@ -91,6 +127,52 @@ func (c Config) Validate() error {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	return errors.Join(v.problems...)
+}
+
+// GossipKeys decodes the gossip keys of cluster.secret_key or cluster.secret_keys (the
+// first encrypts, all decrypt); none means gossip is not encrypted.
+func (c Cluster) GossipKeys() ([][]byte, error) {
+	raw := c.SecretKeys
+	if c.SecretKey != "" {
+		raw = append([]string{c.SecretKey}, raw...)
+	}
+	var keys [][]byte
+	for _, k := range raw {
+		b, err := SecretKeyBytes(k)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, b)
+	}
+	return keys, nil
+}
+
+// EvictSigningKey decodes a cluster.evict_signing_key: base64 of an ed25519 private key
+// (64 bytes) or its seed (32 bytes).
+func EvictSigningKey(s string) (ed25519.PrivateKey, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("not base64 (make a key pair with: farewell keys evict)")
+	}
+	switch len(b) {
+	case ed25519.SeedSize:
+		return ed25519.NewKeyFromSeed(b), nil
+	case ed25519.PrivateKeySize:
+		return ed25519.PrivateKey(b), nil
+	}
+	return nil, fmt.Errorf("decodes to %d bytes; an ed25519 private key is %d (or its seed, %d)", len(b), ed25519.PrivateKeySize, ed25519.SeedSize)
+}
+
+// EvictVerifyKey decodes a cluster.evict_verify_key: base64 of an ed25519 public key.
+func EvictVerifyKey(s string) (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("not base64 (make a key pair with: farewell keys evict)")
+	}
+	if len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("decodes to %d bytes; an ed25519 public key is %d", len(b), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(b), nil
 }
 
 // SecretKeyBytes decodes a cluster.secret_key value: base64 of 16, 24 or 32 bytes

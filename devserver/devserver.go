@@ -2,6 +2,8 @@ package devserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +33,7 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+	"google.golang.org/grpc"
 )
 
 // Defaults of the embedded stack.
@@ -81,6 +84,47 @@ type Options struct {
 	StockRates bool
 	// DynamicConfig overrides server dynamic config keys.
 	DynamicConfig map[string]any
+	// TLS, when set, makes the frontend serve TLS (and, with ClientCA, require client
+	// certificates); the server's own clients — its system worker, the UI, the check of
+	// search attributes — then connect with the client certificate given.
+	TLS *TLS
+	// FrontendInterceptors run on every call to the frontend (authorization checks).
+	FrontendInterceptors []grpc.UnaryServerInterceptor
+}
+
+// TLS of the embedded server. Files are PEM.
+type TLS struct {
+	// Cert and Key are the frontend's certificate and key.
+	Cert, Key string
+	// ClientCA, when set, is the CA client certificates must be signed by: mutual TLS.
+	ClientCA string
+	// ClientCert and ClientKey are what the server's own clients present (needed with
+	// ClientCA); CA is what they check the frontend's certificate against, and
+	// ServerName the name they expect in it.
+	ClientCert, ClientKey, CA, ServerName string
+}
+
+// clientConfig is the TLS the server's own clients use.
+func (t *TLS) clientConfig() (*tls.Config, error) {
+	c := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("dev TLS CA: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("dev TLS CA %s holds no PEM certificate", t.CA)
+		}
+	}
+	if t.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(t.ClientCert, t.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("dev TLS client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // Server is a running embedded Temporal server, with its UI when asked for.
@@ -118,13 +162,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	level := new(slog.LevelVar)
 	level.Set(opts.LogLevel.Level())
 	restoreEnv := hideTracingEnv()
-	srv, err := temporal.NewServer(
+	serverOpts := []temporal.ServerOption{
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithStaticHosts(staticHosts(conf)),
 		temporal.WithLogger(serverLogger{log: opts.Logger, level: level}),
 		temporal.WithDynamicConfigClient(dynamicConfig(opts)),
-	)
+	}
+	if len(opts.FrontendInterceptors) > 0 {
+		serverOpts = append(serverOpts, temporal.WithChainedFrontendGrpcInterceptors(opts.FrontendInterceptors...))
+	}
+	srv, err := temporal.NewServer(serverOpts...)
 	restoreEnv()
 	if err != nil {
 		return nil, fmt.Errorf("build temporal server: %w", err)
@@ -292,8 +340,8 @@ func prepareDB(o Options) (*config.SQL, error) {
 		// fewer fsyncs than the default rollback journal.
 		conf.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "normal", "busy_timeout": "5000"}
 		conf.DatabaseName = o.DBPath
-		if err := os.MkdirAll(filepath.Dir(o.DBPath), 0o755); err != nil {
-			return nil, fmt.Errorf("create folder for database %s: %w", o.DBPath, err)
+		if err := privateFile(o.DBPath); err != nil {
+			return nil, err
 		}
 		fi, err := os.Stat(o.DBPath)
 		switch {
@@ -313,6 +361,32 @@ func prepareDB(o Options) (*config.SQL, error) {
 		return nil, fmt.Errorf("create namespace %s in %s: %w", o.Namespace, conf.DatabaseName, err)
 	}
 	return conf, nil
+}
+
+// privateFile makes the database file (and its folder, when it creates it or it is
+// Farewell's own data folder) readable by this user only: it holds every shutdown's
+// history. SQLite gives its journal files the database's permissions.
+func privateFile(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create folder for database %s: %w", path, err)
+	}
+	if dir == filepath.Dir(DefaultDBPath) {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data folder %s: %w", dir, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("database %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, error) {
@@ -355,6 +429,18 @@ func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, error) {
 			return nil, err
 		}
 		c.Services[name] = svc
+	}
+	if t := o.TLS; t != nil {
+		c.Global.TLS.Frontend.Server = config.ServerTLS{CertFile: t.Cert, KeyFile: t.Key}
+		if t.ClientCA != "" {
+			c.Global.TLS.Frontend.Server.ClientCAFiles = []string{t.ClientCA}
+			c.Global.TLS.Frontend.Server.RequireClientAuth = true
+		}
+		client := config.ClientTLS{ServerName: t.ServerName, ForceTLS: true}
+		if t.CA != "" {
+			client.RootCAFiles = []string{t.CA}
+		}
+		c.Global.TLS.SystemWorker = config.WorkerTLS{CertFile: t.ClientCert, KeyFile: t.ClientKey, Client: client}
 	}
 	c.Archival.History.State = "disabled"
 	c.Archival.Visibility.State = "disabled"
@@ -405,11 +491,19 @@ func (s *Server) ensureSearchAttributes(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := client.DialContext(ctx, client.Options{
+	copts := client.Options{
 		HostPort:  s.Address(),
 		Namespace: s.opts.Namespace,
 		Logger:    sdklog.NewStructuredLogger(s.opts.Logger.With("component", "devserver")),
-	})
+	}
+	if s.opts.TLS != nil {
+		tc, err := s.opts.TLS.clientConfig()
+		if err != nil {
+			return err
+		}
+		copts.ConnectionOptions.TLS = tc
+	}
+	c, err := client.DialContext(ctx, copts)
 	if err != nil {
 		return fmt.Errorf("connect to embedded server at %s: %w", s.Address(), err)
 	}
@@ -443,7 +537,7 @@ func (s *Server) startUI(ctx context.Context) error {
 	if err := checkFree(s.opts.IP, s.opts.UIPort, "UI"); err != nil {
 		return err
 	}
-	s.ui = uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
+	uc := &uiconfig.Config{
 		Host:                s.opts.IP,
 		Port:                s.opts.UIPort,
 		TemporalGRPCAddress: s.Address(),
@@ -452,7 +546,11 @@ func (s *Server) startUI(ctx context.Context) error {
 		CORS:                uiconfig.CORS{CookieInsecure: true},
 		HideLogs:            true,
 		DisableNewsFetch:    true,
-	}))
+	}
+	if t := s.opts.TLS; t != nil {
+		uc.TLS = uiconfig.TLS{CaFile: t.CA, CertFile: t.ClientCert, KeyFile: t.ClientKey, ServerName: t.ServerName, EnableHostVerification: true}
+	}
+	s.ui = uiserver.NewServer(uioptions.WithConfigProvider(uc))
 	s.uiDone = make(chan struct{})
 	go func() {
 		defer close(s.uiDone)

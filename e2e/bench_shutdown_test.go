@@ -78,11 +78,11 @@ func newBenchFixture(b *testing.B, tel *telemetry.Telemetry) *benchFixture {
 
 	oc := cfg.Cluster
 	oc.Name = "observer"
-	mopts, err := agent.MemberOptions(oc)
+	mopts, _, err := agent.MemberOptions(oc, agent.ForOrchestrator)
 	if err != nil {
 		b.Fatal(err)
 	}
-	mopts.Role, mopts.Logger, mopts.Tune = cluster.RoleObserver, quietLogger(), quietMemberlist
+	mopts.Logger, mopts.Tune = quietLogger(), quietMemberlist
 	f.observer, err = cluster.New(mopts)
 	if err != nil {
 		b.Fatal(err)

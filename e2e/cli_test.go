@@ -40,8 +40,8 @@ func TestCLIDevStartsAndStops(t *testing.T) {
 	if code := run.wait(t, time.Minute); code != 0 {
 		t.Fatalf("dev exited %d after cancel\nstderr:\n%s", code, run.Stderr.String())
 	}
-	if _, err := os.Stat(db); err != nil {
-		t.Errorf("database file: %v", err)
+	if st, err := os.Stat(db); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("database file: %v, mode %v, want 0600 (it holds every shutdown's history)", err, st.Mode().Perm())
 	}
 }
 

@@ -88,26 +88,30 @@ func newStack(t testing.TB, cfg config.Config, nodes int) *e2eStack {
 // newStackWith builds the stack with tel's tracing and metrics on its client and nodes.
 func newStackWith(t testing.TB, cfg config.Config, nodes int, tel *telemetry.Telemetry) *e2eStack {
 	t.Helper()
+	return newStackOn(t, cfg, nodes, devserver.Options{}, tel)
+}
+
+// newStackOn builds the stack on a server started with srvOpts; every client connects
+// as cfg.Temporal says (TLS, API key), to the server's address.
+func newStackOn(t testing.TB, cfg config.Config, nodes int, srvOpts devserver.Options, tel *telemetry.Telemetry) *e2eStack {
+	t.Helper()
 	s := &e2eStack{t: t, cfg: cfg, nodes: map[string]*testNode{}, tel: tel}
-	s.srv = startServer(t, devserver.Options{})
-	if tel == nil {
-		s.client = dial(t, s.srv)
-	} else {
+	s.srv = startServer(t, srvOpts)
+	s.cfg.Temporal.Address, s.cfg.Temporal.Namespace = s.srv.Address(), s.srv.Namespace()
+	dopts := starter.DialOptions{Logger: testLogger(t)}
+	if tel != nil {
 		interceptors, err := tel.ClientInterceptors()
 		if err != nil {
 			t.Fatal(err)
 		}
-		tc := cfg.Temporal
-		tc.Address, tc.Namespace = s.srv.Address(), s.srv.Namespace()
-		c, err := starter.Dial(context.Background(), tc, starter.DialOptions{Logger: testLogger(t),
-			Interceptors: interceptors, MetricsHandler: tel.MetricsHandler()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		s.client = c
+		dopts.Interceptors, dopts.MetricsHandler = interceptors, tel.MetricsHandler()
 	}
-	s.cfg.Temporal.Address, s.cfg.Temporal.Namespace = s.srv.Address(), s.srv.Namespace()
+	c, err := starter.Dial(context.Background(), s.cfg.Temporal, dopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	s.client = c
 
 	s.observer = newObserver(t, cfg.Cluster, "observer")
 	s.worker = worker.NewOrchestrator(s.client, worker.Orchestrator{Observer: s.observer, Plan: cfg.Shutdown.MustPlan(), Logger: testLogger(t)})
@@ -127,11 +131,11 @@ func newStackWith(t testing.TB, cfg config.Config, nodes int, tel *telemetry.Tel
 func newObserver(t testing.TB, c config.Cluster, name string) *cluster.Member {
 	t.Helper()
 	c.Name = name
-	o, err := agent.MemberOptions(c)
+	o, _, err := agent.MemberOptions(c, agent.ForOrchestrator)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Role, o.Logger, o.Tune = cluster.RoleObserver, testLogger(t), fastTimings
+	o.Logger, o.Tune = testLogger(t), fastTimings
 	m, err := cluster.New(o)
 	if err != nil {
 		t.Fatal(err)

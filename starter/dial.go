@@ -41,7 +41,7 @@ func ClientOptions(c config.Temporal, o DialOptions) (client.Options, error) {
 	if c.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)
 	}
-	if c.TLS.Enabled || c.TLS.CA != "" || c.TLS.Cert != "" || c.APIKey != "" {
+	if c.TLS.Enabled || c.TLS.CA != "" || c.TLS.Cert != "" || c.TLS.ServerName != "" || c.APIKey != "" {
 		tc := &tls.Config{ServerName: c.TLS.ServerName, MinVersion: tls.VersionTLS12}
 		if c.TLS.CA != "" {
 			pem, err := os.ReadFile(c.TLS.CA)

@@ -79,8 +79,8 @@ type Run struct {
 // After a closed one, a new run starts. Of two triggers at once, exactly one is told it
 // started the run.
 func (s *Starter) Shutdown(ctx context.Context, req workflows.ShutdownRequest) (Run, error) {
-	if strings.TrimSpace(req.Node) == "" {
-		return Run{}, fmt.Errorf("%w: no node named", ErrBadRequest)
+	if err := req.Validate(); err != nil {
+		return Run{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	base := plan.Default()
 	if req.Plan != nil {
@@ -283,6 +283,9 @@ type Status struct {
 // Status returns the latest shutdown of node: its progress while it runs, its report
 // when done.
 func (s *Starter) Status(ctx context.Context, node string) (Status, error) {
+	if err := plan.ValidateNodeName(node); err != nil {
+		return Status{}, fmt.Errorf("%w: node: %v", ErrBadRequest, err)
+	}
 	id := workflows.WorkflowID(node)
 	d, err := s.c.DescribeWorkflowExecution(ctx, id, "")
 	var notFound *serviceerror.NotFound

@@ -32,6 +32,9 @@ func (s *shutdown) registerHandlers(ctx workflow.Context) error {
 	}, workflow.UpdateHandlerOptions{
 		Description: "Skip the remaining graceful steps and force-evict the node now.",
 		Validator: func(ctx workflow.Context, req ForceNowRequest) error {
+			if err := plan.ValidateText(req.Reason); err != nil {
+				return fmt.Errorf("reason: %w", err)
+			}
 			if s.done {
 				return fmt.Errorf("the shutdown of %s already finished", s.req.Node)
 			}
@@ -53,6 +56,9 @@ func (s *shutdown) registerHandlers(ctx workflow.Context) error {
 	}, workflow.UpdateHandlerOptions{
 		Description: "Skip a graceful step that has not started yet.",
 		Validator: func(ctx workflow.Context, req SkipStepRequest) error {
+			if err := plan.ValidateText(req.Reason); err != nil {
+				return fmt.Errorf("reason: %w", err)
+			}
 			return s.pendingStep(req.Step)
 		},
 	}); err != nil {

@@ -5,6 +5,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/farewell-project/farewell/activities"
 )
 
 // Names shared by workflows, workers, starters and the Temporal UI.
@@ -16,10 +18,10 @@ const (
 	// polls it, so a step can only run on the node it is for.
 	nodeTaskQueuePrefix = "farewell-node-"
 	// workflowIDPrefix + node name is the ID of a node's shutdown: one at a time per node.
-	workflowIDPrefix = "farewell-shutdown-"
+	workflowIDPrefix = activities.ShutdownWorkflowIDPrefix
 
 	// WorkflowName is the registered name of GracefulShutdown.
-	WorkflowName = "GracefulShutdown"
+	WorkflowName = activities.ShutdownWorkflowType
 	// SweepWorkflowName is the registered name of Sweep, the watchdog's sweep.
 	SweepWorkflowName = "WatchdogSweep"
 	// WatchdogScheduleID is the Temporal Schedule that runs the sweep.

@@ -85,8 +85,8 @@ const (
 )
 
 func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
-	if strings.TrimSpace(req.Node) == "" {
-		return nil, temporal.NewNonRetryableApplicationError("shutdown request names no node", ErrTypeBadRequest, nil)
+	if err := req.Validate(); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadRequest, nil)
 	}
 	p := req.Plan
 	if p == nil {

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/farewell-project/farewell/plan"
@@ -35,6 +36,21 @@ type ShutdownRequest struct {
 	// Trigger is a token unique to the call that made this request: a starter that
 	// finds it in the run it got knows it started the run rather than joined it.
 	Trigger string `json:"trigger,omitempty"`
+}
+
+// Validate checks what people wrote into the request, naming the field: the node's
+// name (plan.ValidateNodeName), the reason and the requester (plan.ValidateText).
+func (r ShutdownRequest) Validate() error {
+	if err := plan.ValidateNodeName(r.Node); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if err := plan.ValidateText(r.Reason); err != nil {
+		return fmt.Errorf("reason: %w", err)
+	}
+	if err := plan.ValidateText(r.RequestedBy); err != nil {
+		return fmt.Errorf("requested_by: %w", err)
+	}
+	return nil
 }
 
 // ShutdownReport is the result of a shutdown, and its progress while it runs.
