@@ -270,12 +270,14 @@ func TestRedacted(t *testing.T) {
 	c := DefaultConfig()
 	c.Temporal.APIKey = "secret-api-key"
 	c.Cluster.SecretKey = "c2VjcmV0c2VjcmV0c2VjcmV0"
+	c.Cluster.SecretKeys = []string{"b2xka2V5b2xka2V5b2xka2V5"}
+	c.Cluster.EvictSigningKey = "c2lnbmluZ2tleXNpZ25pbmdrZXk="
 	out, err := c.Redacted().YAML()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(out)
-	if strings.Contains(s, "secret-api-key") || strings.Contains(s, "c2VjcmV0") {
+	if strings.Contains(s, "secret-api-key") || strings.Contains(s, "c2VjcmV0") || strings.Contains(s, "b2xka2V5") || strings.Contains(s, "c2lnbmluZ2tleX") {
 		t.Fatalf("secrets printed:\n%s", s)
 	}
 	if !strings.Contains(s, "start_to_close: 3s") {

@@ -14,6 +14,16 @@ func (c Config) Redacted() Config {
 	if c.Cluster.SecretKey != "" {
 		c.Cluster.SecretKey = redacted
 	}
+	if len(c.Cluster.SecretKeys) > 0 {
+		keys := make([]string, len(c.Cluster.SecretKeys))
+		for i := range keys {
+			keys[i] = redacted
+		}
+		c.Cluster.SecretKeys = keys
+	}
+	if c.Cluster.EvictSigningKey != "" {
+		c.Cluster.EvictSigningKey = redacted
+	}
 	return c
 }
 
