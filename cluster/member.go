@@ -172,16 +172,16 @@ type Member struct {
 
 	mu          sync.Mutex
 	view        map[string]*MemberInfo
-	key         ed25519.PrivateKey     // this process's: signs its metadata, state, leave, heartbeats
-	keyring     *memberlist.Keyring    // the gossip keys; nil without encryption
-	evictions   map[string]evictMsg    // by node name
-	evictSeen   map[string]time.Time   // when each eviction arrived here
-	lefts       map[string]leftMsg     // by node name: the signed leave of a process
-	answering   chan struct{}          // bounds the queries answered at once
-	inflight    map[string]bool        // peers with a view query of this member outstanding
-	state       State               // own state as published
-	version     uint64              // of state; peers keep the highest they saw
-	published   bool                // own state reached the cluster
+	key         ed25519.PrivateKey   // this process's: signs its metadata, state, leave, heartbeats
+	keyring     *memberlist.Keyring  // the gossip keys; nil without encryption
+	evictions   map[string]evictMsg  // by node name
+	evictSeen   map[string]time.Time // when each eviction arrived here
+	lefts       map[string]leftMsg   // by node name: the signed leave of a process
+	answering   chan struct{}        // bounds the queries answered at once
+	inflight    map[string]bool      // peers with a view query of this member outstanding
+	state       State                // own state as published
+	version     uint64               // of state; peers keep the highest they saw
+	published   bool                 // own state reached the cluster
 	hbSeq       uint64
 	hbStop      chan struct{} // non-nil while the heartbeat runs
 	hbDone      chan struct{}

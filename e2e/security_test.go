@@ -110,8 +110,8 @@ func TestShutdownOverMutualTLS(t *testing.T) {
 
 	stranger := newPKI(t, "stranger")
 	for name, tc := range map[string]config.TLS{
-		"no client certificate":         {CA: ca.caFile, ServerName: "localhost"},
-		"a certificate of another CA":   {CA: ca.caFile, Cert: stranger.clientCert, Key: stranger.client, ServerName: "localhost"},
+		"no client certificate":          {CA: ca.caFile, ServerName: "localhost"},
+		"a certificate of another CA":    {CA: ca.caFile, Cert: stranger.clientCert, Key: stranger.client, ServerName: "localhost"},
 		"no TLS at all (plaintext gRPC)": {},
 	} {
 		t.Run(name, func(t *testing.T) {
