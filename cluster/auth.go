@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 )
@@ -49,9 +48,6 @@ const (
 	maxVersionJump = 1 << 10
 	maxSeqJump     = 1 << 20
 )
-
-// errBadSignature: a message whose signature does not check.
-var errBadSignature = errors.New("bad signature")
 
 // signed computes what a signature covers: the domain, then the message as JSON with
 // its signature field empty (encoding/json writes struct fields in a fixed order).
