@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/farewell-project/farewell/internal/testkit"
 )
 
 func gossipKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
@@ -199,13 +201,17 @@ func TestRollingKeyRotation(t *testing.T) {
 			cancel()
 		}
 	}
-	for _, m := range members {
-		for _, info := range m.Members() {
-			if info.State != StateAlive {
-				t.Errorf("%s sees %s %s after the rotation", m.Name(), info.Name, info.State)
+	// SetState returns once one member confirmed; the others follow.
+	testkit.Eventually(t, 5*time.Second, "every member sees every other alive after the rotation", func() bool {
+		for _, m := range members {
+			for _, info := range m.Members() {
+				if info.State != StateAlive {
+					return false
+				}
 			}
 		}
-	}
+		return true
+	})
 	// The old key is gone: a member that has only it is not let in.
 	late := newTestMember(t, "late", withKey(oldKey))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
