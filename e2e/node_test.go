@@ -85,7 +85,12 @@ func TestMembersUnreachableJoinExits1(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "127.0.0.1:1") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
+	// Off loopback, gossip must be encrypted: refused before anything is reached.
 	code, _, stderr = runCLI(t, nil, "members", "--join", "no-such-host.invalid:7946", "--timeout", "5s")
+	if code != 2 || !strings.Contains(stderr, "cluster.secret_key") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	code, _, stderr = runCLI(t, []string{"FAREWELL_CLUSTER_INSECURE=true"}, "members", "--join", "no-such-host.invalid:7946", "--timeout", "5s")
 	if code != 1 || !strings.Contains(stderr, "no-such-host.invalid") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
