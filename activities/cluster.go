@@ -25,6 +25,11 @@ type ClusterActivities struct {
 	// Shutdowns, for the watchdog, looks up and starts shutdowns; nil means the
 	// watchdog can only report.
 	Shutdowns Shutdowns
+	// Budget reaches the cluster's disruption budget; nil means shutdowns take no
+	// lease (and cannot run: the workflow asks for one).
+	Budget Budget
+	// Fleet looks at shutdowns and workers for drains; nil means no drains.
+	Fleet Fleet
 	// Logger is used outside Temporal; nil means slog.Default().
 	Logger *slog.Logger
 }

@@ -239,6 +239,8 @@ type MemberInfo struct {
 	State    string
 	Instance string
 	Blocked  bool
+	// Tags are the member's metadata tags (cluster.tags).
+	Tags map[string]string
 	// HeartbeatAge is how long ago its last heartbeat arrived; StateAge how long it has
 	// been in its state; EvictedHeartbeatAge, for an evicted process heard heartbeating
 	// since, how long ago that was (0: never).

@@ -244,7 +244,8 @@ func (a *Agent) shutdown(ctx context.Context, reason, requestedBy string) *workf
 	}
 	st := starter.New(c, starter.Options{Namespace: a.opts.Config.Temporal.Namespace, Logger: a.log})
 	sctx, cancel := context.WithTimeout(ctx, startWithin)
-	run, err := st.Shutdown(sctx, workflows.ShutdownRequest{Node: a.member.Name(), Reason: reason, RequestedBy: requestedBy})
+	// The node is going away whatever the budget says: it never holds its own shutdown back.
+	run, err := st.Shutdown(sctx, workflows.ShutdownRequest{Node: a.member.Name(), Reason: reason, RequestedBy: requestedBy, Unblockable: true})
 	cancel()
 	if err != nil {
 		a.log.Warn("shutdown workflow could not be started: running the plan locally", "error", err)

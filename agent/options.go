@@ -46,6 +46,12 @@ func MemberOptions(c config.Cluster, p Purpose) (cluster.Options, []string, erro
 	if err := plan.ValidateNodeName(c.Name); err != nil {
 		return invalid("cluster.name", err)
 	}
+	if p == ForNode {
+		if err := plan.ValidateTags(c.Tags); err != nil {
+			return invalid("cluster.tags", err)
+		}
+		o.Tags = c.Tags
+	}
 	var err error
 	if o.BindAddr, o.BindPort, err = hostPort(c.Bind); err != nil {
 		return invalid("cluster.bind", err)

@@ -188,6 +188,8 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 		a.signalCommand(),
 		a.cancelCommand(),
 		a.watchdogCommand(),
+		a.drainCommand(),
+		a.budgetCommand(),
 		a.keysCommand(),
 		a.configCommand(),
 		a.versionCommand(),
@@ -249,7 +251,8 @@ func (a *app) logToFile(path string) (string, func(), error) {
 
 // quietCommands log only warnings and errors unless --log-level says otherwise.
 var quietCommands = map[string]bool{"members": true, "shutdown": true, "status": true, "list": true, "retry": true,
-	"signal": true, "cancel": true, "replay": true, "export": true, "run-once": true}
+	"signal": true, "cancel": true, "replay": true, "export": true, "run-once": true, "drain": true, "budget": true,
+	"pause": true, "resume": true, "abort": true, "skip": true, "set-max-parallel": true}
 
 // longRunning are the commands that export metrics (and serve /metrics with
 // OTEL_METRICS_EXPORTER=prometheus); one-shot commands only trace.

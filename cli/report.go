@@ -73,6 +73,9 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if r.Budget != "" {
+		fmt.Fprintf(w, "  budget: %s\n", safe(r.Budget))
+	}
 	if r.ForceReason != "" {
 		fmt.Fprintf(w, "  forced: %s (evicted %v, node terminated %v)\n", safe(r.ForceReason), r.Evicted, r.Terminated)
 	}
@@ -103,9 +106,10 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 
 // progressPrinter prints one line per step change while a shutdown runs.
 type progressPrinter struct {
-	w    io.Writer
-	seen map[string]plan.StepStatus
-	hint bool
+	w       io.Writer
+	seen    map[string]plan.StepStatus
+	hint    bool
+	waiting string
 }
 
 func newProgressPrinter(w io.Writer) *progressPrinter {
@@ -113,6 +117,12 @@ func newProgressPrinter(w io.Writer) *progressPrinter {
 }
 
 func (p *progressPrinter) update(r workflows.ShutdownReport) {
+	if r.Waiting != p.waiting {
+		p.waiting = r.Waiting
+		if r.Waiting != "" {
+			fmt.Fprintf(p.w, "%s waiting for the budget: %s\n", r.Node, safe(r.Waiting))
+		}
+	}
 	for i, s := range r.Steps {
 		if p.seen[s.Name] == s.Status || s.Status == plan.StepPending {
 			continue

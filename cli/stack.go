@@ -195,7 +195,7 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 		a.logger.Warn("observer gossip fault armed: SIGUSR1 switches it on", "fault", f.String())
 	}
 	s.worker = worker.NewOrchestrator(s.client, worker.Orchestrator{Observer: s.observer, Plan: a.cfg.Shutdown.MustPlan(),
-		Logger: a.logger, Namespace: tc.Namespace})
+		Logger: a.logger, Namespace: tc.Namespace, Limits: a.cfg.Budget.Limits()})
 	if err := s.worker.Start(); err != nil {
 		return nil, fmt.Errorf("orchestrator worker: %w", err)
 	}

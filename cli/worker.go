@@ -64,7 +64,7 @@ keys (cluster.secret_keys). Runs until SIGINT or SIGTERM, then stops gracefully.
 				return err
 			}
 			w := worker.NewOrchestrator(c, worker.Orchestrator{Observer: observer, Plan: a.cfg.Shutdown.MustPlan(), Logger: a.logger,
-				Namespace: a.cfg.Temporal.Namespace})
+				Namespace: a.cfg.Temporal.Namespace, Limits: a.cfg.Budget.Limits()})
 			if err := w.Start(); err != nil {
 				return fmt.Errorf("start orchestrator worker: %w", err)
 			}

@@ -27,6 +27,8 @@ type meta struct {
 	Role     Role   `json:"r"`
 	State    State  `json:"s"`
 	Instance string `json:"i"`
+	// Tags are the member's metadata tags.
+	Tags map[string]string `json:"t,omitempty"`
 	// Version orders State: it grows with every SetState.
 	Version uint64 `json:"v"`
 	// Key is the process's public key; Sig signs the rest with its private half.
@@ -143,7 +145,8 @@ var (
 func (d *delegate) NodeMeta(limit int) []byte {
 	m := d.m
 	m.mu.Lock()
-	md := signMeta(m.key, meta{Role: m.role, State: m.state, Instance: m.instance, Version: m.version, Key: m.key.Public().(ed25519.PublicKey)})
+	md := signMeta(m.key, meta{Role: m.role, State: m.state, Instance: m.instance, Tags: m.opts.Tags, Version: m.version,
+		Key: m.key.Public().(ed25519.PublicKey)})
 	m.mu.Unlock()
 	b, _ := json.Marshal(md)
 	if len(b) > limit {
@@ -327,7 +330,7 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 	if n.Name == m.name {
 		if _, ok := m.view[m.name]; !ok {
 			m.view[m.name] = &MemberInfo{Name: m.name, Addr: nodeAddr(n), Role: m.role, State: m.state,
-				Instance: m.instance, LastHeartbeat: now, Since: now}
+				Instance: m.instance, Tags: m.opts.Tags, LastHeartbeat: now, Since: now}
 		}
 		m.mu.Unlock()
 		return
@@ -358,6 +361,7 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 		m.view[n.Name] = info
 	}
 	info.key, info.learned = md.Key, false
+	info.Tags = md.Tags
 	info.Addr = nodeAddr(n)
 	info.Role = md.Role
 	old := info.State

@@ -67,6 +67,8 @@ type MemberInfo struct {
 	State State  `json:"state"`
 	// Instance tells apart two processes that used the same name.
 	Instance string `json:"instance"`
+	// Tags are the member's metadata tags.
+	Tags map[string]string `json:"tags,omitempty"`
 	// HeartbeatSeq and LastHeartbeat are the latest application heartbeat seen and
 	// when it arrived (for a member that never sent one: when it joined).
 	HeartbeatSeq  uint64    `json:"heartbeat_seq"`
@@ -151,10 +153,17 @@ type Options struct {
 	// OnEvicted, if set, is called (in its own goroutine) when this member learns that
 	// it was evicted, after its services were stopped.
 	OnEvicted func(by, reason string)
+	// Tags are this member's metadata, gossiped and signed with it (at most
+	// MaxTagBytes, keys and values together).
+	Tags map[string]string
 	// ForgetAfter is how long a member that is out (left, dead, evicted) stays in the
 	// view before it is forgotten; 0 means an hour.
 	ForgetAfter time.Duration
 }
+
+// MaxTagBytes bounds a member's tags, keys and values together: they travel in its
+// signed metadata, which memberlist caps at 512 bytes.
+const MaxTagBytes = 160
 
 // Member is this process's membership in a memberlist cluster: its view of every
 // member, its own state, heartbeat, services, and eviction. Safe for concurrent use.
@@ -221,6 +230,16 @@ func New(opts Options) (*Member, error) {
 	}
 	if opts.Name == "" {
 		return nil, errors.New("cluster member needs a name")
+	}
+	size := 0
+	for k, v := range opts.Tags {
+		if k == "" {
+			return nil, errors.New("cluster member tags: an empty key")
+		}
+		size += len(k) + len(v)
+	}
+	if size > MaxTagBytes {
+		return nil, fmt.Errorf("cluster member tags take %d bytes; at most %d fit in its metadata", size, MaxTagBytes)
 	}
 	if opts.EvictSigner != nil && opts.EvictVerifier == nil {
 		opts.EvictVerifier = opts.EvictSigner.Public().(ed25519.PublicKey)

@@ -26,6 +26,7 @@ type Config struct {
 	Cluster  Cluster  `mapstructure:"cluster" yaml:"cluster"`
 	Shutdown Shutdown `mapstructure:"shutdown" yaml:"shutdown"`
 	Watchdog Watchdog `mapstructure:"watchdog" yaml:"watchdog"`
+	Budget   Budget   `mapstructure:"budget" yaml:"budget"`
 	Dev      Dev      `mapstructure:"dev" yaml:"dev"`
 	Log      Log      `mapstructure:"log" yaml:"log"`
 }
@@ -86,6 +87,9 @@ type Cluster struct {
 	// HeartbeatExpiration is how long an alive node's heartbeat may stand still before
 	// peers report it blocked.
 	HeartbeatExpiration time.Duration `mapstructure:"heartbeat_expiration" yaml:"heartbeat_expiration"`
+	// Tags are this node's metadata, gossiped (and signed) with it, that drains select
+	// nodes by (farewell drain --tag rack=r1).
+	Tags map[string]string `mapstructure:"tags" yaml:"tags"`
 }
 
 // Shutdown holds the shutdown plan's settings: the plan the orchestrator worker gives
@@ -124,6 +128,21 @@ type Watchdog struct {
 	// Action is report (log, metric, a searchable sweep run) or shutdown (also start
 	// a shutdown of each zombie, reason "watchdog: <why>").
 	Action string `mapstructure:"action" yaml:"action"`
+}
+
+// Budget is the cluster's disruption budget, read by the orchestrator: every shutdown,
+// however it starts (CLI, drain, a node's SIGTERM, the watchdog), takes a lease from it.
+type Budget struct {
+	// MaxParallel caps the shutdowns in flight at once; 0 means no cap.
+	MaxParallel int `mapstructure:"max_parallel" yaml:"max_parallel"`
+	// MinAlive is the fewest nodes in service a new shutdown may leave, counting
+	// those in flight as gone; 0 means no floor.
+	MinAlive int `mapstructure:"min_alive" yaml:"min_alive"`
+}
+
+// Limits are the budget as the workflows take it.
+func (b Budget) Limits() plan.Limits {
+	return plan.Limits{MaxParallel: b.MaxParallel, MinAlive: b.MinAlive}
 }
 
 // Step is the budget and policy of one graceful step.
@@ -196,6 +215,10 @@ func DefaultConfig() Config {
 			LeavingAfter: 5 * time.Minute,  // well past any shutdown's budget
 			EvictedAfter: 30 * time.Second, // gossip reaches an evicted node well within this
 			Action:       WatchdogReport,   // tell; stopping nodes on its own is opted into
+		},
+		Budget: Budget{
+			MaxParallel: 0, // no cap until the operator knows the cluster's; drains bring their own
+			MinAlive:    0, // no floor, for the same reason
 		},
 		Dev: Dev{
 			Port:   7233,                    // Temporal's usual gRPC port

@@ -328,3 +328,47 @@ cluster:
 		}
 	}
 }
+
+// Tags come from the file as a map, or from the environment as k=v,k=v; the budget
+// is checked like any other setting.
+func TestTagsAndBudget(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, `
+cluster:
+  tags:
+    rack: r1
+    zone: eu-1
+budget:
+  max_parallel: 3
+  min_alive: 2
+`)
+	c, _, err := Load(Source{File: file, Env: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.Tags["rack"] != "r1" || c.Cluster.Tags["zone"] != "eu-1" || len(c.Cluster.Tags) != 2 {
+		t.Errorf("tags from the file: %v", c.Cluster.Tags)
+	}
+	if c.Budget.Limits() != (plan.Limits{MaxParallel: 3, MinAlive: 2}) {
+		t.Errorf("budget: %+v", c.Budget)
+	}
+	c, _, err = Load(Source{File: file, Env: []string{"FAREWELL_CLUSTER_TAGS=rack=r2, zone=eu-2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.Tags["rack"] != "r2" || c.Cluster.Tags["zone"] != "eu-2" {
+		t.Errorf("tags from the environment: %v", c.Cluster.Tags)
+	}
+	for env, want := range map[string]string{
+		"FAREWELL_CLUSTER_TAGS=rack=r 1":    "cluster.tags",
+		"FAREWELL_CLUSTER_TAGS=rack":        "cluster.tags",
+		"FAREWELL_BUDGET_MAX_PARALLEL=-1":   "budget.max_parallel",
+		"FAREWELL_BUDGET_MIN_ALIVE=lots":    "budget.min_alive",
+		"FAREWELL_BUDGET_MIN_ALIVE=1000000": "budget.min_alive",
+	} {
+		_, _, err := Load(Source{File: file, Env: []string{env}})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: want an error naming %s, got %v", env, want, err)
+		}
+	}
+}

@@ -34,6 +34,8 @@ func walkType(t reflect.Type, prefix string, out *[]key) {
 		switch {
 		case f.Type.Kind() == reflect.Struct:
 			walkType(f.Type, path+".", out)
+		case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() != reflect.Struct:
+			*out = append(*out, key{Path: path, Type: f.Type}) // a map of values (tags) is one setting
 		case f.Type.Kind() == reflect.Map:
 			for _, step := range plan.Builtin() {
 				walkType(f.Type.Elem(), path+"."+step+".", out)
@@ -53,6 +55,16 @@ func lookupKey(path string) (key, bool) {
 	return key{}, false
 }
 
+// inMapKey reports whether path is an entry of a map setting (cluster.tags.rack).
+func inMapKey(path string) bool {
+	for _, k := range keys {
+		if k.Type.Kind() == reflect.Map && strings.HasPrefix(path, k.Path+".") {
+			return true
+		}
+	}
+	return false
+}
+
 // flatten turns a Config into key → value for every leaf key.
 func flatten(c Config) map[string]any {
 	out := map[string]any{}
@@ -69,6 +81,8 @@ func flattenValue(v reflect.Value, prefix string, out map[string]any) {
 		switch {
 		case f.Type.Kind() == reflect.Struct:
 			flattenValue(fv, path+".", out)
+		case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() != reflect.Struct:
+			out[path] = fv.Interface()
 		case f.Type.Kind() == reflect.Map:
 			iter := fv.MapRange()
 			for iter.Next() {

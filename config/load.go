@@ -140,7 +140,7 @@ func readFile(v *viper.Viper, file string) ([]error, error) {
 	}
 	var problems []error
 	for _, path := range leafPaths(tree, "") {
-		if _, ok := lookupKey(path); !ok {
+		if _, ok := lookupKey(path); !ok && !inMapKey(path) {
 			problems = append(problems, unknownKey(path))
 		}
 	}
@@ -204,11 +204,39 @@ func envSettings(env []string) map[string]any {
 		}
 	}
 	for _, k := range keys {
-		if val, ok := vars[envName(k.Path)]; ok {
+		val, ok := vars[envName(k.Path)]
+		switch {
+		case !ok:
+		case k.Type.Kind() == reflect.Map:
+			setMap(settings, k.Path, val)
+		default:
 			set(k.Path, val)
 		}
 	}
 	return settings
+}
+
+// setMap sets a map setting from its environment form, k=v,k=v. A pair without '='
+// is kept whole as a key, for the type check to name.
+func setMap(settings map[string]any, path, val string) {
+	m := map[string]any{}
+	for pair := range strings.SplitSeq(val, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	parts := strings.Split(path, ".")
+	for _, p := range parts[:len(parts)-1] {
+		sub, ok := settings[p].(map[string]any)
+		if !ok {
+			sub = map[string]any{}
+			settings[p] = sub
+		}
+		settings = sub
+	}
+	settings[parts[len(parts)-1]] = m
 }
 
 // checkTypes reports every value that does not parse as its key's type, naming the key,
@@ -271,6 +299,22 @@ func typeProblem(t reflect.Type, raw any) string {
 			return ""
 		}
 		return fmt.Sprintf("%v is not a single value", raw)
+	case t.Kind() == reflect.Map:
+		if _, ok := raw.(map[string]string); ok {
+			return ""
+		}
+		m, ok := raw.(map[string]any)
+		if !ok {
+			return fmt.Sprintf("%v is not a map (write it as key: value lines, or k=v,k=v in the environment)", raw)
+		}
+		for k, v := range m {
+			switch v.(type) {
+			case string, int, int64, float64, bool:
+			default:
+				return fmt.Sprintf("%s: %v is not a single value", k, v)
+			}
+		}
+		return ""
 	case t.Kind() == reflect.Slice:
 		switch raw.(type) {
 		case string, []string, []any:

@@ -80,6 +80,17 @@ func (c Config) Validate() error {
 	if err := plan.ValidateNodeName(c.Cluster.Name); err != nil && strings.TrimSpace(c.Cluster.Name) != "" {
 		v.add("cluster.name", err.Error())
 	}
+	if err := plan.ValidateTags(c.Cluster.Tags); err != nil {
+		v.add("cluster.tags", err.Error())
+	}
+	if err := c.Budget.Limits().Validate(); err != nil {
+		var fe *plan.FieldError
+		if errors.As(err, &fe) {
+			v.add("budget."+fe.Field, fe.Msg)
+		} else {
+			v.add("budget", err.Error())
+		}
+	}
 	v.oneOf("cluster.profile", c.Cluster.Profile, ProfileLocal, ProfileLAN, ProfileWAN)
 	v.positive("cluster.heartbeat_interval", c.Cluster.HeartbeatInterval)
 	v.positive("cluster.heartbeat_expiration", c.Cluster.HeartbeatExpiration)

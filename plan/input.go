@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -47,4 +48,60 @@ func ValidateText(s string) error {
 		}
 	}
 	return nil
+}
+
+// Tag bounds: tags travel in every member's signed metadata, which memberlist caps at
+// 512 bytes, most of it taken by the key and signature.
+const (
+	// MaxTag is the longest tag key or value, in bytes.
+	MaxTag = 32
+	// MaxTags is the most a member's tags may take, keys and values together.
+	MaxTags = 160
+)
+
+// ValidateTag checks one metadata tag: a key of lower-case letters, digits, '.', '-' and
+// '_' (configuration keys are read lower-case), a value of letters, digits, '.', '-'
+// and '_'; each 1 to MaxTag bytes.
+func ValidateTag(key, value string) error {
+	for _, s := range []string{key, value} {
+		if s == "" || len(s) > MaxTag {
+			return fmt.Errorf("tag %q=%q: keys and values are 1 to %d bytes", key, value, MaxTag)
+		}
+	}
+	for _, r := range key {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return fmt.Errorf("tag key %q: lower-case letters, digits, '.', '-' and '_' only", key)
+		}
+	}
+	if err := ValidateNodeName(value); err != nil {
+		return fmt.Errorf("tag %s: value %q: letters, digits, '.', '-' and '_' only", key, value)
+	}
+	return nil
+}
+
+// ValidateTags checks a member's tags, one by one and together.
+func ValidateTags(tags map[string]string) error {
+	total := 0
+	for k, v := range tags {
+		if err := ValidateTag(k, v); err != nil {
+			return err
+		}
+		total += len(k) + len(v)
+	}
+	if total > MaxTags {
+		return fmt.Errorf("tags take %d bytes; at most %d", total, MaxTags)
+	}
+	return nil
+}
+
+// SortedKeys returns m's keys in order. Workflow code goes through it: the order it
+// sees must not be Go's random map order.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	//workflowcheck:ignore the keys are sorted before anyone sees them
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

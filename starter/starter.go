@@ -226,6 +226,7 @@ func progressKey(r *workflows.ShutdownReport) string {
 		fmt.Fprintf(&b, "%s=%s;", s.Name, s.Status)
 	}
 	b.WriteString(string(r.Outcome))
+	b.WriteString(";" + r.Waiting)
 	if r.ForceReason != "" {
 		b.WriteString(";force")
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
@@ -30,8 +28,4 @@ func (s shutdowns) Running(ctx context.Context, node string) (bool, error) {
 func (s shutdowns) Start(ctx context.Context, in activities.StartShutdownInput) (activities.StartShutdownOutput, error) {
 	run, err := s.st.Shutdown(ctx, workflows.ShutdownRequest{Node: in.Node, Reason: in.Reason, RequestedBy: in.RequestedBy, Force: in.Force})
 	return activities.StartShutdownOutput{WorkflowID: run.WorkflowID, RunID: run.RunID, Joined: run.Joined}, err
-}
-
-func newShutdowns(c client.Client, namespace string) shutdowns {
-	return shutdowns{st: starter.New(c, starter.Options{Namespace: namespace})}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/plan"
+	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -37,17 +38,23 @@ type Orchestrator struct {
 	Logger *slog.Logger
 	// Namespace of the workflows, for the watchdog's lookups ("" means default).
 	Namespace string
+	// Limits are the cluster's disruption budget (budget.*).
+	Limits plan.Limits
 }
 
 // NewOrchestrator builds the worker that runs GracefulShutdown and the cluster
 // activities.
 func NewOrchestrator(c client.Client, o Orchestrator) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{WorkerStopTimeout: StopTimeout})
-	shutdowns := &workflows.Shutdowns{Plan: o.Plan}
-	w.RegisterWorkflowWithOptions(shutdowns.GracefulShutdown, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	wfs := &workflows.Shutdowns{Plan: o.Plan, Limits: o.Limits}
+	w.RegisterWorkflowWithOptions(wfs.GracefulShutdown, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.Sweep, workflow.RegisterOptions{Name: workflows.SweepWorkflowName})
+	w.RegisterWorkflowWithOptions(wfs.Budget, workflow.RegisterOptions{Name: workflows.BudgetWorkflowName})
+	w.RegisterWorkflowWithOptions(wfs.Drain, workflow.RegisterOptions{Name: workflows.DrainWorkflowName})
+	w.RegisterWorkflowWithOptions(wfs.DrainPreflight, workflow.RegisterOptions{Name: workflows.DrainPreflightName})
+	st := starter.New(c, starter.Options{Namespace: o.Namespace, Logger: o.Logger})
 	w.RegisterActivity(&activities.ClusterActivities{Observer: Observe(o.Observer), Logger: o.Logger,
-		Shutdowns: newShutdowns(c, o.Namespace)})
+		Shutdowns: shutdowns{st: st}, Budget: st, Fleet: st})
 	return w
 }
 

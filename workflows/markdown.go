@@ -97,7 +97,8 @@ func overrideText(o *plan.Override) string {
 	if o.SlowThreshold != nil {
 		parts = append(parts, "slow_threshold="+o.SlowThreshold.String())
 	}
-	for name, s := range o.Steps {
+	for _, name := range plan.SortedKeys(o.Steps) {
+		s := o.Steps[name]
 		if s.StartToClose != nil {
 			parts = append(parts, "steps."+name+".start_to_close="+s.StartToClose.String())
 		}
@@ -127,6 +128,12 @@ func (r *ShutdownReport) Markdown(p plan.Plan) string {
 	}
 	if r.RequestedBy != "" {
 		fmt.Fprintf(&b, " (requested by %s)", escapeMarkdown(r.RequestedBy))
+	}
+	if r.Waiting != "" {
+		fmt.Fprintf(&b, "\n\n**Waiting for the budget**: %s", escapeMarkdown(r.Waiting))
+	}
+	if r.Budget != "" {
+		fmt.Fprintf(&b, "\n\n**Budget**: %s", escapeMarkdown(r.Budget))
 	}
 	b.WriteString("\n\n| # | step | status | attempts | duration | note |\n|---|---|---|---|---|---|\n")
 	for i, s := range r.Steps {

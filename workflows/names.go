@@ -29,7 +29,23 @@ const (
 	// sweepIDPrefix + a time names a sweep started by hand (farewell watchdog run-once).
 	sweepIDPrefix = "farewell-sweep-"
 
-	// QueryProgress returns the ShutdownReport so far.
+	// DrainWorkflowName is the registered name of Drain; DrainPreflightName of
+	// DrainPreflight, its dry run.
+	DrainWorkflowName  = "Drain"
+	DrainPreflightName = "DrainPreflight"
+	// drainIDPrefix + a drain's name is its workflow ID; drainPreflightIDPrefix + a
+	// name and a time names a dry run.
+	drainIDPrefix          = "farewell-drain-"
+	drainPreflightIDPrefix = "farewell-preflight-"
+
+	// Updates of a drain.
+	UpdateDrainPause          = "pause"
+	UpdateDrainResume         = "resume"
+	UpdateDrainSetMaxParallel = "set-max-parallel"
+	UpdateDrainSkipNode       = "skip-node"
+	UpdateDrainAbort          = "abort"
+
+	// QueryProgress returns the ShutdownReport so far (of a drain, its DrainReport).
 	QueryProgress = "progress"
 	// UpdateForceNow skips the remaining graceful steps and force-evicts the node.
 	UpdateForceNow = "force-now"
@@ -63,6 +79,8 @@ const (
 	SearchAttrSlow    = "FarewellSlow"
 	// SearchAttrZombies counts the zombies a watchdog sweep found.
 	SearchAttrZombies = "FarewellZombies"
+	// SearchAttrDrain names the drain a shutdown (and the drain's own run) is part of.
+	SearchAttrDrain = "FarewellDrain"
 )
 
 // Typed keys of the search attributes.
@@ -72,6 +90,7 @@ var (
 	StepKey    = temporal.NewSearchAttributeKeyKeyword(SearchAttrStep)
 	SlowKey    = temporal.NewSearchAttributeKeyBool(SearchAttrSlow)
 	ZombiesKey = temporal.NewSearchAttributeKeyInt64(SearchAttrZombies)
+	DrainKey   = temporal.NewSearchAttributeKeyKeyword(SearchAttrDrain)
 )
 
 // SearchAttributes are the custom search attributes a namespace must have for Farewell.
@@ -82,6 +101,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SearchAttrStep:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SearchAttrSlow:    enumspb.INDEXED_VALUE_TYPE_BOOL,
 		SearchAttrZombies: enumspb.INDEXED_VALUE_TYPE_INT,
+		SearchAttrDrain:   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }
 
@@ -109,3 +129,11 @@ func IDFor(idOrNode string) string {
 
 // SweepID names a sweep started by hand at unix-millisecond ms.
 func SweepID(ms int64) string { return sweepIDPrefix + strconv.FormatInt(ms, 10) }
+
+// DrainID is the workflow ID of the drain called name.
+func DrainID(name string) string { return drainIDPrefix + name }
+
+// DrainPreflightID names a dry run of the drain called name at unix-millisecond ms.
+func DrainPreflightID(name string, ms int64) string {
+	return drainPreflightIDPrefix + name + "-" + strconv.FormatInt(ms, 10)
+}

@@ -31,6 +31,9 @@ var (
 // with: a request that carries no plan gets it, recorded once in the run's history.
 type Shutdowns struct {
 	Plan plan.Plan
+	// Limits are the cluster's disruption budget (budget.*), which the Budget
+	// workflow records whenever they change.
+	Limits plan.Limits
 }
 
 // GracefulShutdown runs with the default plan as the orchestrator's (tests, replays).
@@ -69,6 +72,7 @@ type shutdown struct {
 	cancelCurrent workflow.CancelFunc
 	skips         map[string]string // step → why an operator skipped it
 	done          bool
+	leased        bool // holds a lease of the budget
 }
 
 // Versions of the workflow's decisions. A run keeps the version it started with, so
@@ -82,6 +86,9 @@ const (
 	// answer), terminates a node whose services did not all stop, and heartbeats node
 	// steps.
 	versionProcess = 2
+	// versionBudget takes a lease from the cluster's budget before the first step
+	// and gives it back at the end.
+	versionBudget = 3
 )
 
 func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
@@ -106,7 +113,7 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 	s := &shutdown{
 		req:     req,
 		plan:    effective,
-		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionProcess),
+		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionBudget),
 		log:     log.With(workflow.GetLogger(ctx), "node", req.Node),
 		root:    ctx,
 		ctx:     ctx,
@@ -167,12 +174,114 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 		s.req.SkipSucceeded = nil
 	}
 
+	if s.version >= versionBudget && !s.facts.AlreadyOut {
+		s.lease()
+	}
 	for i, spec := range s.plan.Steps {
+		if s.facts.AbortReason != "" {
+			break // cancelled while waiting for the budget
+		}
 		if stop := s.step(ctx, i, spec); stop {
 			break
 		}
 	}
 	return s.finish(), nil
+}
+
+// Waiting for the budget.
+const (
+	// budgetWait is how long one request waits inside the budget for a lease to free
+	// up; the shutdown asks again after it, so that its progress stays current.
+	budgetWait = 10 * time.Second
+	// budgetRetry is how long a shutdown the floor holds back waits before it asks
+	// again (nodes joining is what frees it).
+	budgetRetry = 5 * time.Second
+)
+
+// lease takes a lease from the cluster's budget before the first step, waiting while
+// the budget is full, with the reason in its progress. A node's own SIGTERM is never
+// held back; nor is a run whose drain holds its lease. A cancel while waiting aborts
+// the shutdown before anything changed.
+func (s *shutdown) lease() {
+	if s.req.Leased {
+		s.leased = true
+		return
+	}
+	start := workflow.Now(s.ctx)
+	req := activities.LeaseRequest{Holder: s.report.WorkflowID, Run: s.report.RunID, Node: s.req.Node, Drain: s.req.Drain,
+		Unblockable: s.req.Unblockable, Wait: plan.Duration(budgetWait)}
+	for {
+		lctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: budgetWait + 20*time.Second,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
+			Summary:             "lease from the budget for " + s.req.Node,
+		})
+		var g activities.LeaseGrant
+		err := workflow.ExecuteLocalActivity(lctx, clusterActs.AcquireLease, req).Get(lctx, &g)
+		switch {
+		case errors.Is(s.ctx.Err(), workflow.ErrCanceled):
+			s.facts.AbortReason = "the shutdown was cancelled while it waited for the budget"
+			s.report.Waiting = ""
+			return
+		case err != nil && s.req.Unblockable:
+			s.log.Warn("the budget did not answer; a node's own SIGTERM goes on without a lease", "error", err)
+			s.report.Budget = "went on without a lease: the budget did not answer (" + errorMessage(err, plan.StepSpec{}) + ")"
+			return
+		case err != nil:
+			s.waitForBudget("the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
+			continue
+		case g.Granted:
+			s.leased = true
+			waited := workflow.Now(s.ctx).Sub(start)
+			switch {
+			case g.Why != "":
+				s.report.Budget = g.Why
+			case waited >= time.Second:
+				s.report.Budget = fmt.Sprintf("waited %s for the budget", plan.Millis(waited))
+			}
+			s.report.Waiting = ""
+			s.details()
+			return
+		case g.Retry:
+			continue
+		case g.Floor:
+			s.waitForBudget(g.Why, budgetRetry)
+		default:
+			// The budget waited already: a short pause, then ask again.
+			s.waitForBudget(g.Why, time.Second)
+		}
+	}
+}
+
+// waitForBudget shows why the shutdown waits, and waits d before asking again.
+func (s *shutdown) waitForBudget(why string, d time.Duration) {
+	if s.report.Waiting != why {
+		s.log.Info("waiting for the budget", "why", why)
+		s.report.Waiting = why
+		s.upsert(StepKey.ValueSet("budget"))
+		s.details()
+	}
+	if d > 0 {
+		_ = workflow.Sleep(s.ctx, d)
+	}
+}
+
+// releaseLease gives the lease back; when that fails the budget reaps it once it sees
+// the run closed.
+func (s *shutdown) releaseLease() {
+	if !s.leased {
+		return
+	}
+	lctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 20 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
+		Summary:             "give the lease back",
+	})
+	ref := activities.LeaseRef{Holder: s.report.WorkflowID, Run: s.report.RunID}
+	if err := workflow.ExecuteLocalActivity(lctx, clusterActs.ReleaseLease, ref).Get(lctx, nil); err != nil {
+		s.log.Warn("lease not given back; the budget reaps it", "error", err)
+	}
+	s.leased = false
 }
 
 // step runs one graceful step, or records why it is skipped. It reports whether the
@@ -670,6 +779,7 @@ func (s *shutdown) conclude(o plan.Outcome, why string) *ShutdownReport {
 		s.log.Info("shutdown finished", "outcome", o, "total", r.Total, "converged", r.Converged)
 	}
 	s.details()
+	s.releaseLease()
 	if s.version >= versionMemo {
 		if err := workflow.UpsertMemo(s.ctx, map[string]any{MemoSteps: r.StepLines()}); err != nil {
 			s.log.Warn("memo not updated", "error", err)

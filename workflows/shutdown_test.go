@@ -34,6 +34,7 @@ type harness struct {
 	lookup    func(activities.LookupInput) (activities.LookupOutput, error)
 	verify    func(activities.ConvergenceInput) (activities.ConvergenceOutput, error)
 	evict     func(activities.EvictInput) (activities.EvictOutput, error)
+	acquire   func(activities.LeaseRequest) (activities.LeaseGrant, error)
 	calls     map[string]int
 	upserts   []temporal.SearchAttributes
 	converged []bool // results of successive convergence checks; the last repeats
@@ -103,6 +104,19 @@ func newHarness(t *testing.T) *harness {
 		func(_ context.Context, in activities.EvictInput) (activities.EvictOutput, error) {
 			h.count("evict")
 			return h.evict(in)
+		})
+	h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
+		return activities.LeaseGrant{Granted: true}, nil
+	}
+	env.OnActivity(clusterActs.AcquireLease, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.LeaseRequest) (activities.LeaseGrant, error) {
+			h.count("acquire")
+			return h.acquire(in)
+		})
+	env.OnActivity(clusterActs.ReleaseLease, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ref activities.LeaseRef) error {
+			h.count("release")
+			return nil
 		})
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		h.mu.Lock()

@@ -33,6 +33,13 @@ type ShutdownRequest struct {
 	// RetryInstance is the node's process in the run retried; if the node restarted
 	// since, SkipSucceeded is ignored (what succeeded was done to another process).
 	RetryInstance string `json:"retry_instance,omitempty"`
+	// Drain names the drain this shutdown is part of, if any.
+	Drain string `json:"drain,omitempty"`
+	// Leased: the drain that started this run holds its lease of the budget already.
+	Leased bool `json:"leased,omitempty"`
+	// Unblockable: the node's own SIGTERM asked. The budget never holds it back (the
+	// node is going away anyway) but counts it.
+	Unblockable bool `json:"unblockable,omitempty"`
 	// Trigger is a token unique to the call that made this request: a starter that
 	// finds it in the run it got knows it started the run rather than joined it.
 	Trigger string `json:"trigger,omitempty"`
@@ -49,6 +56,11 @@ func (r ShutdownRequest) Validate() error {
 	}
 	if err := plan.ValidateText(r.RequestedBy); err != nil {
 		return fmt.Errorf("requested_by: %w", err)
+	}
+	if r.Drain != "" {
+		if err := plan.ValidateNodeName(r.Drain); err != nil {
+			return fmt.Errorf("drain: %w", err)
+		}
 	}
 	return nil
 }
@@ -92,6 +104,11 @@ type ShutdownReport struct {
 	Slow     bool              `json:"slow"`
 	// SlowestStep names the step that took longest.
 	SlowestStep string `json:"slowest_step,omitempty"`
+	// Waiting says why the shutdown waits for the cluster's budget, while it does.
+	Waiting string `json:"waiting,omitempty"`
+	// Budget says how the budget let it run, when worth saying: how long it waited,
+	// or what a node's own SIGTERM went beyond.
+	Budget string `json:"budget,omitempty"`
 	// Error says why the outcome is failed, or what went wrong around the steps.
 	Error string `json:"error,omitempty"`
 	// TraceID is the OpenTelemetry trace of this shutdown, when tracing is on.

@@ -1,0 +1,125 @@
+package activities
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/farewell-project/farewell/plan"
+)
+
+// fakeObserver is a fixed view of the cluster.
+type fakeObserver struct{ members []MemberInfo }
+
+func (o fakeObserver) Name() string { return "observer" }
+func (o fakeObserver) Member(name string) (MemberInfo, bool) {
+	for _, m := range o.members {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return MemberInfo{}, false
+}
+func (o fakeObserver) Members() []MemberInfo { return o.members }
+func (o fakeObserver) Evict(context.Context, string, string, string) (EvictResult, error) {
+	return EvictResult{}, nil
+}
+func (o fakeObserver) WaitConverged(context.Context, ConvergenceQuery, time.Duration, func(Convergence)) (Convergence, error) {
+	return Convergence{}, nil
+}
+
+// fakeFleet answers from maps.
+type fakeFleet struct {
+	running map[string]string // node → run of its running shutdown
+	pollers map[string]int
+	leased  []string
+}
+
+func (f fakeFleet) Running(_ context.Context, node string) (ShutdownInfo, error) {
+	if run, ok := f.running[node]; ok {
+		return ShutdownInfo{Running: true, RunID: run}, nil
+	}
+	return ShutdownInfo{}, nil
+}
+func (f fakeFleet) Latest(ctx context.Context, node string) (ShutdownInfo, error) {
+	return f.Running(ctx, node)
+}
+func (f fakeFleet) Pollers(_ context.Context, node string) (int, error) { return f.pollers[node], nil }
+func (f fakeFleet) Leased(context.Context) ([]string, error)            { return f.leased, nil }
+
+func node(name, state string, tags map[string]string) MemberInfo {
+	return MemberInfo{Name: name, Role: RoleNode, State: state, Instance: "i-" + name, Tags: tags}
+}
+
+func TestPreflightNamesEachBlocker(t *testing.T) {
+	obs := fakeObserver{members: []MemberInfo{
+		{Name: "observer", Role: RoleObserver, State: StateAlive},
+		node("a", StateAlive, map[string]string{"rack": "r1"}),
+		node("b", StateAlive, map[string]string{"rack": "r1"}),
+		node("c", StateAlive, map[string]string{"rack": "r2"}),
+		node("d", StateLeft, nil),
+		node("e", StateAlive, nil),
+		node("f", StateAlive, nil),
+	}}
+	fleet := fakeFleet{running: map[string]string{"c": "run-c"}, pollers: map[string]int{"a": 1, "b": 1, "c": 1, "f": 1}}
+	acts := &ClusterActivities{Observer: obs, Fleet: fleet}
+	p, err := acts.PreflightDrain(context.Background(), PreflightInput{
+		Selector: Selector{Nodes: []string{"a", "b", "c", "d", "e", "f", "zz", "observer"}},
+		Limits:   plan.Limits{MaxParallel: 2, MinAlive: 1}, Budget: plan.Duration(time.Minute),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "", "b": "", "c": BlockRunning, "d": BlockNotAlive, "e": BlockNoWorker, "f": BlockFloor,
+		"zz": BlockUnknown, "observer": BlockNotANode}
+	for _, c := range p.Nodes {
+		if c.Blocker != want[c.Node] {
+			t.Errorf("%s: blocker %q (%s), want %q", c.Node, c.Blocker, c.Note, want[c.Node])
+		}
+	}
+	// 5 in service (a b c e f): a, b, c (joined) and e leave 1; f would leave none.
+	if fatal := p.Fatal(); len(fatal) != 2 || !strings.Contains(fatal[0], "zz") || !strings.Contains(fatal[1], "observer") {
+		t.Errorf("fatal: %v", fatal)
+	}
+	if p.Takes != 4 || p.Waves != 2 || p.WorstCase.Std() != 2*time.Minute {
+		t.Errorf("takes %d in %d waves, worst case %s", p.Takes, p.Waves, p.WorstCase)
+	}
+
+	p, err = acts.PreflightDrain(context.Background(), PreflightInput{Selector: Selector{Tags: map[string]string{"rack": "r1"}}})
+	if err != nil || len(p.Nodes) != 2 || p.Nodes[0].Node != "a" || p.Nodes[1].Node != "b" {
+		t.Errorf("by tag: %+v %v", p.Nodes, err)
+	}
+	p, err = acts.PreflightDrain(context.Background(), PreflightInput{Selector: Selector{Glob: "x*"}})
+	if err != nil || len(p.Fatal()) != 1 || p.Nodes[0].Blocker != BlockNoneChosen {
+		t.Errorf("nothing chosen: %+v %v", p.Nodes, err)
+	}
+}
+
+func TestDrainGateWaitsForOutAndUnblocked(t *testing.T) {
+	blocked := node("b", StateAlive, nil)
+	blocked.Blocked, blocked.HeartbeatAge = true, 7*time.Second
+	acts := &ClusterActivities{Observer: fakeObserver{members: []MemberInfo{node("a", StateLeaving, nil), blocked, node("c", StateLeft, nil)}}}
+	out, err := acts.DrainGate(context.Background(), GateInput{Out: []ProcessRef{{Node: "a", Instance: "i-a"}, {Node: "c", Instance: "i-c"}, {Node: "gone", Instance: "x"}}})
+	if err != nil || out.Ready || !strings.Contains(out.Why, "a is still leaving") || !strings.Contains(out.Why, "b is blocked") || len(out.Out) != 2 {
+		t.Errorf("%+v %v", out, err)
+	}
+}
+
+func TestSelectorValidate(t *testing.T) {
+	for sel, want := range map[string]Selector{
+		"no nodes chosen":   {},
+		"one way only":      {All: true, Glob: "a*"},
+		"named twice":       {Nodes: []string{"a", "a"}},
+		"glob":              {Glob: "[a"},
+		"tag":               {Tags: map[string]string{"rack": "r 1"}},
+		"node: \"a b\" has": {Nodes: []string{"a b"}},
+	} {
+		if err := want.Validate(); err == nil || !strings.Contains(err.Error(), sel) {
+			t.Errorf("%+v: %v, want %q", want, err, sel)
+		}
+	}
+	if err := (Selector{Tags: map[string]string{"rack": "r1"}}).Validate(); err != nil {
+		t.Error(err)
+	}
+}

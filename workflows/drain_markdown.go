@@ -1,0 +1,109 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/farewell-project/farewell/activities"
+)
+
+// drainTableRows bounds the node table of a drain in the Temporal UI: those in flight,
+// the failures and the latest ends are shown; the counts say the rest.
+const drainTableRows = 60
+
+// DrainSummary is the one line the Temporal UI lists a drain under.
+func DrainSummary(req DrainRequest) string {
+	s := fmt.Sprintf("drain %s: %s, max-parallel %d", oneLine(req.Name), oneLine(req.Selector.String()), req.maxParallel())
+	if req.Limits.MinAlive > 0 {
+		s += fmt.Sprintf(", min-alive %d", req.Limits.MinAlive)
+	}
+	if req.RequestedBy != "" {
+		s += " — requested by " + oneLine(req.RequestedBy)
+	}
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:197], "") + "…"
+	}
+	return s
+}
+
+// Markdown renders the drain for the Temporal UI's current details: where it stands,
+// what it waits for, and a node | state | outcome | duration table.
+func (r *DrainReport) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Drain %s** of %s — max-parallel %d", escapeMarkdown(r.Name), escapeMarkdown(r.Selector.String()), r.MaxParallel)
+	if r.MinAlive > 0 {
+		fmt.Fprintf(&b, ", min-alive %d", r.MinAlive)
+	}
+	fmt.Fprintf(&b, "; cluster budget %s", r.Cluster)
+	if r.FailureThreshold > 0 {
+		fmt.Fprintf(&b, "; stops after %d failure(s)", r.FailureThreshold)
+	}
+	b.WriteString("\n\n")
+	c := r.Count()
+	fmt.Fprintf(&b, "%d nodes: %d done, %d running, %d joined, %d pending, %d skipped, %d blocked; %d failure(s)",
+		len(r.Nodes), c[DrainDone], c[DrainRunning], c[DrainJoined], c[DrainPending], c[DrainSkipped], c[DrainBlocked], r.Failures)
+	if r.Waves > 0 {
+		fmt.Fprintf(&b, "; planned %d wave(s), worst case %s", r.Waves, r.WorstCase)
+	}
+	b.WriteString("\n")
+	for _, line := range []struct{ k, v string }{
+		{"Phase", r.Phase}, {"Paused", r.Paused}, {"Aborted", r.Aborted}, {"Stopped", r.Stopped},
+		{"Waiting", r.Waiting}, {"Outcome", strings.TrimSpace(string(r.Outcome) + " " + r.Why)},
+	} {
+		if line.v != "" {
+			fmt.Fprintf(&b, "\n**%s**: %s\n", line.k, escapeMarkdown(line.v))
+		}
+	}
+	b.WriteString("\n| node | state | outcome | duration | note |\n|---|---|---|---|---|\n")
+	rows, hidden := 0, 0
+	show := func(keep func(DrainNode) bool) {
+		for _, n := range r.Nodes {
+			if !keep(n) {
+				continue
+			}
+			if rows >= drainTableRows {
+				hidden++
+				continue
+			}
+			rows++
+			took := "-"
+			if n.Took > 0 {
+				took = n.Took.String()
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", escapeMarkdown(n.Node), n.State, orDash(string(n.Outcome)), took, orDash(escapeMarkdown(n.Note)))
+		}
+	}
+	if len(r.Nodes) <= drainTableRows {
+		show(func(DrainNode) bool { return true })
+	} else {
+		// The most telling first: in flight, then what went wrong, then the rest.
+		inFlight := func(n DrainNode) bool { return n.State == DrainRunning || n.State == DrainJoined }
+		bad := func(n DrainNode) bool {
+			return n.State == DrainBlocked || n.State == DrainDone && n.Outcome != "graceful" && n.Outcome != "degraded"
+		}
+		show(inFlight)
+		show(bad)
+		show(func(n DrainNode) bool { return !inFlight(n) && !bad(n) })
+	}
+	if hidden > 0 {
+		fmt.Fprintf(&b, "\n… and %d more (farewell drain status %s lists every node)\n", hidden, escapeMarkdown(r.Name))
+	}
+	return b.String()
+}
+
+// PreflightMarkdown renders a drain's pre-flight: per node what blocks it, the waves
+// and the worst case.
+func PreflightMarkdown(p activities.DrainPlan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Drain pre-flight** of %s: %d node(s) in service, %d shutdown(s) in flight; the drain takes %d in %d wave(s), worst case %s (each shutdown's budget %s)\n\n",
+		escapeMarkdown(p.Selector.String()), p.Serving, p.InFlight, p.Takes, p.Waves, p.WorstCase, p.Budget)
+	b.WriteString("| node | state | blocker | note |\n|---|---|---|---|\n")
+	for _, c := range p.Nodes {
+		blocker := orDash(c.Blocker)
+		if c.Fatal {
+			blocker = "**" + blocker + " (fatal)**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", escapeMarkdown(c.Node), orDash(c.State), blocker, orDash(escapeMarkdown(c.Note)))
+	}
+	return b.String()
+}

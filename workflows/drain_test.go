@@ -1,0 +1,418 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/internal/testkit"
+	"github.com/farewell-project/farewell/plan"
+)
+
+// drainHarness runs Drain in the test environment: each node's shutdown is a mocked
+// child run that takes shutdownTook of workflow time, and every activity is mocked.
+type drainHarness struct {
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+
+	mu           sync.Mutex
+	preflight    func(activities.PreflightInput) activities.DrainPlan
+	grant        func(activities.LeaseRequest) activities.LeaseGrant
+	gate         func(activities.GateInput) activities.GateOutput
+	latest       func(node string) activities.ShutdownInfo
+	outcome      func(node string) plan.Outcome
+	shutdownTook time.Duration
+
+	inFlight, maxInFlight int
+	started               map[string]time.Time
+	requests              []ShutdownRequest
+	released              []activities.LeaseRef
+}
+
+func newDrainHarness(t *testing.T) *drainHarness {
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(sdklog.NewStructuredLogger(testkit.Logger(t)))
+	h := &drainHarness{t: t, env: suite.NewTestWorkflowEnvironment(), started: map[string]time.Time{}, shutdownTook: 10 * time.Second}
+	h.preflight = func(in activities.PreflightInput) activities.DrainPlan {
+		p := activities.DrainPlan{Selector: in.Selector, Limits: in.Limits, Cluster: in.Cluster, Budget: in.Budget}
+		for _, n := range in.Selector.Nodes {
+			p.Nodes = append(p.Nodes, activities.NodeCheck{Node: n, State: activities.StateAlive, Instance: "i-" + n})
+		}
+		return p
+	}
+	h.grant = func(activities.LeaseRequest) activities.LeaseGrant { return activities.LeaseGrant{Granted: true} }
+	h.gate = func(in activities.GateInput) activities.GateOutput {
+		return activities.GateOutput{Ready: true, Out: in.Out}
+	}
+	h.latest = func(node string) activities.ShutdownInfo {
+		return activities.ShutdownInfo{RunID: "run-" + node, Outcome: plan.Graceful, Converged: true}
+	}
+	h.outcome = func(string) plan.Outcome { return plan.Graceful }
+
+	env := h.env
+	s := &Shutdowns{Plan: plan.Default(), Limits: plan.Limits{MaxParallel: 10}}
+	env.RegisterWorkflowWithOptions(s.Drain, workflow.RegisterOptions{Name: DrainWorkflowName})
+	env.RegisterWorkflowWithOptions(GracefulShutdown, workflow.RegisterOptions{Name: WorkflowName})
+	env.RegisterActivity(&activities.ClusterActivities{})
+	env.OnWorkflow(WorkflowName, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, req ShutdownRequest) (*ShutdownReport, error) {
+		h.mu.Lock()
+		h.inFlight++
+		h.maxInFlight = max(h.maxInFlight, h.inFlight)
+		h.started[req.Node] = workflow.Now(ctx)
+		h.requests = append(h.requests, req)
+		took := h.shutdownTook
+		h.mu.Unlock()
+		err := workflow.Sleep(ctx, took)
+		h.mu.Lock()
+		h.inFlight--
+		h.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		o := h.outcome(req.Node)
+		return &ShutdownReport{Node: req.Node, RunID: "run-" + req.Node, NodeInstance: "i-" + req.Node, Outcome: o,
+			Converged: o.Out(), Total: plan.Millis(took)}, nil
+	})
+	env.OnActivity(clusterActs.PreflightDrain, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PreflightInput) (activities.DrainPlan, error) {
+			return h.preflight(in), nil
+		})
+	env.OnActivity(clusterActs.AcquireLease, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.LeaseRequest) (activities.LeaseGrant, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.grant(in), nil
+		})
+	env.OnActivity(clusterActs.ReleaseLease, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ref activities.LeaseRef) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.released = append(h.released, ref)
+			return nil
+		})
+	env.OnActivity(clusterActs.DrainGate, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.GateInput) (activities.GateOutput, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.gate(in), nil
+		})
+	env.OnActivity(clusterActs.LatestShutdown, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, node string) (activities.ShutdownInfo, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.latest(node), nil
+		})
+	return h
+}
+
+func drainOf(nodes ...string) DrainRequest {
+	return DrainRequest{Name: "d1", Selector: activities.Selector{Nodes: nodes}, Limits: plan.Limits{MaxParallel: 1}, FailureThreshold: 1}
+}
+
+// run executes the drain and returns its report.
+func (h *drainHarness) run(req DrainRequest) *DrainReport {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(DrainWorkflowName, req)
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("drain did not complete")
+	}
+	if err := h.env.GetWorkflowError(); err != nil {
+		h.t.Fatalf("drain failed: %v", err)
+	}
+	var r DrainReport
+	if err := h.env.GetWorkflowResult(&r); err != nil {
+		h.t.Fatal(err)
+	}
+	return &r
+}
+
+// progressAt queries the drain's progress at workflow time at.
+func (h *drainHarness) progressAt(at time.Duration, into *DrainReport) {
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(QueryProgress)
+		if err == nil {
+			err = v.Get(into)
+		}
+		if err != nil {
+			h.t.Errorf("progress at %s: %v", at, err)
+		}
+	}, at)
+}
+
+// update sends a drain update at workflow time at and records how it ended.
+func (h *drainHarness) update(at time.Duration, name string, arg any, result *error) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(name, fmt.Sprintf("%s@%s", name, at), &testsuite.TestUpdateCallback{
+			OnAccept:   func() {},
+			OnReject:   func(err error) { *result = err },
+			OnComplete: func(_ any, err error) { *result = err },
+		}, arg)
+	}, at)
+}
+
+func TestDrainKeepsToMaxParallelAndRunsOrdinaryShutdowns(t *testing.T) {
+	h := newDrainHarness(t)
+	req := drainOf("n1", "n2", "n3", "n4", "n5", "n6")
+	req.Limits = plan.Limits{MaxParallel: 2, MinAlive: 3}
+	r := h.run(req)
+	if r.Outcome != DrainCompleted || r.Count()[DrainDone] != 6 || r.Failures != 0 {
+		t.Fatalf("outcome %s, %+v", r.Outcome, r.Count())
+	}
+	if h.maxInFlight != 2 {
+		t.Errorf("at most %d in flight, want 2", h.maxInFlight)
+	}
+	for _, sr := range h.requests {
+		if sr.Drain != "d1" || !sr.Leased || sr.RequestedBy != "drain d1" {
+			t.Errorf("child request %+v", sr)
+		}
+	}
+	// Each node its own ordinary shutdown, under the cluster's budget (min-alive passed on).
+	if r.Cluster.MaxParallel != 10 || r.Waves != 0 && r.Waves > 6 {
+		t.Errorf("cluster %+v waves %d", r.Cluster, r.Waves)
+	}
+}
+
+func TestDrainWaitsWhileTheBudgetIsFull(t *testing.T) {
+	h := newDrainHarness(t)
+	full := true
+	h.env.RegisterDelayedCallback(func() { h.mu.Lock(); full = false; h.mu.Unlock() }, 30*time.Second)
+	h.grant = func(in activities.LeaseRequest) activities.LeaseGrant {
+		if full {
+			return activities.LeaseGrant{Why: "3 shutdowns in flight, max_parallel is 3"}
+		}
+		return activities.LeaseGrant{Granted: true}
+	}
+	var during DrainReport
+	h.progressAt(10*time.Second, &during)
+	start := h.env.Now()
+	r := h.run(drainOf("n1", "n2"))
+	if !strings.Contains(during.Waiting, "the cluster's budget: 3 shutdowns in flight") || len(during.InFlight()) != 0 {
+		t.Errorf("while the budget was full: waiting %q, in flight %v", during.Waiting, during.InFlight())
+	}
+	if at := h.started["n1"].Sub(start); at < 30*time.Second {
+		t.Errorf("n1 started %s in, before the budget had room (30s)", at)
+	}
+	if r.Outcome != DrainCompleted {
+		t.Errorf("outcome %s", r.Outcome)
+	}
+}
+
+func TestDrainStopsAtItsFailureThreshold(t *testing.T) {
+	h := newDrainHarness(t)
+	h.outcome = func(node string) plan.Outcome {
+		if node == "n2" {
+			return plan.Forced
+		}
+		return plan.Graceful
+	}
+	r := h.run(drainOf("n1", "n2", "n3", "n4"))
+	if r.Outcome != DrainStopped || !strings.Contains(r.Why, "failure threshold") || r.Failures != 1 {
+		t.Fatalf("outcome %s: %s (%d failures)", r.Outcome, r.Why, r.Failures)
+	}
+	if _, ran := h.started["n3"]; ran {
+		t.Error("n3 started after the threshold was reached")
+	}
+	if n := r.Nodes[2]; n.State != DrainSkipped || !strings.Contains(n.Note, "not started") {
+		t.Errorf("n3: %+v", n)
+	}
+}
+
+func TestDrainPauseResumeAbort(t *testing.T) {
+	h := newDrainHarness(t)
+	var pauseErr, pauseAgainErr, resumeErr, abortErr, maxErr error
+	h.update(5*time.Second, UpdateDrainPause, DrainControl{Reason: "look at the graphs"}, &pauseErr)
+	h.update(6*time.Second, UpdateDrainPause, DrainControl{}, &pauseAgainErr)
+	var paused DrainReport
+	h.progressAt(20*time.Second, &paused)
+	h.update(30*time.Second, UpdateDrainResume, DrainControl{}, &resumeErr)
+	h.update(31*time.Second, UpdateDrainSetMaxParallel, SetMaxParallelRequest{MaxParallel: 0}, &maxErr)
+	h.update(35*time.Second, UpdateDrainAbort, DrainControl{Reason: "enough"}, &abortErr)
+	start := h.env.Now()
+	r := h.run(drainOf("n1", "n2", "n3", "n4"))
+	if pauseErr != nil || resumeErr != nil || abortErr != nil {
+		t.Fatalf("pause %v, resume %v, abort %v", pauseErr, resumeErr, abortErr)
+	}
+	if pauseAgainErr == nil || maxErr == nil {
+		t.Errorf("pausing twice: %v; max-parallel 0: %v; want both refused", pauseAgainErr, maxErr)
+	}
+	if !strings.Contains(paused.Paused, "look at the graphs") || len(paused.InFlight()) != 0 {
+		t.Errorf("while paused: %q, in flight %v", paused.Paused, paused.InFlight())
+	}
+	if at := h.started["n2"].Sub(start); at != 30*time.Second {
+		t.Errorf("n2 started %s in, want at the resume (30s)", at)
+	}
+	// Aborted while n2 ran: n2 finished, nothing else started.
+	if r.Outcome != DrainAborted || r.Nodes[1].Outcome != plan.Graceful || r.Nodes[2].State != DrainSkipped || r.Nodes[3].State != DrainSkipped {
+		t.Errorf("outcome %s, nodes %+v", r.Outcome, r.Nodes)
+	}
+}
+
+func TestDrainSkipNode(t *testing.T) {
+	h := newDrainHarness(t)
+	var skipErr, runningErr, unknownErr error
+	h.update(time.Second, UpdateDrainSkipNode, SkipNodeRequest{Node: "n3", Reason: "keep it"}, &skipErr)
+	h.update(2*time.Second, UpdateDrainSkipNode, SkipNodeRequest{Node: "n1"}, &runningErr)
+	h.update(3*time.Second, UpdateDrainSkipNode, SkipNodeRequest{Node: "n9"}, &unknownErr)
+	r := h.run(drainOf("n1", "n2", "n3"))
+	if skipErr != nil || runningErr == nil || unknownErr == nil {
+		t.Fatalf("skip %v; skip of a running node %v; of an unknown one %v", skipErr, runningErr, unknownErr)
+	}
+	if _, ran := h.started["n3"]; ran || r.Nodes[2].State != DrainSkipped || !strings.Contains(r.Nodes[2].Note, "keep it") {
+		t.Errorf("n3: %+v", r.Nodes[2])
+	}
+	if r.Outcome != DrainCompleted {
+		t.Errorf("outcome %s", r.Outcome)
+	}
+}
+
+func TestDrainStopsAtTheFloorSayingWhy(t *testing.T) {
+	h := newDrainHarness(t)
+	h.grant = func(in activities.LeaseRequest) activities.LeaseGrant {
+		if in.Node == "n1" {
+			return activities.LeaseGrant{Granted: true}
+		}
+		return activities.LeaseGrant{Floor: true, Why: "it would leave 2 nodes in service, fewer than min_alive 3"}
+	}
+	req := drainOf("n1", "n2", "n3")
+	req.Limits.MinAlive = 3
+	r := h.run(req)
+	if r.Outcome != DrainStopped || !strings.Contains(r.Why, "min-alive floor") || r.Count()[DrainBlocked] != 2 {
+		t.Fatalf("outcome %s: %s; %+v", r.Outcome, r.Why, r.Count())
+	}
+	if r.Failures != 0 || len(h.started) != 1 {
+		t.Errorf("failures %d, started %v", r.Failures, h.started)
+	}
+}
+
+func TestDrainHealthGate(t *testing.T) {
+	t.Run("waits", func(t *testing.T) {
+		h := newDrainHarness(t)
+		start := h.env.Now()
+		h.gate = func(in activities.GateInput) activities.GateOutput {
+			if h.env.Now().Sub(start) < 20*time.Second {
+				return activities.GateOutput{Why: "n9 is blocked (no heartbeat for 7s)"}
+			}
+			return activities.GateOutput{Ready: true, Out: in.Out}
+		}
+		var during DrainReport
+		h.progressAt(10*time.Second, &during)
+		r := h.run(drainOf("n1"))
+		if !strings.Contains(during.Waiting, "health gate: n9 is blocked") {
+			t.Errorf("waiting %q", during.Waiting)
+		}
+		if at := h.started["n1"].Sub(start); at < 20*time.Second || r.Outcome != DrainCompleted {
+			t.Errorf("n1 started %s in (the gate opened at 20s), outcome %s", at, r.Outcome)
+		}
+	})
+	t.Run("pauses after its timeout", func(t *testing.T) {
+		h := newDrainHarness(t)
+		h.gate = func(activities.GateInput) activities.GateOutput { return activities.GateOutput{Why: "n9 is blocked"} }
+		var during DrainReport
+		h.progressAt(45*time.Second, &during)
+		var abortErr error
+		h.update(50*time.Second, UpdateDrainAbort, DrainControl{}, &abortErr)
+		req := drainOf("n1")
+		req.GateTimeout = plan.Duration(30 * time.Second)
+		r := h.run(req)
+		if !strings.Contains(during.Paused, "the health gate waited") || abortErr != nil || r.Outcome != DrainAborted || len(h.started) != 0 {
+			t.Errorf("paused %q, abort %v, outcome %s, started %v", during.Paused, abortErr, r.Outcome, h.started)
+		}
+	})
+}
+
+func TestDrainJoinsAShutdownAlreadyRunning(t *testing.T) {
+	h := newDrainHarness(t)
+	start := h.env.Now()
+	h.preflight = func(in activities.PreflightInput) activities.DrainPlan {
+		return activities.DrainPlan{Nodes: []activities.NodeCheck{
+			{Node: "n1", State: activities.StateAlive},
+			{Node: "n2", State: activities.StateLeaving, Join: true, RunID: "theirs", Blocker: activities.BlockRunning},
+			{Node: "n3", State: activities.StateLeft, Skip: true, Blocker: activities.BlockNotAlive, Note: "left already"},
+		}}
+	}
+	h.latest = func(node string) activities.ShutdownInfo {
+		if h.env.Now().Sub(start) < 25*time.Second {
+			return activities.ShutdownInfo{Running: true, RunID: "theirs"}
+		}
+		return activities.ShutdownInfo{RunID: "theirs", Outcome: plan.Degraded, Converged: true}
+	}
+	req := drainOf("n1", "n2", "n3")
+	r := h.run(req)
+	if _, started := h.started["n2"]; started {
+		t.Error("the drain started a second shutdown of n2")
+	}
+	n2 := r.Nodes[1]
+	if n2.State != DrainDone || n2.Outcome != plan.Degraded || n2.RunID != "theirs" || r.Nodes[2].State != DrainSkipped {
+		t.Errorf("n2 %+v, n3 %+v", n2, r.Nodes[2])
+	}
+	if r.Outcome != DrainCompleted || r.Total.Std() < 25*time.Second {
+		t.Errorf("outcome %s after %s", r.Outcome, r.Total)
+	}
+}
+
+func TestDrainRefusedByItsPreflight(t *testing.T) {
+	h := newDrainHarness(t)
+	h.preflight = func(in activities.PreflightInput) activities.DrainPlan {
+		return activities.DrainPlan{Nodes: []activities.NodeCheck{{Node: "n1"}, {Node: "nx", Blocker: activities.BlockUnknown, Fatal: true, Note: "no member of that name"}}}
+	}
+	h.env.ExecuteWorkflow(DrainWorkflowName, drainOf("n1", "nx"))
+	var appErr *temporal.ApplicationError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != activities.ErrTypeDrainRefused || !strings.Contains(appErr.Message(), "nx: no member") {
+		t.Fatalf("want a refusal naming nx, got %v", err)
+	}
+	var p activities.DrainPlan
+	if err := appErr.Details(&p); err != nil || len(p.Nodes) != 2 {
+		t.Errorf("the refusal carries the plan: %+v %v", p, err)
+	}
+	if len(h.started) != 0 {
+		t.Errorf("started %v", h.started)
+	}
+}
+
+// Past NodesPerRun starts the drain continues as new; the next run follows the
+// shutdowns in flight and finishes the rest.
+func TestDrainContinuesAsNew(t *testing.T) {
+	h := newDrainHarness(t)
+	req := drainOf("n1", "n2", "n3", "n4", "n5")
+	req.Limits.MaxParallel, req.NodesPerRun = 2, 2
+	h.env.ExecuteWorkflow(DrainWorkflowName, req)
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		var r DrainReport
+		_ = h.env.GetWorkflowResult(&r)
+		t.Fatalf("want a continue-as-new, got %v: %+v", err, r.Nodes)
+	}
+	var next DrainRequest
+	if err := decodePayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	c := next.Carry
+	// (The test environment reports a child run started only once it ended: what the
+	// next run follows shows as done already.)
+	if c == nil || c.Count()[DrainJoined]+c.Count()[DrainDone] != 2 || c.Count()[DrainPending] != 3 {
+		t.Fatalf("carried %+v", c)
+	}
+
+	// In the real server the first two run on into the next run, which follows them.
+	next.NodesPerRun = 0
+	c.Nodes[0].State, c.Nodes[1].State = DrainJoined, DrainJoined
+	h2 := newDrainHarness(t)
+	r := h2.run(next)
+	if r.Outcome != DrainCompleted || r.Count()[DrainDone] != 5 || r.Runs != 1 {
+		t.Fatalf("second run: outcome %s, %+v, runs %d", r.Outcome, r.Count(), r.Runs)
+	}
+	if _, again := h2.started["n1"]; again || len(h2.started) != 3 {
+		t.Errorf("the second run started %v; want n3, n4, n5 only", h2.started)
+	}
+}
