@@ -149,7 +149,7 @@ func TestNewcomerLearnsWhoLeftDiedOrWasEvicted(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead.Shutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
 	defer cancel()
 	if res, err := first.Evict(ctx, evicted.Name(), evicted.Instance(), "test"); err != nil || !res.Confirmed {
 		t.Fatalf("evict: %+v %v", res, err)

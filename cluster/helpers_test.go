@@ -33,6 +33,11 @@ func withKey(k []byte) memberOpt {
 // testExpiration is the heartbeat expiration of test members.
 const testExpiration = 400 * time.Millisecond
 
+// opDeadline bounds one cluster operation (a state change, an eviction) in a
+// test. It is a deadline, not a wait: the race detector on a shared 2-core
+// machine makes a broadcast that takes 50 ms alone take seconds.
+const opDeadline = 20 * time.Second
+
 func newTestMember(t testing.TB, name string, opts ...memberOpt) *Member {
 	t.Helper()
 	o := Options{

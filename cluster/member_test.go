@@ -18,7 +18,7 @@ func TestFiveMembersConvergeAndSeeLeaving(t *testing.T) {
 	members := newTestCluster(t, 5)
 	target := members[2]
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
 	defer cancel()
 	if err := target.SetState(ctx, StateLeaving); err != nil {
 		t.Fatalf("SetState(leaving): %v", err)
@@ -62,7 +62,7 @@ func TestBlockedOnlyWhileAlive(t *testing.T) {
 	})
 
 	// A leaving member that stops its heartbeat is doing what it announced: not blocked.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
 	defer cancel()
 	if err := leaving.SetState(ctx, StateLeaving); err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ func TestEvictionIsFinalAndFencesTheTarget(t *testing.T) {
 	waitAll(t, []*Member{observer}, "observer sees node-2", func(m *Member) bool { return stateOf(m, "node-2") == StateAlive })
 	instance := target.Instance()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
 	defer cancel()
 	if res, err := observer.Evict(ctx, "node-2", instance, "test"); err != nil || !res.Confirmed {
 		t.Fatalf("Evict: %+v %v", res, err)
@@ -196,7 +196,7 @@ func TestStallMakesSetStateFailWithinItsTimeout(t *testing.T) {
 	}
 
 	target.Transport().Clear()
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), opDeadline)
 	defer cancel2()
 	if err := target.SetState(ctx2, StateLeaving); err != nil {
 		t.Fatalf("SetState after the stall cleared: %v", err)

@@ -92,7 +92,7 @@ func TestGossipKeyAloneCannotSpeakForOthers(t *testing.T) {
 	}
 
 	// The orchestrator's signed eviction is taken by everyone.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
 	defer cancel()
 	if res, err := orchestrator.Evict(ctx, victim.Name(), inst, "signed"); err != nil || !res.Confirmed {
 		t.Fatalf("signed eviction: %+v %v", res, err)
@@ -191,7 +191,7 @@ func TestRollingKeyRotation(t *testing.T) {
 			}
 			// A state change that needs another member's confirmation: the cluster
 			// still talks.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
 			if err := m.SetState(ctx, StateLeaving); err != nil {
 				t.Fatalf("after %s changed its keys: %v", m.Name(), err)
 			}
