@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
@@ -262,6 +263,29 @@ func (m *Member) onDead(d deadMsg) {
 	m.view[d.Node] = &MemberInfo{Name: d.Node, Addr: d.Addr, Role: d.Role, Instance: d.Instance, State: StateDead, Since: time.Now(), learned: true}
 }
 
+// signedMeta reports whether md, read from raw, is signed by the key it carries. Every
+// alive message gossiped about a member carries its metadata, unchanged but for its
+// state: the last that checked is remembered per member, so that the same bytes are not
+// checked again (a signature check is the costliest thing done per message).
+func (m *Member) signedMeta(name string, raw []byte, md meta) bool {
+	m.mu.Lock()
+	seen := bytes.Equal(m.metaSeen[name], raw)
+	m.mu.Unlock()
+	if seen {
+		return true
+	}
+	if !checkMeta(md) {
+		return false
+	}
+	m.mu.Lock()
+	if len(m.metaSeen) >= 2*maxLearned {
+		clear(m.metaSeen) // bounded: rebuilt as messages come
+	}
+	m.metaSeen[name] = bytes.Clone(raw)
+	m.mu.Unlock()
+	return true
+}
+
 // NotifyAlive refuses alive messages whose metadata its process did not sign, that
 // change a process's key, or that come from an evicted process: it cannot come back
 // under the same instance.
@@ -271,7 +295,7 @@ func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 		return nil
 	}
 	md := parseMeta(n.Meta)
-	if !checkMeta(md) {
+	if !m.signedMeta(n.Name, n.Meta, md) {
 		return fmt.Errorf("%s: metadata not signed by its process", n.Name)
 	}
 	m.mu.Lock()
@@ -306,7 +330,7 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 	md := parseMeta(n.Meta)
 	now := time.Now()
 	state := md.State
-	if n.Name != m.name && !checkMeta(md) {
+	if n.Name != m.name && !m.signedMeta(n.Name, n.Meta, md) {
 		m.log.Warn("ignored member metadata its process did not sign", "node", n.Name)
 		return
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/ed25519"
 	"time"
 )
 
@@ -90,13 +91,24 @@ func (m *Member) beat(stop <-chan struct{}) {
 func (m *Member) onHeartbeat(hb heartbeatMsg) {
 	sig := hb.Sig
 	hb.Sig = nil
+	// Check the signature without the lock: every member hears every other's
+	// heartbeat, and a verification is the costliest thing done here.
 	m.mu.Lock()
 	info, ok := m.view[hb.Node]
-	if !ok || info.Instance != hb.Instance || !verify(info.key, domainHeartbeat, hb, sig) {
-		m.mu.Unlock()
+	var key ed25519.PublicKey
+	if ok && info.Instance == hb.Instance {
+		key = info.key
+	}
+	m.mu.Unlock()
+	if key == nil || !verify(key, domainHeartbeat, hb, sig) {
 		return // not from that process
 	}
-	if ok && info.Instance == hb.Instance && info.State == StateEvicted {
+	m.mu.Lock()
+	if info, ok = m.view[hb.Node]; !ok || info.Instance != hb.Instance || !info.key.Equal(key) {
+		m.mu.Unlock()
+		return // replaced meanwhile
+	}
+	if info.State == StateEvicted {
 		// An evicted process that still heartbeats did not fence itself: a zombie the
 		// watchdog looks for.
 		info.EvictedHeartbeat = time.Now()
