@@ -61,7 +61,12 @@ func NewOrchestrator(c client.Client, o Orchestrator) sdkworker.Worker {
 // NewNode builds a node's worker: it serves the node's own task queue only, so that a
 // step can run nowhere but on the node it is for.
 func NewNode(c client.Client, acts *activities.NodeActivities) sdkworker.Worker {
-	w := sdkworker.New(c, workflows.NodeTaskQueue(acts.Member.Name()), sdkworker.Options{WorkerStopTimeout: StopTimeout})
+	w := sdkworker.New(c, workflows.NodeTaskQueue(acts.Member.Name()), sdkworker.Options{
+		WorkerStopTimeout: StopTimeout,
+		// A node runs a handful of steps in its life, one at a time: one long poll is
+		// plenty, and a fleet of nodes costs the server half the polls.
+		MaxConcurrentActivityTaskPollers: 1,
+	})
 	w.RegisterActivity(acts)
 	return w
 }
