@@ -80,11 +80,14 @@ type faultResult struct {
 	note      string
 }
 
-func newMatrix(t *testing.T) *matrix {
+func newMatrix(t *testing.T) *matrix { return newMatrixWith(t, matrixConfig) }
+
+// newMatrixWith starts the matrix's stack with the configuration cfg.
+func newMatrixWith(t *testing.T, cfg string) *matrix {
 	dir := t.TempDir()
 	m := &matrix{t: t, dir: dir, cfg: filepath.Join(dir, "farewell.yaml"), db: filepath.Join(dir, "temporal.db"),
 		port: freePort(t), uiPort: freePort(t), cluster: freePort(t)}
-	if err := os.WriteFile(m.cfg, []byte(matrixConfig), 0o600); err != nil {
+	if err := os.WriteFile(m.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m.dev = m.startDev(t, nil)
