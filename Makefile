@@ -4,9 +4,9 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 # Every package but e2e, the one whose tests link the Temporal server.
 UNIT          = $(shell $(GO) list ./... | grep -v /e2e)
-# The packages that do not link the Temporal server at all (cli, devserver and the
+# The packages that do not link the Temporal server at all (devserver and the farewell
 # binary do): the race detector runs over these.
-NOSERVER      = $(shell $(GO) list ./... | grep -v -e /e2e -e /cli -e /devserver -e /cmd/)
+NOSERVER      = $(shell $(GO) list ./... | grep -v -e /e2e -e /devserver -e /cmd/)
 
 .PHONY: test unit race lint tidy build dev demo bench histories ui-check faults
 
@@ -34,9 +34,11 @@ lint:
 tidy:
 	$(GO) mod tidy -diff
 
-## build: the farewell binary in bin/
+## build: the binaries in bin/: farewell (everything, with the embedded server) and
+## farewell-node (the node command alone, no server)
 build:
 	$(GO) build -o bin/farewell ./cmd/farewell
+	$(GO) build -o bin/farewell-node ./cmd/farewell-node
 
 ## dev: the embedded stack (server, UI, workers, demo nodes) until Ctrl-C
 dev:

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/embedded"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/telemetry"
 )
@@ -35,6 +36,11 @@ type Options struct {
 	Env []string
 	// ConfigDirs replaces the folders searched for farewell.yaml; nil means the defaults.
 	ConfigDirs []string
+	// Server starts the embedded Temporal server and UI that dev and demo run on
+	// (devserver.Embedded); nil builds a CLI without them, which links no server.
+	Server embedded.Start
+	// NodeOnly makes the node command the whole CLI (farewell-node).
+	NodeOnly bool
 	// ReplayWorkflow replaces the workflow code `farewell replay` replays against; nil
 	// means the current GracefulShutdown. Tests use it to replay changed code.
 	ReplayWorkflow any
@@ -172,6 +178,9 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 		return &exitError{code: ExitUsage, err: err}
 	})
 	root.CompletionOptions.DisableDefaultCmd = true
+	if a.opts.NodeOnly {
+		return a.nodeRoot(root)
+	}
 
 	root.AddCommand(
 		a.devCommand(),
@@ -194,6 +203,30 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage.`,
 		a.configCommand(),
 		a.versionCommand(),
 	)
+	if a.opts.Server == nil {
+		for _, c := range root.Commands() {
+			if c.Name() == "dev" || c.Name() == "demo" {
+				root.RemoveCommand(c)
+			}
+		}
+	}
+	return root
+}
+
+// nodeRoot makes root the node command: the CLI of farewell-node.
+func (a *app) nodeRoot(root *cobra.Command) *cobra.Command {
+	node := a.nodeCommand()
+	root.Use, root.Short, root.Args, root.RunE = "farewell-node", node.Short, node.Args, node.RunE
+	root.Long = node.Long + `
+
+farewell-node is what runs on a node: "farewell node" without the embedded Temporal
+server and the commands of ops tooling (about a fifth of farewell's size). It takes the
+same configuration (farewell.yaml, FAREWELL_* and TEMPORAL_* variables, the flags below).`
+	root.Flags().AddFlagSet(node.Flags())
+	for key, flag := range a.bindings[node] {
+		a.bind(root, key, flag)
+	}
+	root.AddCommand(a.versionCommand())
 	return root
 }
 

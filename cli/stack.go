@@ -20,7 +20,7 @@ import (
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/demo"
-	"github.com/farewell-project/farewell/devserver"
+	"github.com/farewell-project/farewell/embedded"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
@@ -119,7 +119,7 @@ type devNode struct {
 // stack is everything `farewell dev` runs in one process.
 type stack struct {
 	log      *slog.Logger
-	srv      *devserver.Server
+	srv      embedded.Server
 	client   client.Client
 	observer *cluster.Member
 	worker   sdkworker.Worker
@@ -138,15 +138,18 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 	}()
 	tc := a.cfg.Temporal
 	tc.APIKey, tc.TLS = "", config.TLS{}
-	var serverTLS *devserver.TLS
+	var serverTLS *embedded.TLS
 	if dt := a.cfg.Dev.TLS; dt.Cert != "" {
 		// The stack's own clients connect as temporal.tls.* says.
 		tc.TLS = a.cfg.Temporal.TLS
 		tc.TLS.Enabled = true
-		serverTLS = &devserver.TLS{Cert: dt.Cert, Key: dt.Key, ClientCA: dt.ClientCA, ClientCert: tc.TLS.Cert, ClientKey: tc.TLS.Key,
+		serverTLS = &embedded.TLS{Cert: dt.Cert, Key: dt.Key, ClientCA: dt.ClientCA, ClientCert: tc.TLS.Cert, ClientKey: tc.TLS.Key,
 			CA: tc.TLS.CA, ServerName: tc.TLS.ServerName}
 	}
-	s.srv, err = devserver.Start(ctx, devserver.Options{
+	if a.opts.Server == nil {
+		return nil, errNoServer
+	}
+	s.srv, err = a.opts.Server(ctx, embedded.Options{
 		Port: o.port, UIPort: o.uiPort, DBPath: o.db, InMemory: o.db == "",
 		SearchAttributes: workflows.SearchAttributes(),
 		Logger:           a.logger.With("component", "temporal-server"),
@@ -264,9 +267,12 @@ func (s *stack) stop() {
 	}
 }
 
+// errNoServer: this binary was built without the embedded server.
+var errNoServer = errors.New("this binary carries no Temporal server (farewell-node runs on nodes): run farewell dev from the full farewell binary, or point temporal.address at a Temporal cluster")
+
 // devServerPortError turns a taken port into a message naming the flag to change.
 func devServerPortError(err error) error {
-	if errors.Is(err, devserver.ErrPortInUse) {
+	if errors.Is(err, embedded.ErrPortInUse) {
 		return fmt.Errorf("%w (is another farewell dev running? choose other ports with --port, --ui-port, --cluster-port)", err)
 	}
 	return err

@@ -2,8 +2,6 @@ package devserver
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,17 +31,12 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
-	"google.golang.org/grpc"
+
+	"github.com/farewell-project/farewell/embedded"
 )
 
-// Defaults of the embedded stack.
+// Private settings of the embedded stack.
 const (
-	DefaultIP        = "127.0.0.1"
-	DefaultPort      = 7233
-	DefaultUIPort    = 8233
-	DefaultDBPath    = ".farewell/temporal.db"
-	DefaultNamespace = "default"
-
 	clusterName = "active"
 	// devClusterID is fixed so that a database is always reopened as the same cluster.
 	devClusterID = "6a1d3b3e-64c1-4d1e-9c0e-f4e3a7c1d2b5"
@@ -52,80 +45,23 @@ const (
 	tunedPollRPS = 1000
 )
 
+// Defaults of the embedded stack.
+const (
+	DefaultIP        = embedded.DefaultIP
+	DefaultPort      = embedded.DefaultPort
+	DefaultUIPort    = embedded.DefaultUIPort
+	DefaultDBPath    = embedded.DefaultDBPath
+	DefaultNamespace = embedded.DefaultNamespace
+)
+
 // ErrPortInUse is returned when a port the stack must listen on is already taken.
-var ErrPortInUse = errors.New("port already in use")
+var ErrPortInUse = embedded.ErrPortInUse
 
-// Options configure Start. The zero value serves namespace "default" on
-// 127.0.0.1:7233 with the UI on 127.0.0.1:8233 and persists to .farewell/temporal.db.
-type Options struct {
-	// IP the gRPC frontend and the UI bind to.
-	IP string
-	// Port of the gRPC frontend; 0 means DefaultPort.
-	Port int
-	// UIPort of the Temporal UI; 0 means DefaultUIPort. Ignored when NoUI is set.
-	UIPort int
-	// NoUI skips the Temporal UI.
-	NoUI bool
-	// DBPath is the SQLite file; its folder is created when missing. "" means DefaultDBPath.
-	DBPath string
-	// InMemory keeps everything in memory and ignores DBPath.
-	InMemory bool
-	// Namespace served; "" means DefaultNamespace.
-	Namespace string
-	// SearchAttributes are registered in Namespace: at creation for a new database,
-	// added when missing for an existing one.
-	SearchAttributes map[string]enumspb.IndexedValueType
-	// Logger receives the server's logs; nil means slog.Default().
-	Logger *slog.Logger
-	// LogLevel filters the server's logs; nil means warn.
-	LogLevel slog.Leveler
-	// StockRates leaves the history queue readers at their stock poll-rate limits.
-	// Only benchmarks want this.
-	StockRates bool
-	// DynamicConfig overrides server dynamic config keys.
-	DynamicConfig map[string]any
-	// TLS, when set, makes the frontend serve TLS (and, with ClientCA, require client
-	// certificates); the server's own clients — its system worker, the UI, the check of
-	// search attributes — then connect with the client certificate given.
-	TLS *TLS
-	// FrontendInterceptors run on every call to the frontend (authorization checks).
-	FrontendInterceptors []grpc.UnaryServerInterceptor
-}
+// Options configure Start (see package embedded).
+type Options = embedded.Options
 
-// TLS of the embedded server. Files are PEM.
-type TLS struct {
-	// Cert and Key are the frontend's certificate and key.
-	Cert, Key string
-	// ClientCA, when set, is the CA client certificates must be signed by: mutual TLS.
-	ClientCA string
-	// ClientCert and ClientKey are what the server's own clients present (needed with
-	// ClientCA); CA is what they check the frontend's certificate against, and
-	// ServerName the name they expect in it.
-	ClientCert, ClientKey, CA, ServerName string
-}
-
-// clientConfig is the TLS the server's own clients use.
-func (t *TLS) clientConfig() (*tls.Config, error) {
-	c := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
-	if t.CA != "" {
-		pem, err := os.ReadFile(t.CA)
-		if err != nil {
-			return nil, fmt.Errorf("dev TLS CA: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("dev TLS CA %s holds no PEM certificate", t.CA)
-		}
-	}
-	if t.ClientCert != "" {
-		cert, err := tls.LoadX509KeyPair(t.ClientCert, t.ClientKey)
-		if err != nil {
-			return nil, fmt.Errorf("dev TLS client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
+// TLS of the embedded server (see package embedded).
+type TLS = embedded.TLS
 
 // Server is a running embedded Temporal server, with its UI when asked for.
 type Server struct {
@@ -136,6 +72,17 @@ type Server struct {
 	uiDone   chan struct{}
 	stopOnce sync.Once
 }
+
+// Embedded is Start as the CLI takes it (cli.Options.Server).
+func Embedded(ctx context.Context, opts Options) (embedded.Server, error) {
+	s, err := Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+var _ embedded.Server = (*Server)(nil)
 
 // Start runs a Temporal server (frontend, history, matching, worker) in this process and,
 // unless NoUI, the Temporal UI. It returns once the frontend answers and the search
@@ -497,7 +444,7 @@ func (s *Server) ensureSearchAttributes(ctx context.Context) error {
 		Logger:    sdklog.NewStructuredLogger(s.opts.Logger.With("component", "devserver")),
 	}
 	if s.opts.TLS != nil {
-		tc, err := s.opts.TLS.clientConfig()
+		tc, err := s.opts.TLS.ClientConfig()
 		if err != nil {
 			return err
 		}

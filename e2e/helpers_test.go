@@ -101,7 +101,7 @@ func startCLI(t testing.TB, env []string, args ...string) *cliRun {
 		defer close(r.done)
 		r.code = cli.Execute(ctx, cli.Options{
 			Args: args, Stdout: &r.Stdout, Stderr: &r.Stderr, Env: env,
-			Stdin: strings.NewReader(""), ConfigDirs: []string{t.TempDir()},
+			Stdin: strings.NewReader(""), ConfigDirs: []string{t.TempDir()}, Server: devserver.Embedded,
 		})
 	}()
 	t.Cleanup(func() {

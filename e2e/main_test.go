@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/farewell-project/farewell/cli"
+	"github.com/farewell-project/farewell/devserver"
 )
 
 // execEnv, when set to 1, makes the test binary behave as the farewell command: tests
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(execEnv) == "1" {
 		// What cmd/farewell/main.go does.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := cli.Execute(ctx, cli.Options{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+		code := cli.Execute(ctx, cli.Options{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Server: devserver.Embedded})
 		stop()
 		os.Exit(code)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cli"
+	"github.com/farewell-project/farewell/devserver"
 	"github.com/farewell-project/farewell/history"
 	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
@@ -25,7 +26,7 @@ func runCLIWith(t *testing.T, opts cli.Options, args ...string) (int, string, st
 	var stdout, stderr syncBuffer
 	opts.Env = append([]string{noTemporal}, opts.Env...)
 	opts.Args, opts.Stdout, opts.Stderr, opts.Stdin = args, &stdout, &stderr, strings.NewReader("")
-	opts.ConfigDirs = []string{t.TempDir()}
+	opts.ConfigDirs, opts.Server = []string{t.TempDir()}, devserver.Embedded
 	code := cli.Execute(context.Background(), opts)
 	return code, stdout.String(), stderr.String()
 }

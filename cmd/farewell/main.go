@@ -9,11 +9,13 @@ import (
 	"syscall"
 
 	"github.com/farewell-project/farewell/cli"
+	"github.com/farewell-project/farewell/devserver"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Execute(ctx, cli.Options{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	code := cli.Execute(ctx, cli.Options{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Server: devserver.Embedded})
 	stop()
 	os.Exit(code)
 }

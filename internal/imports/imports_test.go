@@ -39,6 +39,9 @@ func TestImportRules(t *testing.T) {
 		{"agent", []string{server, module + "/devserver"}, "a host application must not link the Temporal server"},
 		{"worker", []string{server, module + "/devserver"}, "workers run against any Temporal"},
 		{"config", []string{memberlist, "go.temporal.io/"}, "configuration is plain data"},
+		{"embedded", []string{server, module + "/devserver"}, "the embedded server's contract is not the server"},
+		{"cli", []string{server, module + "/devserver"}, "the CLI takes its server from the binary that has one"},
+		{"cmd/farewell-node", []string{server, module + "/devserver"}, "what runs on a node carries no server"},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {
@@ -53,9 +56,11 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-// The rule must be able to fail: the CLI links everything.
+// The rule must be able to fail: the full binary links the server.
 func TestImportRulesSeeTheServer(t *testing.T) {
-	if !slices.ContainsFunc(deps(t, "devserver"), func(p string) bool { return strings.HasPrefix(p, "go.temporal.io/server") }) {
-		t.Fatal("go list -deps does not show the server under devserver: the rules above prove nothing")
+	for _, pkg := range []string{"devserver", "cmd/farewell"} {
+		if !slices.ContainsFunc(deps(t, pkg), func(p string) bool { return strings.HasPrefix(p, "go.temporal.io/server") }) {
+			t.Fatalf("go list -deps does not show the server under %s: the rules above prove nothing", pkg)
+		}
 	}
 }
