@@ -61,7 +61,8 @@ func (a *ClusterActivities) Lookup(ctx context.Context, in LookupInput) (LookupO
 		return LookupOutput{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%q is an %s, not a node: it cannot be shut down", in.Node, info.Role), ErrTypeNotANode, nil)
 	}
-	return LookupOutput{Node: info.Name, Instance: info.Instance, Addr: info.Addr, State: info.State, Blocked: info.Blocked, Members: len(all)}, nil
+	return LookupOutput{Node: info.Name, Instance: info.Instance, Addr: info.Addr, State: info.State, Blocked: info.Blocked, Members: len(all),
+		Steps: info.Steps}, nil
 }
 
 // ForceEvict evicts the process the run acts on from the observer: every member marks

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,6 +119,62 @@ type NodeActivities struct {
 	// Plan supplies a step's StartToClose when it is called with no deadline (outside
 	// Temporal); the zero value means plan.Default.
 	Plan plan.Plan
+	// Host are the host application's own steps (agent.Step), by name, and HostPlan
+	// their specs and places, as HostSteps tells them to the workflow.
+	Host     map[string]HostStepFunc
+	HostPlan []plan.HostStep
+}
+
+// HostStepFunc is a step of the host application's own. It runs on the node's worker
+// under the step's StartToClose (ctx's deadline, with a margin) and must honour ctx; it
+// may run more than once (a retry, a retried shutdown), so it must be safe to run again.
+// An error fails the attempt; the step's attempts and failure policy decide what follows.
+type HostStepFunc func(ctx context.Context) error
+
+// HostSteps tells the shutdown the steps of the host's own, with their places.
+func (a *NodeActivities) HostSteps(ctx context.Context, in StepInput) ([]plan.HostStep, error) {
+	switch {
+	case in.Node != a.Member.Name():
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("wrong node: the steps of %q were asked of %q", in.Node, a.Member.Name()), ErrTypeWrongNode, nil)
+	case in.Instance != a.Member.Instance():
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("process %s of %s is gone: this is another process (%s) under that name", in.Instance, in.Node, a.Member.Instance()),
+			ErrTypeProcessGone, nil)
+	}
+	return a.HostPlan, nil
+}
+
+// RunHostStep runs one of the host's own steps: in.Step names it.
+func (a *NodeActivities) RunHostStep(ctx context.Context, in StepInput) (StepOutput, error) {
+	ctx, out, done, err := a.begin(ctx, in, in.Step)
+	if err != nil {
+		return a.fail(out, err)
+	}
+	defer done()
+	f := a.Host[in.Step]
+	if f == nil {
+		return a.fail(out, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("this node has no step %q (its host registered %s)", in.Step, strings.Join(slices.Sorted(maps.Keys(a.Host)), ", ")), ErrTypeNoSuchStep, nil))
+	}
+	sctx, span := a.span(ctx, in.Step, in, out)
+	err = guard(sctx, f)
+	endSpan(span, err)
+	if err != nil {
+		return a.fail(out, fmt.Errorf("%s: %w", in.Step, err))
+	}
+	return out, nil
+}
+
+// guard runs a host's step, turning a panic into an error: a host's bug fails its step,
+// never the node's worker.
+func guard(ctx context.Context, f HostStepFunc) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return f(ctx)
 }
 
 // timeout is what a step may take: its context's deadline, else the plan's StartToClose.

@@ -31,6 +31,8 @@ const (
 	ErrTypeProcessGone = "ProcessGone"
 	// ErrTypeNoTemporal: the worker was built without a Temporal client for this.
 	ErrTypeNoTemporal = "NoTemporal"
+	// ErrTypeNoSuchStep: the node has no step of that name (its host did not register it).
+	ErrTypeNoSuchStep = "NoSuchStep"
 )
 
 // The workflow whose steps node activities run: no other workflow may run them.
@@ -43,7 +45,7 @@ const (
 
 // NonRetryable lists the error types the workflow never retries.
 var NonRetryable = []string{ErrTypeWrongNode, ErrTypeUnknownNode, ErrTypeNotANode, ErrTypeEvicted, ErrTypeLeaveFailed,
-	ErrTypeCannotRollBack, ErrTypeProcessGone}
+	ErrTypeCannotRollBack, ErrTypeProcessGone, ErrTypeNoSuchStep}
 
 // StepInput is the input of every node activity.
 type StepInput struct {
@@ -122,6 +124,9 @@ type LookupOutput struct {
 	Blocked bool   `json:"blocked"`
 	// Members is the size of the observer's view.
 	Members int `json:"members"`
+	// Steps counts the steps of its own the node's host runs (NodeActivities.HostSteps
+	// lists them).
+	Steps int `json:"steps,omitempty"`
 }
 
 // EvictInput asks for a forced eviction of one process of a node.
@@ -241,6 +246,8 @@ type MemberInfo struct {
 	Blocked  bool
 	// Tags are the member's metadata tags (cluster.tags).
 	Tags map[string]string
+	// Steps counts the steps of its own the node's host runs when it shuts down.
+	Steps int
 	// HeartbeatAge is how long ago its last heartbeat arrived; StateAge how long it has
 	// been in its state; EvictedHeartbeatAge, for an evicted process heard heartbeating
 	// since, how long ago that was (0: never).

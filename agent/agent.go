@@ -9,10 +9,14 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +57,62 @@ type Options struct {
 	Tune func(*memberlist.Config)
 	// Tracer makes the spans of the node's real work; nil means the global provider's.
 	Tracer trace.Tracer
+	// Steps are the host's own shutdown steps, run among the built-in ones (see Step).
+	Steps []Step
+}
+
+// Step is a shutdown step of the host's own: draining connections, handing over
+// leadership, flushing state. It runs on the node's worker as an activity under the
+// same rules as the built-in steps — its timeouts and attempts, its failure policy, the
+// force fallback, the local plan when Temporal is away — and shows in the report, the
+// UI and the traces like them. shutdown.steps.NAME.* in the node's configuration
+// overrides its spec.
+type Step struct {
+	// Name: lower-case letters, digits and '-', not one Farewell uses.
+	Name string
+	// Before or After names the built-in step it runs next to (plan.SetGracefullyLeft,
+	// plan.StopHeartbeat, plan.Deregister, plan.StopServices); exactly one is set.
+	Before, After string
+	// Run does the work; it must honour ctx and be safe to run again.
+	Run func(ctx context.Context) error
+	// StartToClose bounds one attempt; 0 means 10s.
+	StartToClose time.Duration
+	// MaxAttempts counts the first; 0 means 2.
+	MaxAttempts int
+	// Backoff is the wait before the second attempt; 0 means 100ms.
+	Backoff time.Duration
+	// OnFailure is what the shutdown does when the step ends without succeeding:
+	// plan.Continue (the default), plan.Abort or plan.Force.
+	OnFailure plan.Policy
+}
+
+// hostSteps checks the host's steps against the plan and applies the configuration's
+// overrides of them; it returns the plan with them in place.
+func hostSteps(p plan.Plan, steps []Step, overrides map[string]config.Step) (plan.Plan, []plan.HostStep, map[string]activities.HostStepFunc, error) {
+	var host []plan.HostStep
+	funcs := map[string]activities.HostStepFunc{}
+	for _, s := range steps {
+		spec := plan.StepSpec{Name: s.Name, StartToClose: cmp.Or(s.StartToClose, 10*time.Second), ScheduleToStart: 5 * time.Second,
+			MaxAttempts: cmp.Or(s.MaxAttempts, 2), Backoff: cmp.Or(s.Backoff, 100*time.Millisecond), OnFailure: cmp.Or(s.OnFailure, plan.Continue)}
+		if o, ok := overrides[s.Name]; ok {
+			spec = o.Over(spec)
+		}
+		if s.Run == nil {
+			return p, nil, nil, fmt.Errorf("step %q: no Run func", s.Name)
+		}
+		host = append(host, plan.HostStep{Spec: spec, Before: s.Before, After: s.After})
+		funcs[s.Name] = s.Run
+	}
+	for _, name := range slices.Sorted(maps.Keys(overrides)) {
+		if _, ok := funcs[name]; !ok && !plan.IsBuiltin(name) {
+			return p, nil, nil, fmt.Errorf("%w: shutdown.steps.%s: no such step (this host registered %d: %s)", config.ErrInvalid, name, len(steps), strings.Join(slices.Sorted(maps.Keys(funcs)), ", "))
+		}
+	}
+	merged, err := plan.WithHostSteps(p, host)
+	if err != nil {
+		return p, nil, nil, fmt.Errorf("host steps: %w", err)
+	}
+	return merged, host, funcs, nil
 }
 
 // redialEvery is the wait between attempts to reach Temporal.
@@ -91,6 +151,10 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", config.ErrInvalid, err)
 	}
+	p, host, funcs, err := hostSteps(p, opts.Steps, opts.Config.Shutdown.HostSteps())
+	if err != nil {
+		return nil, err
+	}
 	mopts, open, err := MemberOptions(opts.Config.Cluster, ForNode)
 	if err != nil {
 		return nil, err
@@ -99,7 +163,7 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 		opts.Logger.Warn("insecure cluster membership: " + w)
 	}
 	a := &Agent{opts: opts, plan: p, dialDone: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
-	mopts.Logger, mopts.Tune = opts.Logger, opts.Tune
+	mopts.Logger, mopts.Tune, mopts.Steps = opts.Logger, opts.Tune, len(host)
 	mopts.OnEvicted = a.onEvicted
 	m, err := cluster.New(mopts)
 	if err != nil {
@@ -110,7 +174,8 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.member, a.log = m, opts.Logger.With("node", m.Name())
-	a.acts = &activities.NodeActivities{Member: worker.NodeMember(m), Faults: opts.StepFaults, Logger: opts.Logger, Tracer: opts.Tracer, Plan: p}
+	a.acts = &activities.NodeActivities{Member: worker.NodeMember(m), Faults: opts.StepFaults, Logger: opts.Logger, Tracer: opts.Tracer, Plan: p,
+		Host: funcs, HostPlan: host}
 	if opts.GossipFault != nil {
 		m.Transport().Arm(*opts.GossipFault)
 		a.log.Warn("gossip fault armed: it switches on when this node's shutdown begins", "fault", opts.GossipFault.String())

@@ -86,6 +86,9 @@ func (l *local) step(spec plan.StepSpec) bool {
 		return false
 	}
 	run, ok := l.steps()[spec.Name]
+	if _, host := l.a.acts.Host[spec.Name]; host {
+		run, ok = l.a.acts.RunHostStep, true
+	}
 	if !ok {
 		res.Status, res.Error = plan.StepFailed, "no implementation of step "+spec.Name
 		return false

@@ -30,6 +30,8 @@ type meta struct {
 	Instance string `json:"i"`
 	// Tags are the member's metadata tags.
 	Tags map[string]string `json:"t,omitempty"`
+	// Steps counts the steps of its own the member's host runs when it shuts down.
+	Steps int `json:"h,omitempty"`
 	// Version orders State: it grows with every SetState.
 	Version uint64 `json:"v"`
 	// Key is the process's public key; Sig signs the rest with its private half.
@@ -146,7 +148,7 @@ var (
 func (d *delegate) NodeMeta(limit int) []byte {
 	m := d.m
 	m.mu.Lock()
-	md := signMeta(m.key, meta{Role: m.role, State: m.state, Instance: m.instance, Tags: m.opts.Tags, Version: m.version,
+	md := signMeta(m.key, meta{Role: m.role, State: m.state, Instance: m.instance, Tags: m.opts.Tags, Steps: m.opts.Steps, Version: m.version,
 		Key: m.key.Public().(ed25519.PublicKey)})
 	m.mu.Unlock()
 	b, _ := json.Marshal(md)
@@ -354,7 +356,7 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 	if n.Name == m.name {
 		if _, ok := m.view[m.name]; !ok {
 			m.view[m.name] = &MemberInfo{Name: m.name, Addr: nodeAddr(n), Role: m.role, State: m.state,
-				Instance: m.instance, Tags: m.opts.Tags, LastHeartbeat: now, Since: now}
+				Instance: m.instance, Tags: m.opts.Tags, Steps: m.opts.Steps, LastHeartbeat: now, Since: now}
 		}
 		m.mu.Unlock()
 		return
@@ -385,7 +387,7 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 		m.view[n.Name] = info
 	}
 	info.key, info.learned = md.Key, false
-	info.Tags = md.Tags
+	info.Tags, info.Steps = md.Tags, md.Steps
 	info.Addr = nodeAddr(n)
 	info.Role = md.Role
 	old := info.State

@@ -69,6 +69,8 @@ type MemberInfo struct {
 	Instance string `json:"instance"`
 	// Tags are the member's metadata tags.
 	Tags map[string]string `json:"tags,omitempty"`
+	// Steps counts the steps of its own its host runs when it shuts down.
+	Steps int `json:"steps,omitempty"`
 	// HeartbeatSeq and LastHeartbeat are the latest application heartbeat seen and
 	// when it arrived (for a member that never sent one: when it joined).
 	HeartbeatSeq  uint64    `json:"heartbeat_seq"`
@@ -156,6 +158,9 @@ type Options struct {
 	// Tags are this member's metadata, gossiped and signed with it (at most
 	// MaxTagBytes, keys and values together).
 	Tags map[string]string
+	// Steps counts the steps of its own the member's host runs when it shuts down: a
+	// shutdown asks the node for them only when it has some.
+	Steps int
 	// ForgetAfter is how long a member that is out (left, dead, evicted) stays in the
 	// view before it is forgotten; 0 means an hour.
 	ForgetAfter time.Duration

@@ -276,7 +276,7 @@ func (s Shutdown) Plan() (plan.Plan, error) {
 			MaxAttempts: st.MaxAttempts, Backoff: st.Backoff, OnFailure: st.OnFailure})
 	}
 	for _, name := range sortedKeys(s.Steps) {
-		if !plan.IsBuiltin(name) {
+		if !plan.IsBuiltin(name) && plan.ValidateStepName(name) != nil {
 			problems = append(problems, &FieldError{Key: "shutdown.steps." + name,
 				Msg: fmt.Sprintf("unknown step %q (steps are %s)", name, strings.Join(plan.Builtin(), ", "))})
 		}
@@ -291,6 +291,38 @@ func (s Shutdown) Plan() (plan.Plan, error) {
 		}
 	}
 	return p, errors.Join(problems...)
+}
+
+// HostSteps are the settings of steps that are not built in: a host application's own
+// (agent.Step), which they override field by field (a field left out keeps the host's).
+func (s Shutdown) HostSteps() map[string]Step {
+	out := map[string]Step{}
+	for name, st := range s.Steps {
+		if !plan.IsBuiltin(name) {
+			out[name] = st
+		}
+	}
+	return out
+}
+
+// Over returns spec with the fields st sets.
+func (st Step) Over(spec plan.StepSpec) plan.StepSpec {
+	if st.StartToClose != 0 {
+		spec.StartToClose = st.StartToClose
+	}
+	if st.ScheduleToStart != 0 {
+		spec.ScheduleToStart = st.ScheduleToStart
+	}
+	if st.MaxAttempts != 0 {
+		spec.MaxAttempts = st.MaxAttempts
+	}
+	if st.Backoff != 0 {
+		spec.Backoff = st.Backoff
+	}
+	if st.OnFailure != "" {
+		spec.OnFailure = st.OnFailure
+	}
+	return spec
 }
 
 // MustPlan is Plan for settings known to be valid (they passed Validate).

@@ -181,8 +181,12 @@ func TestLoadRejects(t *testing.T) {
 			[]string{"shutdown.convergence_timeout", "not a positive duration"}},
 		{"negative duration from env", "", []string{"FAREWELL_SHUTDOWN_SLOW_THRESHOLD=-1s"},
 			[]string{"shutdown.slow_threshold", "-1s"}},
-		{"unknown step", "shutdown:\n  steps:\n    say-goodbye:\n      max_attempts: 2\n", nil,
-			[]string{"shutdown.steps.say-goodbye", `unknown step "say-goodbye"`}},
+		{"unknown step", "shutdown:\n  steps:\n    say_goodbye:\n      max_attempts: 2\n", nil,
+			[]string{"shutdown.steps.say_goodbye", `unknown step: "say_goodbye"`}},
+		{"host step bad duration", "shutdown:\n  steps:\n    flush-state:\n      start_to_close: soon\n", nil,
+			[]string{"shutdown.steps.flush-state.start_to_close", `"soon" is not a duration`}},
+		{"host step unknown field", "shutdown:\n  steps:\n    flush-state:\n      timeout: 5s\n", nil,
+			[]string{"shutdown.steps.flush-state.timeout", "unknown key"}},
 		{"unknown on_failure", "shutdown:\n  steps:\n    stop-heartbeat:\n      on_failure: panic\n", nil,
 			[]string{"shutdown.steps.stop-heartbeat.on_failure", `"panic" is not one of continue, abort, force`}},
 		{"max attempts zero", "shutdown:\n  steps:\n    stop-services:\n      max_attempts: 0\n", nil,
@@ -301,7 +305,7 @@ shutdown:
       on_failure: explode
     stop-services:
       start_to_close: 2h
-    say-goodbye:
+    say_goodbye:
       start_to_close: 1s
   convergence_timeout: 0s
 cluster:
@@ -316,7 +320,7 @@ cluster:
 		if i == 0 {
 			first = err.Error()
 			for _, key := range []string{"shutdown.steps.deregister.max_attempts", "shutdown.steps.deregister.on_failure",
-				"shutdown.steps.stop-services.start_to_close", "shutdown.steps.say-goodbye", "shutdown.convergence_timeout", "cluster.profile"} {
+				"shutdown.steps.stop-services.start_to_close", "shutdown.steps.say_goodbye", "shutdown.convergence_timeout", "cluster.profile"} {
 				if !strings.Contains(first, key+":") {
 					t.Errorf("no problem named %s in:\n%s", key, first)
 				}
@@ -331,6 +335,28 @@ cluster:
 
 // Tags come from the file as a map, or from the environment as k=v,k=v; the budget
 // is checked like any other setting.
+func TestHostStepSettings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "farewell.yaml")
+	if err := os.WriteFile(file, []byte("shutdown:\n  steps:\n    flush-state:\n      max_attempts: 4\n      start_to_close: 20s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := Load(Source{File: file, Env: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := c.Shutdown.HostSteps()["flush-state"]
+	if !ok || len(c.Shutdown.HostSteps()) != 1 {
+		t.Fatalf("host steps %+v", c.Shutdown.HostSteps())
+	}
+	spec := st.Over(plan.StepSpec{Name: "flush-state", StartToClose: time.Second, ScheduleToStart: time.Second, MaxAttempts: 1, Backoff: time.Millisecond, OnFailure: plan.Force})
+	if spec.MaxAttempts != 4 || spec.StartToClose != 20*time.Second || spec.OnFailure != plan.Force || spec.Backoff != time.Millisecond {
+		t.Errorf("override gave %+v", spec)
+	}
+	if p := c.Shutdown.MustPlan(); p.Index("flush-state") >= 0 {
+		t.Errorf("the orchestrator's plan took the host's step: %v", p.Names())
+	}
+}
+
 func TestTagsAndBudget(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, `

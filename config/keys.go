@@ -55,6 +55,20 @@ func lookupKey(path string) (key, bool) {
 	return key{}, false
 }
 
+// hostStepKey describes a setting of a host's own step (shutdown.steps.flush-state.
+// max_attempts): steps a host application registers are not known here, so any valid
+// step name is taken, with the fields of a built-in step; the agent refuses a name its
+// host did not register.
+func hostStepKey(path string) (key, bool) {
+	parts := strings.Split(path, ".")
+	if len(parts) != 4 || parts[0] != "shutdown" || parts[1] != "steps" || plan.ValidateStepName(parts[2]) != nil {
+		return key{}, false
+	}
+	k, ok := lookupKey("shutdown.steps." + plan.Deregister + "." + parts[3])
+	k.Path = path
+	return k, ok
+}
+
 // inMapKey reports whether path is an entry of a map setting (cluster.tags.rack).
 func inMapKey(path string) bool {
 	for _, k := range keys {

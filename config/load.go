@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,7 +141,8 @@ func readFile(v *viper.Viper, file string) ([]error, error) {
 	}
 	var problems []error
 	for _, path := range leafPaths(tree, "") {
-		if _, ok := lookupKey(path); !ok && !inMapKey(path) {
+		_, hostStep := hostStepKey(path)
+		if _, ok := lookupKey(path); !ok && !inMapKey(path) && !hostStep {
 			problems = append(problems, unknownKey(path))
 		}
 	}
@@ -154,7 +156,9 @@ func readFile(v *viper.Viper, file string) ([]error, error) {
 func unknownKey(path string) error {
 	parts := strings.Split(path, ".")
 	if len(parts) >= 3 && parts[0] == "shutdown" && parts[1] == "steps" && !plan.IsBuiltin(parts[2]) {
-		return &FieldError{Key: strings.Join(parts[:3], "."), Msg: fmt.Sprintf("unknown step %q (steps are %s)", parts[2], strings.Join(plan.Builtin(), ", "))}
+		if err := plan.ValidateStepName(parts[2]); err != nil {
+			return &FieldError{Key: strings.Join(parts[:3], "."), Msg: fmt.Sprintf("unknown step: %v (steps are %s, or a host's own)", err, strings.Join(plan.Builtin(), ", "))}
+		}
 	}
 	return &FieldError{Key: path, Msg: fmt.Sprintf("unknown key (did you mean %s?)", nearest(path))}
 }
@@ -243,7 +247,13 @@ func setMap(settings map[string]any, path, val string) {
 // before decoding would report them less clearly.
 func checkTypes(v *viper.Viper) []error {
 	var problems []error
-	for _, k := range keys {
+	all := slices.Clone(keys)
+	for _, path := range v.AllKeys() {
+		if k, ok := hostStepKey(path); ok {
+			all = append(all, k)
+		}
+	}
+	for _, k := range all {
 		raw := v.Get(k.Path)
 		if raw == nil {
 			continue

@@ -262,10 +262,15 @@ func (p Plan) Validate() error {
 	for _, s := range p.Steps {
 		field := "steps." + s.Name
 		i := BuiltinIndex(s.Name)
+		if i < 0 {
+			// A host's own step (WithHostSteps placed it).
+			if err := ValidateStepName(s.Name); err != nil {
+				bad(field, "unknown step: %v (the built-in steps are %s)", err, strings.Join(Builtin(), ", "))
+				continue
+			}
+			i = last
+		}
 		switch {
-		case i < 0:
-			bad(field, "unknown step %q (steps are %s)", s.Name, strings.Join(Builtin(), ", "))
-			continue
 		case seen[s.Name]:
 			bad(field, "repeated")
 		case i < last:

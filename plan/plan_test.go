@@ -51,7 +51,7 @@ func TestValidateOrder(t *testing.T) {
 	tests := map[string]func(*Plan){
 		"out of order": func(p *Plan) { p.Steps[0], p.Steps[1] = p.Steps[1], p.Steps[0] },
 		"repeated":     func(p *Plan) { p.Steps[1] = p.Steps[0] },
-		"unknown step": func(p *Plan) { p.Steps[1].Name = "say-goodbye" },
+		"unknown step": func(p *Plan) { p.Steps[1].Name = "Say Goodbye" },
 		"no steps":     func(p *Plan) { p.Steps = nil },
 	}
 	for name, mod := range tests {

@@ -116,7 +116,7 @@ func (o observer) WaitConverged(ctx context.Context, q activities.ConvergenceQue
 func memberInfo(i cluster.MemberInfo) activities.MemberInfo {
 	now := time.Now()
 	out := activities.MemberInfo{Name: i.Name, Addr: i.Addr, Role: string(i.Role), State: string(i.State),
-		Instance: i.Instance, Blocked: i.Blocked, Tags: i.Tags, HeartbeatAge: i.HeartbeatAge(now), StateAge: now.Sub(i.Since)}
+		Instance: i.Instance, Blocked: i.Blocked, Tags: i.Tags, Steps: i.Steps, HeartbeatAge: i.HeartbeatAge(now), StateAge: now.Sub(i.Since)}
 	if !i.EvictedHeartbeat.IsZero() {
 		out.EvictedHeartbeatAge = now.Sub(i.EvictedHeartbeat)
 	}

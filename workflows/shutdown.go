@@ -89,6 +89,9 @@ const (
 	// versionBudget takes a lease from the cluster's budget before the first step
 	// and gives it back at the end.
 	versionBudget = 3
+	// versionHostSteps asks a node whose host has steps of its own for them, and runs
+	// them among the built-in ones.
+	versionHostSteps = 4
 )
 
 func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
@@ -113,7 +116,7 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 	s := &shutdown{
 		req:     req,
 		plan:    effective,
-		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionBudget),
+		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionHostSteps),
 		log:     log.With(workflow.GetLogger(ctx), "node", req.Node),
 		root:    ctx,
 		ctx:     ctx,
@@ -174,6 +177,11 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 		s.req.SkipSucceeded = nil
 	}
 
+	if s.version >= versionHostSteps && look.Steps > 0 && s.facts.SkipRest == "" {
+		if err := s.hostSteps(); err != nil {
+			return nil, err
+		}
+	}
 	if s.version >= versionBudget && !s.facts.AlreadyOut {
 		s.lease()
 	}
@@ -380,6 +388,46 @@ func (s *shutdown) skipReason(step string) string {
 	return ""
 }
 
+// hostSteps asks the node for the steps of its host's own and puts them in the plan, so
+// that the run records which steps it planned. A node whose worker does not answer is
+// treated as one whose worker is gone: its steps cannot run.
+func (s *shutdown) hostSteps() error {
+	first := s.plan.Steps[0]
+	ctx := workflow.WithActivityOptions(s.ctx, workflow.ActivityOptions{
+		TaskQueue:              NodeTaskQueue(s.req.Node),
+		ScheduleToStartTimeout: first.ScheduleToStart,
+		StartToCloseTimeout:    5 * time.Second,
+		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: activities.NonRetryable},
+		Summary:                "the steps of " + s.req.Node + "'s host",
+	})
+	var host []plan.HostStep
+	err := workflow.ExecuteActivity(ctx, nodeActs.HostSteps, s.stepInput("host-steps")).Get(ctx, &host)
+	switch {
+	case isScheduleToStart(err):
+		s.facts.SkipRest = fmt.Sprintf("the node's worker did not answer within %s (asked for its host's steps)", first.ScheduleToStart)
+		return nil
+	case isType(err, activities.ErrTypeProcessGone):
+		s.facts.SkipRest, s.facts.Gone = "the node's process is gone: another process has its name", true
+		s.report.Gone = errorMessage(err, plan.StepSpec{})
+		return nil
+	case err != nil:
+		// Its steps cannot be known: the built-in ones run, under their rules.
+		s.log.Warn("the node's host steps are unknown; the built-in steps run", "error", err)
+		return nil
+	}
+	merged, err := plan.WithHostSteps(s.plan, host)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError("the node's host steps: "+err.Error(), ErrTypeBadRequest, nil)
+	}
+	s.plan = merged
+	s.report.Steps = s.report.Steps[:0]
+	for _, spec := range merged.Steps {
+		s.report.Steps = append(s.report.Steps, plan.StepResult{Name: spec.Name, Status: plan.StepPending})
+	}
+	s.details()
+	return nil
+}
+
 // runNodeStep runs a step's activity on the node's task queue with the step's budget.
 func (s *shutdown) runNodeStep(ctx workflow.Context, i int, spec plan.StepSpec) (activities.StepOutput, error) {
 	stepCtx, cancel := workflow.WithCancel(ctx)
@@ -420,6 +468,9 @@ func nodeStep(name string) (any, bool) {
 		return nodeActs.Deregister, true
 	case plan.StopServices:
 		return nodeActs.StopServices, true
+	}
+	if plan.ValidateStepName(name) == nil {
+		return nodeActs.RunHostStep, true // a host's own step
 	}
 	return nil, false
 }
