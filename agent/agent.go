@@ -86,6 +86,18 @@ type Step struct {
 	OnFailure plan.Policy
 }
 
+// LocalPlan is the plan a node configured by cfg with the host's steps runs: the
+// shutdown.* settings with the steps in place (its GracePeriod is what the node's process
+// manager should allow). It refuses what Start refuses.
+func LocalPlan(cfg config.Config, steps []Step) (plan.Plan, error) {
+	p, err := cfg.Shutdown.Plan()
+	if err != nil {
+		return p, fmt.Errorf("%w: %w", config.ErrInvalid, err)
+	}
+	p, _, _, err = hostSteps(p, steps, cfg.Shutdown.HostSteps())
+	return p, err
+}
+
 // hostSteps checks the host's steps against the plan and applies the configuration's
 // overrides of them; it returns the plan with them in place.
 func hostSteps(p plan.Plan, steps []Step, overrides map[string]config.Step) (plan.Plan, []plan.HostStep, map[string]activities.HostStepFunc, error) {

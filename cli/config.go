@@ -3,10 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 )
 
 func (a *app) configCommand() *cobra.Command {
@@ -59,6 +61,23 @@ host:port values, bad gossip keys. Exits 0 when valid, 2 with every problem list
 				used = "defaults (no " + config.FileName + " found)"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", used)
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "grace-period",
+		Short: "Print the grace period a node's process manager should allow (from the plan's budget)",
+		Long: `Print how long a process manager (systemd's TimeoutStopSec, Kubernetes'
+terminationGracePeriodSeconds) should wait between SIGTERM and SIGKILL for a node that
+runs the configured plan: the plan's whole budget — every step using all its attempts, the
+convergence waits, a forced eviction — and 5s for the process to exit, in whole seconds.
+A host with steps of its own prints its own figure (examples/hostapp --grace-period).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := a.cfg.Shutdown.MustPlan()
+			g := p.GracePeriod()
+			fmt.Fprintf(cmd.OutOrStdout(), "%d\n", int(g.Seconds()))
+			fmt.Fprintf(cmd.ErrOrStderr(), "grace period %s: the plan's budget %s (steps %s) and %s to exit\n", g, p.Budget(), strings.Join(p.Names(), ", "), plan.GracePeriodSlack)
 			return nil
 		},
 	})

@@ -24,12 +24,17 @@ type process struct {
 // startProcess runs farewell args in a subprocess with a clean environment plus env.
 func startProcess(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
+	return startExecutable(t, os.Args[0], append([]string{execEnv + "=1"}, env...), args...)
+}
+
+// startExecutable runs the program at path with args, a clean environment plus env, in
+// a temporary home.
+func startExecutable(t testing.TB, path string, env []string, args ...string) *process {
+	t.Helper()
 	home := t.TempDir()
 	p := &process{t: t, done: make(chan struct{})}
-	p.cmd = exec.Command(os.Args[0], args...)
-	p.cmd.Env = append([]string{
-		execEnv + "=1", "HOME=" + home, "XDG_CONFIG_HOME=" + home, "PATH=" + os.Getenv("PATH"),
-	}, env...)
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Env = append([]string{"HOME=" + home, "XDG_CONFIG_HOME=" + home, "PATH=" + os.Getenv("PATH")}, env...)
 	p.cmd.Dir = home
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -37,7 +42,7 @@ func startProcess(t testing.TB, env []string, args ...string) *process {
 	}
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start farewell %v: %v", args, err)
+		t.Fatalf("start %s %v: %v", path, args, err)
 	}
 	go func() {
 		r := bufio.NewReader(io.TeeReader(stdout, &p.stdout))
@@ -53,7 +58,7 @@ func startProcess(t testing.TB, env []string, args ...string) *process {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("farewell %v stderr:\n%s", args, p.stderr.String())
+			t.Logf("%s %v stderr:\n%s", path, args, p.stderr.String())
 		}
 	})
 	return p

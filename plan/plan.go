@@ -226,6 +226,16 @@ func (p Plan) Budget() time.Duration {
 	return addSat(total, p.AfterSteps())
 }
 
+// GracePeriodSlack is what a grace period keeps beyond the plan's budget: the process's
+// own exit after its shutdown ended.
+const GracePeriodSlack = 5 * time.Second
+
+// GracePeriod is the time a process manager should allow between SIGTERM and SIGKILL
+// for a node that runs this plan: its whole budget, and the slack, in whole seconds.
+func (p Plan) GracePeriod() time.Duration {
+	return addSat(p.Budget(), GracePeriodSlack).Round(time.Second) + time.Second
+}
+
 // AfterSteps is the budget of what follows the graceful steps when they fail: two
 // convergence waits, the eviction and the termination.
 func (p Plan) AfterSteps() time.Duration {

@@ -42,6 +42,7 @@ func TestImportRules(t *testing.T) {
 		{"embedded", []string{server, module + "/devserver"}, "the embedded server's contract is not the server"},
 		{"cli", []string{server, module + "/devserver"}, "the CLI takes its server from the binary that has one"},
 		{"cmd/farewell-node", []string{server, module + "/devserver"}, "what runs on a node carries no server"},
+		{"examples/hostapp", []string{server, module + "/devserver"}, "a host application must not link the Temporal server"},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {

@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/farewell-project/farewell/plan"
+	"github.com/farewell-project/farewell/workflows"
+)
+
+var hostApp struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildHostApp builds examples/hostapp once per test binary, into a folder that
+// outlives any one test.
+func buildHostApp(t testing.TB) string {
+	t.Helper()
+	hostApp.once.Do(func() {
+		dir, err := os.MkdirTemp("", "farewell-hostapp-")
+		if err != nil {
+			hostApp.err = err
+			return
+		}
+		hostApp.path = filepath.Join(dir, "hostapp")
+		out, err := exec.Command("go", "build", "-o", hostApp.path, "../examples/hostapp").CombinedOutput()
+		if err != nil {
+			hostApp.err = fmt.Errorf("go build examples/hostapp: %v\n%s", err, out)
+		}
+	})
+	if hostApp.err != nil {
+		t.Fatal(hostApp.err)
+	}
+	return hostApp.path
+}
+
+// The example host app, a real process against the embedded stack: SIGTERM while
+// requests are in flight runs the durable shutdown with the app's own step; every
+// request completes, the report is graceful, and the process exits 0.
+func TestHostAppShutsDownGracefully(t *testing.T) {
+	bin := buildHostApp(t)
+	s := newStack(t, testConfig(), 0)
+	cfg := filepath.Join(t.TempDir(), "farewell.yaml")
+	yaml := fmt.Sprintf(`cluster:
+  name: host-1
+  bind: 127.0.0.1:0
+  join: [%q]
+  profile: local
+  heartbeat_interval: 100ms
+  heartbeat_expiration: 1s
+shutdown:
+  steps:
+    drain-connections:
+      max_attempts: 3
+`, s.observer.Addr())
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := startExecutable(t, bin, []string{"TEMPORAL_ADDRESS=" + s.srv.Address()}, "--config", cfg, "--http", "127.0.0.1:0")
+	addr := field(app.waitLine("ready ", 30*time.Second), "http")
+	eventually(t, 30*time.Second, "the host's worker to serve", func() bool {
+		return strings.Contains(app.stderr.String(), "node worker serving")
+	})
+
+	const requests = 8
+	type result struct {
+		body string
+		err  error
+	}
+	results := make(chan result, requests)
+	for range requests {
+		go func() {
+			resp, err := http.Get("http://" + addr + "/work?d=1500ms")
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			results <- result{body: string(b), err: err}
+		}()
+	}
+	eventually(t, 10*time.Second, "every request in flight", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), fmt.Sprintf("in_flight=%d ", requests))
+	})
+	app.signal(syscall.SIGTERM)
+	for range requests {
+		r := <-results
+		if r.err != nil || !strings.HasPrefix(r.body, "done") {
+			t.Errorf("a request in flight at SIGTERM did not complete: %q %v", r.body, r.err)
+		}
+	}
+	if code := app.wait(60 * time.Second); code != 0 {
+		t.Fatalf("host app exited %d, want 0\nstderr:\n%s", code, app.stderr.String())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var r workflows.ShutdownReport
+	if err := s.client.GetWorkflow(ctx, workflows.WorkflowID("host-1"), "").Get(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Outcome != plan.Graceful {
+		t.Fatalf("outcome %s: %+v", r.Outcome, r.Steps)
+	}
+	var names []string
+	for _, st := range r.Steps {
+		names = append(names, st.Name+"="+string(st.Status))
+	}
+	want := "set-gracefully-left=succeeded drain-connections=succeeded stop-heartbeat=succeeded deregister=succeeded stop-services=succeeded"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("steps %s\nwant  %s", got, want)
+	}
+}
