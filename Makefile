@@ -48,11 +48,24 @@ dev:
 demo:
 	$(GO) run ./cmd/farewell demo
 
-## bench: benchmarks that print their figures (gossip propagation, idle member cost,
-## dispatch latency tuned vs stock, P1 workflow vs direct shutdown, P2 zombie bound)
+## bench: the cost table — P0 dispatch tuned vs stock, P1 workflow vs direct, P2 zombie
+## bound, P3 drain vs its waves, P4 throughput, P5 the agent's cost to a host app,
+## `farewell dev` start-up — each row measured in one run against its anchor, with the
+## command that reproduces it; then the gossip benchmarks of package cluster
+BENCH_TABLE ?= $(CURDIR)/.farewell/bench-table.md
 bench:
-	$(GO) test ./cluster -run '^$$' -bench . -benchtime 5x -timeout 30m
-	$(GO) test ./e2e -run '^$$' -bench . -benchtime 20x -timeout 30m
+	@mkdir -p $(dir $(BENCH_TABLE)) && rm -f $(BENCH_TABLE)
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Dispatch' -benchtime 20x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Shutdown' -benchtime 20x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'ZombieBound' -benchtime 5x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Drain' -benchtime 1x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'HostAppCost' -benchtime 1x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'DevStartup' -benchtime 3x -timeout 30m
+	-$(GO) test ./cluster -run '^$$' -bench . -benchtime 5x -timeout 30m
+	@echo; echo "| row | what | result | target | reproduce |"; echo "|---|---|---|---|---|"
+	@for id in P0 P1 P2 P3 P4 P5 start-up; do \
+		grep -h "^| $$id |" $(BENCH_TABLE) 2>/dev/null || echo "| $$id | | not built (or its benchmark failed: see above) | | |"; \
+	done
 
 ## histories: regenerate testdata/histories (one real run per outcome) for the replay
 ## tests; see README "Changing the workflow safely" before you do

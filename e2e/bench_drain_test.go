@@ -88,6 +88,9 @@ func BenchmarkDrain(b *testing.B) {
 			nodes, parallel, wall.Round(time.Millisecond), plan.Waves(nodes, parallel), one.Round(time.Millisecond), roundAll(lone), ideal.Round(time.Millisecond),
 			wall.Seconds()/ideal.Seconds(), median(took).Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond),
 			median(gaps).Round(time.Millisecond), gaps[len(gaps)*9/10].Round(time.Millisecond))
+		benchRow("P3", fmt.Sprintf("drain of %d nodes, --max-parallel %d, vs its waves × a lone shutdown", nodes, parallel),
+			fmt.Sprintf("%.2f (%s vs %s)", wall.Seconds()/ideal.Seconds(), wall.Round(time.Millisecond), ideal.Round(time.Millisecond)), "≤ 1.1",
+			"go test ./e2e -run '^$' -bench Drain -benchtime 1x")
 		f.close()
 	}
 }

@@ -217,6 +217,9 @@ func BenchmarkShutdown(b *testing.B) {
 		"with tracing: workflow %s, direct %s, ratio %.2f; traced/untraced workflow %.2f\n",
 		b.N, mw.Round(100*time.Microsecond), md.Round(100*time.Microsecond), float64(mw)/float64(md),
 		tw.Round(100*time.Microsecond), td.Round(100*time.Microsecond), float64(tw)/float64(td), float64(tw)/float64(mw))
+	benchRow("P1", "graceful shutdown through the workflow vs the same steps called directly",
+		fmt.Sprintf("%.2f (%s vs %s, medians of %d); traced %.2f", float64(mw)/float64(md), mw.Round(time.Millisecond), md.Round(time.Millisecond), b.N, float64(tw)/float64(td)),
+		"≤ 1.05", "go test ./e2e -run '^$' -bench Shutdown -benchtime 20x")
 }
 
 // benchShutdown measures b.N shutdowns each way, interleaved, on a fixture of its own.

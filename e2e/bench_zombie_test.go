@@ -68,6 +68,9 @@ func BenchmarkZombieBound(b *testing.B) {
 	b.ReportMetric(ratio, "ratio")
 	fmt.Printf("P2 zombie bound, gossip hung for good, 5-node loopback cluster, n=%d: out for every survivor after %s (median); "+
 		"the timeouts that bound it sum to %s; ratio %.3f (target ≤ 1.05)\n", b.N, m.Round(time.Millisecond), bound, ratio)
+	benchRow("P2", "zombie bound: gossip hung for good until out for every survivor, vs the timeouts that bound it",
+		fmt.Sprintf("%.3f (%s vs %s, median of %d)", ratio, m.Round(time.Millisecond), bound, b.N), "≤ 1.05",
+		"go test ./e2e -run '^$' -bench ZombieBound -benchtime 5x")
 }
 
 // allSeeOut reports whether every member sees node out for good: left or evicted. (A
