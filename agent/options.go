@@ -2,8 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
@@ -53,13 +51,13 @@ func MemberOptions(c config.Cluster, p Purpose) (cluster.Options, []string, erro
 		o.Tags = c.Tags
 	}
 	var err error
-	if o.BindAddr, o.BindPort, err = hostPort(c.Bind); err != nil {
+	if o.BindAddr, o.BindPort, err = cluster.SplitHostPort(c.Bind); err != nil {
 		return invalid("cluster.bind", err)
 	}
 	exposed := !cluster.Loopback(o.BindAddr)
 	where := c.Bind
 	if c.Advertise != "" {
-		if o.AdvertiseAddr, o.AdvertisePort, err = hostPort(c.Advertise); err != nil {
+		if o.AdvertiseAddr, o.AdvertisePort, err = cluster.SplitHostPort(c.Advertise); err != nil {
 			return invalid("cluster.advertise", err)
 		}
 		exposed = exposed || !cluster.Loopback(o.AdvertiseAddr)
@@ -102,16 +100,4 @@ func MemberOptions(c config.Cluster, p Purpose) (cluster.Options, []string, erro
 		err = check(o.EvictVerifier != nil, "cluster.evict_verify_key", "it would take unsigned evictions from anyone")
 	}
 	return o, open, err
-}
-
-func hostPort(s string) (string, int, error) {
-	host, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", 0, fmt.Errorf("%q is not host:port", s)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("%q has a bad port", s)
-	}
-	return host, port, nil
 }

@@ -354,7 +354,8 @@ func (m *Member) bindAddr() string {
 	return net.JoinHostPort(m.opts.BindAddr, strconv.Itoa(m.opts.BindPort))
 }
 
-func splitHostPort(s string) (string, int, error) {
+// SplitHostPort splits a host:port address, with a port between 0 and 65535.
+func SplitHostPort(s string) (string, int, error) {
 	host, p, err := net.SplitHostPort(s)
 	if err != nil {
 		return "", 0, fmt.Errorf("%q is not host:port", s)
@@ -697,7 +698,7 @@ func (m *Member) liveNodes(keep func(name string) bool) []*memberlist.Node {
 		if name == m.name || (info.State != StateAlive && info.State != StateLeaving) || (keep != nil && !keep(name)) {
 			continue
 		}
-		host, port, err := splitHostPort(info.Addr)
+		host, port, err := SplitHostPort(info.Addr)
 		if err != nil {
 			continue
 		}
@@ -716,7 +717,7 @@ func (m *Member) nodeFor(name string) (*memberlist.Node, bool) {
 		addr = info.Addr
 	}
 	m.mu.Unlock()
-	host, port, err := splitHostPort(addr)
+	host, port, err := SplitHostPort(addr)
 	if !ok || err != nil {
 		return nil, false
 	}

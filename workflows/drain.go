@@ -222,6 +222,14 @@ func (d *drain) waitFor(ctx workflow.Context, why string, dur time.Duration) {
 // changed wakes whatever waits.
 func (d *drain) changed() { d.gen++ }
 
+// withReason adds an operator's reason, when given, to what they did.
+func withReason(what, reason string) string {
+	if reason == "" {
+		return what
+	}
+	return what + ": " + reason
+}
+
 // gate is the health gate before each start: the drain's finished shutdowns are out
 // for the observer and no member is blocked. It waits (with the reason in progress)
 // up to the gate timeout, then pauses the drain.
@@ -555,10 +563,7 @@ func (d *drain) register(ctx workflow.Context) error {
 	}{
 		{UpdateDrainPause, "Start no new shutdown until resumed; those running go on.",
 			func(ctx workflow.Context, c DrainControl) error {
-				d.r.Paused = "by the operator"
-				if c.Reason != "" {
-					d.r.Paused += ": " + c.Reason
-				}
+				d.r.Paused = withReason("by the operator", c.Reason)
 				d.changed()
 				d.details(ctx)
 				return nil
@@ -601,10 +606,7 @@ func (d *drain) register(ctx workflow.Context) error {
 		{UpdateDrainSkipNode, "Leave a node the drain has not started yet alone.",
 			func(ctx workflow.Context, r SkipNodeRequest) error {
 				n := &d.r.Nodes[d.index(r.Node)]
-				n.State, n.Note = DrainSkipped, "skipped by the operator"
-				if r.Reason != "" {
-					n.Note += ": " + r.Reason
-				}
+				n.State, n.Note = DrainSkipped, withReason("skipped by the operator", r.Reason)
 				d.changed()
 				d.details(ctx)
 				return nil
@@ -626,10 +628,7 @@ func (d *drain) register(ctx workflow.Context) error {
 			}},
 		{UpdateDrainAbort, "Start no new shutdown; those running finish, then the drain ends.",
 			func(ctx workflow.Context, c DrainControl) error {
-				d.r.Aborted = "by the operator"
-				if c.Reason != "" {
-					d.r.Aborted += ": " + c.Reason
-				}
+				d.r.Aborted = withReason("by the operator", c.Reason)
 				d.log.Warn("drain aborted", "why", d.r.Aborted)
 				d.changed()
 				d.details(ctx)
