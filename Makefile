@@ -59,6 +59,7 @@ bench:
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Shutdown' -benchtime 20x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'ZombieBound' -benchtime 5x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Drain' -benchtime 1x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Throughput' -benchtime 1x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'HostAppCost' -benchtime 1x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'DevStartup' -benchtime 3x -timeout 30m
 	-$(GO) test ./cluster -run '^$$' -bench . -benchtime 5x -timeout 30m
@@ -76,7 +77,9 @@ histories:
 ## subprocesses: SIGKILL, SIGSTOP, restarts) and its table; the rows marked ci also run in
 ## make test
 faults:
-	FAREWELL_FAULTS=all $(GO) test ./e2e -run '^TestFaultMatrix$$' -count=1 -timeout 30m
+	@mkdir -p .farewell && rm -f .farewell/faults-table.md
+	@FAREWELL_FAULTS=all FAREWELL_FAULTS_TABLE=$(CURDIR)/.farewell/faults-table.md $(GO) test ./e2e -run '^TestFaultMatrix$$' -count=1 -timeout 30m; \
+		code=$$?; cat .farewell/faults-table.md 2>/dev/null; exit $$code
 
 ## ui-check: a real shutdown's page in the Temporal UI, loaded in headless Chromium,
 ## must show its summary and its step table (needs chromium: apt-get install chromium)

@@ -304,8 +304,11 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	table := (&matrix{results: results}).table()
 	t.Logf("fault matrix:\n%s", table)
-	if all {
-		fmt.Printf("\nFault matrix (%d rows, real processes):\n\n%s\n", len(results), table)
+	if file := os.Getenv("FAREWELL_FAULTS_TABLE"); file != "" {
+		out := fmt.Sprintf("Fault matrix (%d rows, real processes):\n\n%s\n", len(results), table)
+		if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
