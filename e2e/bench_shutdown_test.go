@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/agent"
@@ -31,9 +32,11 @@ type benchFixture struct {
 	b        *testing.B
 	cfg      config.Config
 	observer *cluster.Member
-	starter  *starter.Starter
-	n        int
-	tel      *telemetry.Telemetry
+	// orchestrator is the orchestrator worker.
+	orchestrator sdkworker.Worker
+	starter      *starter.Starter
+	n            int
+	tel          *telemetry.Telemetry
 	// agents are the fixture's nodes, in order of start.
 	agents []*agent.Agent
 	// closers run at the end of each benchmark run, not at b's cleanup (after all of
@@ -92,6 +95,7 @@ func newBenchFixture(b *testing.B, tel *telemetry.Telemetry) *benchFixture {
 	if err := w.Start(); err != nil {
 		b.Fatal(err)
 	}
+	f.orchestrator = w
 	f.closers = append(f.closers, w.Stop)
 	f.starter = starter.New(c, starter.Options{Namespace: srv.Namespace(), Logger: quietLogger()})
 	for range 3 {

@@ -45,6 +45,12 @@ type Orchestrator struct {
 // NewOrchestrator builds the worker that runs GracefulShutdown and the cluster
 // activities.
 func NewOrchestrator(c client.Client, o Orchestrator) sdkworker.Worker {
+	return NewOrchestratorOn(c, o, Observe(o.Observer))
+}
+
+// NewOrchestratorOn is NewOrchestrator with the cluster seen through observer (o.Observer
+// is not used): benchmarks give it a cluster of their own.
+func NewOrchestratorOn(c client.Client, o Orchestrator, observer activities.Observer) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{WorkerStopTimeout: StopTimeout})
 	wfs := &workflows.Shutdowns{Plan: o.Plan, Limits: o.Limits}
 	w.RegisterWorkflowWithOptions(wfs.GracefulShutdown, workflow.RegisterOptions{Name: workflows.WorkflowName})
@@ -53,7 +59,7 @@ func NewOrchestrator(c client.Client, o Orchestrator) sdkworker.Worker {
 	w.RegisterWorkflowWithOptions(wfs.Drain, workflow.RegisterOptions{Name: workflows.DrainWorkflowName})
 	w.RegisterWorkflowWithOptions(wfs.DrainPreflight, workflow.RegisterOptions{Name: workflows.DrainPreflightName})
 	st := starter.New(c, starter.Options{Namespace: o.Namespace, Logger: o.Logger})
-	w.RegisterActivity(&activities.ClusterActivities{Observer: Observe(o.Observer), Logger: o.Logger,
+	w.RegisterActivity(&activities.ClusterActivities{Observer: observer, Logger: o.Logger,
 		Shutdowns: shutdowns{st: st}, Budget: st, Fleet: st})
 	return w
 }
