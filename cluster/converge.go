@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -207,16 +208,23 @@ func (m *Member) ask(ctx context.Context, q ConvergenceQuery, peers []string, en
 	return views
 }
 
+// confirmFanout is how many peers each round of confirmSeen asks. One confirmation is
+// enough; asking every peer would cost a TCP connection to each, every round, for every
+// member changing state at once.
+const confirmFanout = 3
+
 // confirmSeen waits until at least one other live member sees the process in state
-// want, asking again every poll. With no other live member there is nobody to tell: it
-// returns at once.
+// want, asking a few peers every poll, others the next round. With no other live member
+// there is nobody to tell: it returns at once.
 func (m *Member) confirmSeen(ctx context.Context, target, instance string, want State) error {
 	const poll = 100 * time.Millisecond
-	for {
+	start := rand.IntN(1 << 20) // members changing state at once ask different peers
+	for round := 0; ; round++ {
 		peers := m.survivors(target)
 		if len(peers) == 0 {
 			return nil
 		}
+		peers = rotate(peers, start+round*confirmFanout)[:min(confirmFanout, len(peers))]
 		pollCtx, cancel := context.WithTimeout(ctx, poll)
 		views := m.ask(pollCtx, ConvergenceQuery{Target: target, Instance: instance}, peers, func(s State) bool { return s == want })
 		cancel()
@@ -231,6 +239,12 @@ func (m *Member) confirmSeen(ctx context.Context, target, instance string, want 
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// rotate returns s turned left by k places (a new slice).
+func rotate(s []string, k int) []string {
+	k %= len(s)
+	return append(slices.Clone(s[k:]), s[:k]...)
 }
 
 // WaitConverged checks convergence every interval until the process is out for the
