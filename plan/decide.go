@@ -128,6 +128,11 @@ type Facts struct {
 	// TerminateUnstopped is the rule that a node out of the cluster whose services did
 	// not all stop is terminated (runs recorded before it keep going without).
 	TerminateUnstopped bool
+	// TerminateLeft is the rule that a node forced out after it deregistered is still
+	// terminated when its eviction finds it gone because it left: its process may still
+	// serve (runs recorded before it keep going without). The termination acts on the
+	// run's process only: a newer one refuses it.
+	TerminateLeft bool
 
 	RollbackTried, RolledBack  bool
 	EvictTried, Evicted        bool
@@ -264,17 +269,20 @@ func decideAbort(f Facts) (Decision, bool) {
 // when another member confirmed its eviction, its own worker terminated it, or its
 // process is gone.
 func decideForce(f Facts) Decision {
+	leftFirst := f.TerminateLeft && f.Deregistered
 	switch {
 	case f.CanEvict && !f.EvictTried && !f.Gone:
 		return Decision{Do: DoEvict}
-	case !f.TerminateTried && f.SkipRest == "" && !f.Gone:
+	case !f.TerminateTried && f.SkipRest == "" && (!f.Gone || leftFirst):
 		return Decision{Do: DoTerminate}
 	case f.ChecksAfterForce == 0 && f.CanVerify:
 		return Decision{Do: DoVerify}
 	}
-	out := f.Evicted || f.EvictedByOther || f.Terminated || f.Gone
+	out := f.Evicted || f.EvictedByOther || f.Terminated || f.Gone || leftFirst
 	forcedOut := f.Evicted || f.EvictedByOther || f.Terminated
 	switch {
+	case leftFirst && !forcedOut && !f.ServicesStopped && f.Convergence != Pending:
+		return conclude(Degraded, "it left, but its termination did not run: its services may still serve")
 	case f.Gone && !forcedOut && f.Convergence != Pending:
 		return conclude(Degraded, "the process was gone before it could be forced out: another process has the name now, or no member knows it")
 	case out && (f.Convergence == Converged || !f.CanVerify):

@@ -45,11 +45,15 @@ func TestAfterFailure(t *testing.T) {
 // world scripts what each action Decide asks for yields.
 type world struct {
 	rollback, evict, terminate bool
+	evictGone                  bool // the eviction finds the process gone (it left)
 	checks                     []Convergence // the last repeats
 }
 
-// v1 are the facts of a run under the current rules.
+// v1 are the facts of a run under the rules of versionProcess.
 func v1(f Facts) Facts { f.TerminateUnstopped = true; return f }
+
+// v4 are the facts of a run under the current rules.
+func v4(f Facts) Facts { f = v1(f); f.TerminateLeft = true; return f }
 
 // drive runs Decide as a driver would, recording what it asked for.
 func drive(t *testing.T, f Facts, w world) ([]Do, Decision) {
@@ -70,6 +74,7 @@ func drive(t *testing.T, f Facts, w world) ([]Do, Decision) {
 			f.AbortReason = d.Why
 		case DoEvict:
 			f.EvictTried, f.Evicted = true, w.evict
+			f.Gone = f.Gone || w.evictGone
 		case DoTerminate:
 			f.TerminateTried, f.Terminated = true, w.terminate
 			f.Irreversible = f.Irreversible || w.terminate
@@ -163,6 +168,15 @@ func TestDecide(t *testing.T) {
 			[]Do{DoForce, DoEvict, DoTerminate, DoVerify}, Forced, ""},
 		{"eviction nobody confirmed, node unreachable: failed", v1(with(func(f *Facts) { f.SkipRest = "worker gone" })),
 			world{checks: []Convergence{Converged}}, []Do{DoForce, DoEvict, DoVerify}, Failed, "did not take"},
+		{"forced after it left, eviction finds it gone: terminated", v4(with(func(f *Facts) {
+			f.Deregistered, f.Irreversible, f.ForceReason = true, true, "flush-state failed (policy force)"
+		})), world{evictGone: true, terminate: true, checks: []Convergence{Converged}}, []Do{DoEvict, DoTerminate, DoVerify}, Forced, ""},
+		{"forced after it left, its termination fails: degraded", v4(with(func(f *Facts) {
+			f.Deregistered, f.Irreversible, f.ForceReason = true, true, "flush-state failed (policy force)"
+		})), world{evictGone: true, checks: []Convergence{Converged}}, []Do{DoEvict, DoTerminate, DoVerify}, Degraded, "termination did not run"},
+		{"forced after it left, runs before the rule: not terminated", v1(with(func(f *Facts) {
+			f.Deregistered, f.Irreversible, f.ForceReason = true, true, "flush-state failed (policy force)"
+		})), world{evictGone: true, terminate: true, checks: []Convergence{Converged}}, []Do{DoEvict, DoVerify}, Degraded, "gone before"},
 		{"evicted, too few answers: forced, unverified", v1(orch), world{evict: true, terminate: true, checks: []Convergence{Unverified}},
 			[]Do{DoForce, DoEvict, DoTerminate, DoVerify}, Forced, "unverified"},
 	}

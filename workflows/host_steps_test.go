@@ -86,14 +86,28 @@ func TestAFailingHostStepFollowsItsPolicy(t *testing.T) {
 			t.Errorf("%d attempts, want 2", h.called("drain-connections"))
 		}
 	})
-	t.Run("force: a peer evicts the node", func(t *testing.T) {
+	t.Run("force before deregister: a peer evicts the node", func(t *testing.T) {
+		h := newHarness(t)
+		withHostSteps(h, hostStep("hand-over", "", plan.SetGracefullyLeft, plan.Force))
+		h.set("hand-over", fails(errors.New("no successor")))
+		r := h.run(ShutdownRequest{})
+		st := statuses(r)
+		if r.Outcome != plan.Forced || st[plan.Deregister] != plan.StepSkipped || h.called("evict") == 0 || h.called(plan.Terminate) == 0 {
+			t.Fatalf("outcome %s, steps %v, evictions %d, terminations %d", r.Outcome, st, h.called("evict"), h.called(plan.Terminate))
+		}
+	})
+	t.Run("force after deregister: the node, gone from the cluster, is terminated", func(t *testing.T) {
 		h := newHarness(t)
 		withHostSteps(h, hostStep("flush-state", "", plan.Deregister, plan.Force))
 		h.set("flush-state", fails(errors.New("disk full")))
+		// The node left: its eviction finds it gone, as a real observer does.
+		h.evict = func(in activities.EvictInput) (activities.EvictOutput, error) {
+			return activities.EvictOutput{Gone: in.Node + " left the cluster"}, nil
+		}
 		r := h.run(ShutdownRequest{})
 		st := statuses(r)
-		if r.Outcome != plan.Forced || st[plan.StopServices] != plan.StepSkipped || h.called("evict") == 0 {
-			t.Fatalf("outcome %s, steps %v, evictions %d", r.Outcome, st, h.called("evict"))
+		if r.Outcome != plan.Forced || st[plan.StopServices] != plan.StepSkipped || h.called(plan.Terminate) != 1 || !r.Terminated {
+			t.Fatalf("outcome %s (%s), steps %v, terminations %d", r.Outcome, r.Error, st, h.called(plan.Terminate))
 		}
 	})
 	t.Run("abort: rolled back before anything is irreversible", func(t *testing.T) {

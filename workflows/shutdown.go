@@ -90,7 +90,8 @@ const (
 	// and gives it back at the end.
 	versionBudget = 3
 	// versionHostSteps asks a node whose host has steps of its own for them, and runs
-	// them among the built-in ones.
+	// them among the built-in ones; a node forced out after it deregistered (a step
+	// after deregister failed, policy force) is terminated rather than evicted.
 	versionHostSteps = 4
 )
 
@@ -133,6 +134,7 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 			ServicesStopped: effective.Index(plan.StopServices) < 0},
 	}
 	s.facts.TerminateUnstopped = s.version >= versionProcess
+	s.facts.TerminateLeft = s.version >= versionHostSteps
 	for _, spec := range effective.Steps {
 		s.report.Steps = append(s.report.Steps, plan.StepResult{Name: spec.Name, Status: plan.StepPending})
 	}
