@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"sync"
 	"testing"
 	"time"
@@ -688,7 +689,9 @@ func TestUpdates(t *testing.T) {
 		h := newHarness(t)
 		var skip, extend, unknown, started updateResult
 		release := make(chan struct{})
+		var running atomic.Bool
 		h.set(plan.SetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+			running.Store(true)
 			<-release
 			return activities.StepOutput{Attempt: 1}, nil
 		})
@@ -697,13 +700,21 @@ func TestUpdates(t *testing.T) {
 			deregisterTimeout = activity.GetInfo(ctx).StartToCloseTimeout
 			return activities.StepOutput{Attempt: 1}, nil
 		})
-		h.env.RegisterDelayedCallback(func() {
+		// The updates go in once set-gracefully-left runs: the callback looks again every
+		// millisecond of the test's clock until then.
+		var steer func()
+		steer = func() {
+			if !running.Load() {
+				h.env.RegisterDelayedCallback(steer, time.Millisecond)
+				return
+			}
 			h.env.UpdateWorkflow(UpdateSkipStep, "1", skip.callbacks(), SkipStepRequest{Step: plan.StopHeartbeat, Reason: "test"})
 			h.env.UpdateWorkflow(UpdateExtendTimeout, "2", extend.callbacks(), ExtendTimeoutRequest{Step: plan.Deregister, StartToClose: plan.Duration(time.Minute)})
 			h.env.UpdateWorkflow(UpdateSkipStep, "3", unknown.callbacks(), SkipStepRequest{Step: "say-goodbye"})
 			h.env.UpdateWorkflow(UpdateSkipStep, "4", started.callbacks(), SkipStepRequest{Step: plan.SetGracefullyLeft})
 			close(release)
-		}, time.Millisecond)
+		}
+		h.env.RegisterDelayedCallback(steer, time.Millisecond)
 		r := h.run(ShutdownRequest{})
 		if !skip.accepted || !extend.accepted {
 			t.Fatalf("updates not accepted: skip %v extend %v", skip.rejected, extend.rejected)
