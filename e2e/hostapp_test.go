@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/agent"
+	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -128,5 +131,76 @@ shutdown:
 	want := "set-gracefully-left=succeeded drain-connections=succeeded stop-heartbeat=succeeded deregister=succeeded stop-services=succeeded"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("steps %s\nwant  %s", got, want)
+	}
+}
+
+// hostStepsNode adds a node whose host runs two steps of its own: drain-connections
+// after set-gracefully-left, and flush-state before stop-services, whose failure forces
+// the node out. ran records the steps that ran, in order.
+func hostStepsNode(s *e2eStack, name string, ran *[]string, mu *sync.Mutex) *testNode {
+	record := func(step string) func(context.Context) error {
+		return func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			*ran = append(*ran, step)
+			return nil
+		}
+	}
+	return s.addNodeWith(name, func(o *agent.Options) {
+		o.Steps = []agent.Step{
+			{Name: "drain-connections", After: plan.SetGracefullyLeft, Run: record("drain-connections"), StartToClose: time.Second},
+			{Name: "flush-state", Before: plan.StopServices, Run: record("flush-state"), StartToClose: time.Second, MaxAttempts: 1, OnFailure: plan.Force},
+		}
+	})
+}
+
+// A host's own steps run in the workflow on a real stack: in their places, and under
+// their policy when one fails. Here flush-state, after deregister, fails with policy
+// force: the node already left, so it is terminated (its services stopped) rather than
+// left serving outside the cluster.
+func TestHostStepsRunUnderTheWorkflowsRules(t *testing.T) {
+	s := newStack(t, testConfig(), 2)
+	var mu sync.Mutex
+	var ran []string
+	good := hostStepsNode(s, "host-1", &ran, &mu)
+	failing := hostStepsNode(s, "host-2", &ran, &mu)
+	s.waitMembers()
+	eventually(t, 10*time.Second, "the observer to see both hosts' steps", func() bool {
+		a, _ := s.observer.Member("host-1")
+		b, _ := s.observer.Member("host-2")
+		return a.Steps == 2 && b.Steps == 2
+	})
+
+	_, r, err := s.run(t, workflows.ShutdownRequest{Node: "host-1"})
+	if err != nil || r.Outcome != plan.Graceful {
+		t.Fatalf("host-1: %v %+v", err, r)
+	}
+	var names []string
+	for _, st := range r.Steps {
+		names = append(names, st.Name+"="+string(st.Status))
+	}
+	want := "set-gracefully-left=succeeded drain-connections=succeeded stop-heartbeat=succeeded deregister=succeeded flush-state=succeeded stop-services=succeeded"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("steps %s\nwant  %s", got, want)
+	}
+	if left, _ := good.member().Left(); !left {
+		t.Error("host-1 did not leave")
+	}
+	mu.Lock()
+	if got := strings.Join(ran, " "); got != "drain-connections flush-state" {
+		t.Errorf("host-1 ran %s", got)
+	}
+	mu.Unlock()
+
+	failing.faults.Set("flush-state", activities.FaultError)
+	_, r, err = s.run(t, workflows.ShutdownRequest{Node: "host-2"})
+	if err != nil || r.Outcome != plan.Forced || !strings.Contains(r.ForceReason, "flush-state") || !r.Terminated {
+		t.Fatalf("host-2: %v %+v", err, r)
+	}
+	if running := failing.member().Services().Running(); len(running) > 0 {
+		t.Errorf("host-2 is out of the cluster but still serves %v", running)
+	}
+	if m, _ := s.observer.Member("host-2"); m.State != cluster.StateLeft && m.State != cluster.StateEvicted {
+		t.Errorf("host-2 is %s for the observer", m.State)
 	}
 }

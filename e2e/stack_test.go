@@ -147,15 +147,21 @@ func newObserver(t testing.TB, c config.Cluster, name string) *cluster.Member {
 // addNode starts a node that joins through the observer. gossip, if set, is armed.
 func (s *e2eStack) addNode(name string, gossip *cluster.Fault) *testNode {
 	s.t.Helper()
+	return s.addNodeWith(name, func(o *agent.Options) { o.GossipFault = gossip })
+}
+
+// addNodeWith is addNode with the agent's options changed by with.
+func (s *e2eStack) addNodeWith(name string, with func(*agent.Options)) *testNode {
+	s.t.Helper()
 	cfg := s.cfg
 	cfg.Cluster.Name = name
 	cfg.Cluster.Join = []string{s.observer.Addr()}
 	faults := &activities.Faults{}
-	opts := agent.Options{Config: cfg, Logger: testLogger(s.t), Client: s.client,
-		GossipFault: gossip, StepFaults: faults, Tune: fastTimings}
+	opts := agent.Options{Config: cfg, Logger: testLogger(s.t), Client: s.client, StepFaults: faults, Tune: fastTimings}
 	if s.tel != nil {
 		opts.Tracer = s.tel.Tracer()
 	}
+	with(&opts)
 	ag, err := agent.Start(context.Background(), opts)
 	if err != nil {
 		s.t.Fatalf("node %s: %v", name, err)
