@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/history"
@@ -103,4 +105,16 @@ func TestWriteHistories(t *testing.T) {
 	}
 	r, err = s.starter.Wait(ctx, run, nil)
 	expect("retry.json", run, r, err, plan.Graceful)
+
+	// A host with steps of its own, one of which fails after deregister, policy force.
+	var mu sync.Mutex
+	var ran []string
+	host := hostStepsNode(s, "host-1", &ran, &mu)
+	host.faults.Set("flush-state", activities.FaultError)
+	eventually(t, 10*time.Second, "the observer to see host-1's steps", func() bool {
+		m, _ := s.observer.Member("host-1")
+		return m.Steps == 2
+	})
+	run, r, err = s.run(t, workflows.ShutdownRequest{Node: "host-1", Reason: "a host step fails after deregister, policy force"})
+	expect("host-steps.json", run, r, err, plan.Forced)
 }

@@ -70,7 +70,7 @@ func (j *Journal) Succeeded() []string {
 	}
 	var out []string
 	for _, s := range j.Steps {
-		if s.Status == plan.StepSucceeded && plan.IsBuiltin(s.Name) {
+		if s.Status == plan.StepSucceeded && graceful(s.Name) {
 			out = append(out, s.Name)
 		}
 	}
@@ -86,8 +86,16 @@ var stepOfActivity = map[string]string{
 	"Terminate":         plan.Terminate,
 }
 
+// graceful reports whether a step named so is a graceful step (built in or the host's
+// own), not the rollback or the termination.
+func graceful(name string) bool { return name != plan.Rollback && name != plan.Terminate }
+
+// hostStepActivity runs a host's own step; its input names the step.
+const hostStepActivity = "RunHostStep"
+
 type scheduled struct {
 	activity string
+	step     string // the step it runs, "" for none
 	at       time.Time
 	attempt  int32
 }
@@ -119,11 +127,10 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 			return nil, nil
 		}
 		delete(pending, schedID)
-		name, ok := stepOfActivity[sc.activity]
-		if !ok {
+		if sc.step == "" {
 			return sc, nil
 		}
-		st := stepFor(name)
+		st := stepFor(sc.step)
 		st.Duration = plan.Millis(at.Sub(sc.at))
 		st.Attempts = int(max(sc.attempt, 1))
 		return sc, st
@@ -146,9 +153,17 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 				}
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			pending[e.GetEventId()] = &scheduled{activity: e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName(), at: at}
-			if name, ok := stepOfActivity[pending[e.GetEventId()].activity]; ok && plan.IsBuiltin(name) {
-				stepFor(name).Status = plan.StepRunning
+			a := e.GetActivityTaskScheduledEventAttributes()
+			sc := &scheduled{activity: a.GetActivityType().GetName(), step: stepOfActivity[a.GetActivityType().GetName()], at: at}
+			if sc.activity == hostStepActivity {
+				var in activities.StepInput
+				if err := dc.FromPayloads(a.GetInput(), &in); err == nil {
+					sc.step = in.Step
+				}
+			}
+			pending[e.GetEventId()] = sc
+			if sc.step != "" && graceful(sc.step) {
+				stepFor(sc.step).Status = plan.StepRunning
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
 			a := e.GetActivityTaskStartedEventAttributes()

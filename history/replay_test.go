@@ -16,11 +16,12 @@ import (
 
 // histories are real runs of every outcome and of each way of steering one, written by
 // `make histories` with the current code (testdata/histories) and by earlier versions:
-// v0, before the workflow was versioned; v1, before it acted on the process alone.
+// v0, before the workflow was versioned; v1, before it acted on the process alone; v2,
+// before the budget and the host's own steps.
 func histories(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, dir := range []string{"", "v0", "v1"} {
+	for _, dir := range []string{"", "v0", "v1", "v2"} {
 		files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", dir, "*.json"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("no committed histories under testdata/histories/%s (%v)", dir, err)
@@ -31,7 +32,8 @@ func histories(t *testing.T) map[string]string {
 	}
 	for _, want := range []string{"graceful", "degraded", "forced", "aborted", "unknown-node", "cancelled", "force-now", "skip-step",
 		"retry", "v0/graceful", "v0/degraded", "v0/forced", "v0/aborted", "v0/unknown-node", "v1/graceful", "v1/forced",
-		"v1/cancelled", "v1/force-now", "v1/skip-step", "v1/retry"} {
+		"v1/cancelled", "v1/force-now", "v1/skip-step", "v1/retry", "host-steps", "v2/graceful", "v2/degraded", "v2/forced",
+		"v2/aborted", "v2/cancelled", "v2/force-now", "v2/skip-step", "v2/retry"} {
 		if _, ok := out[want]; !ok {
 			t.Errorf("testdata/histories lacks %s.json", want)
 		}
@@ -65,9 +67,19 @@ func TestCommittedHistoriesReplay(t *testing.T) {
 			j := load(t, file)
 			want := map[string]plan.Outcome{"graceful": plan.Graceful, "degraded": plan.Degraded, "forced": plan.Forced,
 				"aborted": plan.Aborted, "cancelled": plan.Aborted, "force-now": plan.Forced, "skip-step": plan.Degraded,
-				"retry": plan.Graceful}[filepath.Base(name)]
+				"retry": plan.Graceful, "host-steps": plan.Forced}[filepath.Base(name)]
 			if j.Outcome != want {
 				t.Errorf("reconstructed outcome %q, want %q", j.Outcome, want)
+			}
+			if name == "host-steps" {
+				var steps []string
+				for _, s := range j.Steps {
+					steps = append(steps, s.Name+"="+string(s.Status))
+				}
+				// Rebuilt from the events, the host's steps are there like the built-in ones.
+				if got := strings.Join(steps, " "); !strings.Contains(got, "drain-connections=succeeded") || !strings.Contains(got, "flush-state=failed") {
+					t.Errorf("host steps not rebuilt from the history: %s", got)
+				}
 			}
 			if filepath.Base(name) == "unknown-node" && (j.Status != "Failed" || !strings.Contains(j.Error, "unknown node")) {
 				t.Errorf("unknown node run: %+v", j)
