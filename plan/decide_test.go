@@ -45,7 +45,7 @@ func TestAfterFailure(t *testing.T) {
 // world scripts what each action Decide asks for yields.
 type world struct {
 	rollback, evict, terminate bool
-	evictGone                  bool // the eviction finds the process gone (it left)
+	evictGone                  bool          // the eviction finds the process gone (it left)
 	checks                     []Convergence // the last repeats
 }
 
