@@ -52,7 +52,12 @@ func BenchmarkZombieBound(b *testing.B) {
 		}
 		for !allSeeOut(survivors, name) {
 			if time.Since(start) > 2*time.Minute {
-				b.Fatalf("%s never out for every survivor", name)
+				var views []string
+				for _, m := range survivors {
+					info, _ := m.Member(name)
+					views = append(views, m.Name()+":"+string(info.State))
+				}
+				b.Fatalf("%s never out for every survivor: %v", name, views)
 			}
 			time.Sleep(time.Millisecond)
 		}
