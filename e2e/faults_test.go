@@ -321,13 +321,18 @@ func (m *matrix) untouchedNote(note string) (bool, string) {
 	return ok, note
 }
 
-// stepRow is a node whose step has a fault, shut down from the CLI.
-func stepRow(fault, want string) func(t *testing.T, m *matrix) faultResult {
+// stepRow is a node whose step has a fault, shut down from the CLI (with args).
+func stepRow(fault, want string, args ...string) func(t *testing.T, m *matrix) faultResult {
 	return func(t *testing.T, m *matrix) faultResult {
-		name := "n-" + strings.NewReplacer("=", "-", ":", "-").Replace(fault)
+		clean := strings.NewReplacer("=", "-", ":", "-", ".", "-", "_", "-")
+		name := "n-" + clean.Replace(fault)
+		if len(args) > 0 {
+			_, last, _ := strings.Cut(args[len(args)-1], "=")
+			name += "-" + clean.Replace(last)
+		}
 		p, instance := m.node(t, name, "--fault", fault)
 		start := time.Now()
-		outcome, r := m.shutdown(t, name)
+		outcome, r := m.shutdown(t, name, args...)
 		out, why := m.outOf(t, name, instance, p, 30*time.Second)
 		res := faultResult{outcome: outcome, out: out, untouched: true, seconds: time.Since(start).Seconds(), note: why}
 		if outcome != want {
@@ -351,6 +356,8 @@ func faultRows() []row {
 			row{fault: step.name + " errors", ci: step.name == "deregister", run: stepRow(step.name+"=error", step.fail)})
 	}
 	return append(rows,
+		// After deregister: the node left already, so it is terminated, not left serving.
+		row{fault: "stop-services errors, policy force", ci: true, run: stepRow("stop-services=error", "forced", "--set", "steps.stop-services.on_failure=force")},
 		row{fault: "node worker gone before the run", ci: true, run: workerGone},
 		row{fault: "node SIGKILL mid-step", run: nodeKilled},
 		row{fault: "node SIGSTOP then SIGCONT", run: nodeFrozen},
