@@ -39,7 +39,13 @@ type LeaseRequest struct {
 	// Wait is how long the budget may wait for a lease to free up before it answers
 	// no; 0 answers at once.
 	Wait plan.Duration `json:"wait,omitempty"`
+	// Returning are leases the asker gives back first: a drain hands over the leases of
+	// its shutdowns that ended, so that the next one takes their place in one step.
+	Returning []LeaseRef `json:"returning,omitempty"`
 }
+
+// maxReturning bounds the leases one request gives back.
+const maxReturning = 1000
 
 // Validate checks a lease request, naming the field.
 func (r LeaseRequest) Validate() error {
@@ -57,6 +63,14 @@ func (r LeaseRequest) Validate() error {
 	}
 	if r.Wait < 0 || r.Wait.Std() > time.Minute {
 		return fmt.Errorf("wait %s: want 0 to 1m", r.Wait)
+	}
+	if len(r.Returning) > maxReturning {
+		return fmt.Errorf("returning: %d leases; at most %d", len(r.Returning), maxReturning)
+	}
+	for _, ref := range r.Returning {
+		if !strings.HasPrefix(ref.Holder, ShutdownWorkflowIDPrefix) {
+			return fmt.Errorf("returning: holder %q: not a shutdown's workflow ID", ref.Holder)
+		}
 	}
 	return nil
 }

@@ -153,6 +153,9 @@ func (b *budget) register(ctx workflow.Context) error {
 // asks again) is granted it, bound to its run.
 func (b *budget) acquire(ctx workflow.Context, req activities.LeaseRequest) (activities.LeaseGrant, error) {
 	b.handled++
+	for _, ref := range req.Returning {
+		b.giveBack(ctx, ref)
+	}
 	deadline := workflow.Now(ctx).Add(req.Wait.Std())
 	for {
 		if b.moving {
@@ -219,17 +222,22 @@ func (b *budget) find(holder string) int {
 // run (reserved). Releasing what is not held is not an error: a retry may release twice.
 func (b *budget) release(ctx workflow.Context, ref activities.LeaseRef) error {
 	b.handled++
+	b.giveBack(ctx, ref)
+	return nil
+}
+
+// giveBack removes ref's lease, if it holds one (see release).
+func (b *budget) giveBack(ctx workflow.Context, ref activities.LeaseRef) {
 	i := b.find(ref.Holder)
 	if i < 0 {
-		return nil
+		return
 	}
 	if l := b.st.Leases[i]; l.Run != "" && ref.Run != "" && l.Run != ref.Run {
-		return nil // another run's
+		return // another run's
 	}
 	b.st.Leases = slices.Delete(b.st.Leases, i, i+1)
 	b.released++
 	b.details(ctx)
-	return nil
 }
 
 // reap drops the leases whose holder closed without giving them back.

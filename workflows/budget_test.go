@@ -157,6 +157,38 @@ func TestBudgetGrantsWaitsAndHoldsTheFloor(t *testing.T) {
 	}
 }
 
+// A drain hands the lease of a shutdown that ended to its next one in one request: at
+// max_parallel 1 the next is granted at once, and the ended one's lease is gone.
+func TestBudgetTakesLeasesBackWithARequest(t *testing.T) {
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 1})
+	var first, next grantResult
+	var view BudgetView
+	at := func(d time.Duration, fn func()) { env.RegisterDelayedCallback(fn, d) }
+	at(time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "a", first.callbacks(env), lease("node-1", five...)) })
+	at(2*time.Second, func() {
+		req := lease("node-2", five...)
+		req.Returning = []activities.LeaseRef{{Holder: WorkflowID("node-1"), Run: "run-node-1"}}
+		env.UpdateWorkflow(UpdateAcquire, "b", next.callbacks(env), req)
+	})
+	at(3*time.Second, func() {
+		v, err := env.QueryWorkflow(QueryBudget)
+		if err == nil {
+			err = v.Get(&view)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	at(4*time.Second, env.CancelWorkflow)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+	if g, _, done, err := next.get(); !done || err != nil || !g.Granted || g.InFlight != 1 {
+		t.Fatalf("the next shutdown: %+v %v (done %v); want granted, 1 in flight", g, err, done)
+	}
+	if len(view.Leases) != 1 || view.Leases[0].Node != "node-2" {
+		t.Errorf("leases %+v; want node-2's only", view.Leases)
+	}
+}
+
 // A lease whose shutdown closed without giving it back (terminated by hand) is reaped.
 func TestBudgetReapsLeasesOfClosedRuns(t *testing.T) {
 	env := newBudgetEnv(t, plan.Limits{MaxParallel: 1})

@@ -128,6 +128,9 @@ type drain struct {
 	gen         int
 	// starting counts the child runs asked for whose start is not confirmed yet.
 	starting int
+	// returning are the leases of the drain's shutdowns that ended: the next lease
+	// request hands them back (one step for the budget), or flush does before a wait.
+	returning []activities.LeaseRef
 }
 
 func (d *drain) preflight(ctx workflow.Context, setup drainSetup) error {
@@ -164,6 +167,7 @@ func (d *drain) loop(ctx workflow.Context) error {
 		}
 		i := d.next()
 		if i < 0 || d.r.Aborted != "" || d.r.Stopped != "" {
+			d.flush(ctx)
 			if d.inFlight == 0 {
 				return nil
 			}
@@ -172,9 +176,11 @@ func (d *drain) loop(ctx workflow.Context) error {
 		}
 		switch {
 		case d.r.Paused != "":
+			d.flush(ctx)
 			d.waitFor(ctx, "paused: "+d.r.Paused, 0)
 			continue
 		case d.inFlight >= d.r.MaxParallel:
+			d.flush(ctx)
 			d.waitFor(ctx, fmt.Sprintf("%d in flight: --max-parallel is %d", d.inFlight, d.r.MaxParallel), 0)
 			continue
 		}
@@ -271,6 +277,7 @@ func (d *drain) gate(ctx workflow.Context) bool {
 			d.details(ctx)
 			return false
 		}
+		d.flush(ctx)
 		d.waitFor(ctx, why, gatePoll)
 		if d.r.Aborted != "" || d.r.Paused != "" || d.r.Stopped != "" {
 			return false
@@ -288,6 +295,7 @@ func (d *drain) pauseBetween(ctx workflow.Context) bool {
 	if left <= 0 {
 		return true
 	}
+	d.flush(ctx)
 	d.waitFor(ctx, fmt.Sprintf("pausing %s between two starts", d.req.PauseBetween), left)
 	return false
 }
@@ -301,11 +309,22 @@ func (d *drain) lease(ctx workflow.Context, i int) bool {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
 		Summary:             "lease from the budget for " + n.Node,
 	})
+	// With shutdowns of its own in flight the drain does not wait inside the budget: the
+	// room it waits for may be their leases, which only it gives back (when one ends, it
+	// asks again at once, handing the lease over).
+	wait := drainLeaseWait
+	if d.inFlight > 0 {
+		wait = 0
+	}
 	var g activities.LeaseGrant
 	err := workflow.ExecuteLocalActivity(lctx, clusterActs.AcquireLease, activities.LeaseRequest{
 		Holder: WorkflowID(n.Node), Node: n.Node, Drain: d.req.Name,
-		Limits: plan.Limits{MinAlive: d.req.Limits.MinAlive}, Wait: plan.Duration(drainLeaseWait),
+		Limits: plan.Limits{MinAlive: d.req.Limits.MinAlive}, Wait: plan.Duration(wait),
+		Returning: d.returning,
 	}).Get(lctx, &g)
+	if err == nil {
+		d.returning = nil // the budget took them back
+	}
 	switch {
 	case err != nil:
 		d.waitFor(ctx, "the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
@@ -325,7 +344,7 @@ func (d *drain) lease(ctx workflow.Context, i int) bool {
 		d.details(ctx)
 		return false
 	}
-	// The budget waited already; ask again soon (at once after any change), saying why.
+	// The budget is full: ask again in a second, or at once when one of ours ends.
 	d.waitFor(ctx, "the cluster's budget: "+g.Why, time.Second)
 	return false
 }
@@ -378,6 +397,8 @@ func (d *drain) start(ctx workflow.Context, i int) {
 			d.finish(gctx, node, nil, errorMessage(err, plan.StepSpec{}))
 			return
 		}
+		// Its lease is the drain's to give back: with the next lease request.
+		d.returning = append(d.returning, activities.LeaseRef{Holder: WorkflowID(node), Run: exec.RunID})
 		d.finish(gctx, node, &r, "")
 	})
 }
@@ -426,6 +447,16 @@ func (d *drain) follow(ctx workflow.Context, i int) {
 			delay = min(2*delay, joinPollMax)
 		}
 	})
+}
+
+// flush gives back the leases of the drain's ended shutdowns now, before the drain
+// waits: nobody else's shutdown waits on them meanwhile.
+func (d *drain) flush(ctx workflow.Context) {
+	refs := d.returning
+	d.returning = nil
+	for _, ref := range refs {
+		d.release(ctx, strings.TrimPrefix(ref.Holder, activities.ShutdownWorkflowIDPrefix), ref.Run)
+	}
 }
 
 // release gives back a lease the run did not (it never started, or failed early).
@@ -496,6 +527,7 @@ func (d *drain) moveOn(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	d.flush(ctx)
 	carry := d.r
 	carry.Nodes = slices.Clone(d.r.Nodes)
 	carry.Waiting = ""

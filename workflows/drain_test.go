@@ -183,6 +183,33 @@ func TestDrainKeepsToMaxParallelAndRunsOrdinaryShutdowns(t *testing.T) {
 	}
 }
 
+// The drain gives back each of its shutdowns' leases once: handed to the next lease
+// request, the last at its end.
+func TestDrainHandsLeasesOver(t *testing.T) {
+	h := newDrainHarness(t)
+	var returned []string
+	h.grant = func(in activities.LeaseRequest) activities.LeaseGrant {
+		for _, ref := range in.Returning {
+			returned = append(returned, ref.Holder+">"+in.Node)
+		}
+		return activities.LeaseGrant{Granted: true}
+	}
+	r := h.run(drainOf("n1", "n2", "n3"))
+	if r.Outcome != DrainCompleted {
+		t.Fatalf("outcome %s", r.Outcome)
+	}
+	if got := strings.Join(returned, " "); got != "farewell-shutdown-n1>n2 farewell-shutdown-n2>n3" {
+		t.Errorf("handed over %s", got)
+	}
+	var released []string
+	for _, ref := range h.released {
+		released = append(released, ref.Holder+"@"+ref.Run)
+	}
+	if len(released) != 1 || !strings.HasPrefix(released[0], "farewell-shutdown-n3@") || strings.HasSuffix(released[0], "@") {
+		t.Errorf("released %v; want n3's, bound to its run, at the end", released)
+	}
+}
+
 func TestDrainWaitsWhileTheBudgetIsFull(t *testing.T) {
 	h := newDrainHarness(t)
 	full := true

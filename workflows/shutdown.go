@@ -91,7 +91,8 @@ const (
 	versionBudget = 3
 	// versionHostSteps asks a node whose host has steps of its own for them, and runs
 	// them among the built-in ones; a node forced out after it deregistered (a step
-	// after deregister failed, policy force) is terminated rather than evicted.
+	// after deregister failed, policy force) is still terminated; a run whose drain
+	// holds its lease leaves the lease to the drain to give back.
 	versionHostSteps = 4
 )
 
@@ -277,9 +278,10 @@ func (s *shutdown) waitForBudget(why string, d time.Duration) {
 }
 
 // releaseLease gives the lease back; when that fails the budget reaps it once it sees
-// the run closed.
+// the run closed. A lease a drain holds is the drain's to give back (it hands it to its
+// next shutdown in the same request).
 func (s *shutdown) releaseLease() {
-	if !s.leased {
+	if !s.leased || s.req.Leased && s.version >= versionHostSteps {
 		return
 	}
 	lctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
