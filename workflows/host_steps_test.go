@@ -135,3 +135,14 @@ func TestANodeWithoutHostStepsIsNotAsked(t *testing.T) {
 		t.Errorf("asked a node without host steps for them %d times", n)
 	}
 }
+
+// Steps no agent would send (here a reserved name) do not stop the shutdown: the
+// built-in steps run.
+func TestBadHostStepsFromANodeStillShutItDown(t *testing.T) {
+	h := newHarness(t)
+	withHostSteps(h, hostStep(plan.Rollback, plan.StopServices, "", plan.Continue))
+	r := h.run(ShutdownRequest{})
+	if r.Outcome != plan.Graceful || len(r.Steps) != 4 || h.called(plan.Rollback) != 0 {
+		t.Fatalf("outcome %s, %d steps, rollback ran %d times", r.Outcome, len(r.Steps), h.called(plan.Rollback))
+	}
+}

@@ -181,9 +181,7 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	}
 
 	if s.version >= versionHostSteps && look.Steps > 0 && s.facts.SkipRest == "" {
-		if err := s.hostSteps(); err != nil {
-			return nil, err
-		}
+		s.hostSteps()
 	}
 	if s.version >= versionBudget && !s.facts.AlreadyOut {
 		s.lease()
@@ -395,7 +393,7 @@ func (s *shutdown) skipReason(step string) string {
 // hostSteps asks the node for the steps of its host's own and puts them in the plan, so
 // that the run records which steps it planned. A node whose worker does not answer is
 // treated as one whose worker is gone: its steps cannot run.
-func (s *shutdown) hostSteps() error {
+func (s *shutdown) hostSteps() {
 	first := s.plan.Steps[0]
 	ctx := workflow.WithActivityOptions(s.ctx, workflow.ActivityOptions{
 		TaskQueue:              NodeTaskQueue(s.req.Node),
@@ -409,19 +407,22 @@ func (s *shutdown) hostSteps() error {
 	switch {
 	case isScheduleToStart(err):
 		s.facts.SkipRest = fmt.Sprintf("the node's worker did not answer within %s (asked for its host's steps)", first.ScheduleToStart)
-		return nil
+		return
 	case isType(err, activities.ErrTypeProcessGone):
 		s.facts.SkipRest, s.facts.Gone = "the node's process is gone: another process has its name", true
 		s.report.Gone = errorMessage(err, plan.StepSpec{})
-		return nil
+		return
 	case err != nil:
 		// Its steps cannot be known: the built-in ones run, under their rules.
 		s.log.Warn("the node's host steps are unknown; the built-in steps run", "error", err)
-		return nil
+		return
 	}
 	merged, err := plan.WithHostSteps(s.plan, host)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("the node's host steps: "+err.Error(), ErrTypeBadRequest, nil)
+		// Its agent refuses bad steps at start: these did not come from one. The node is
+		// shut down all the same, with the built-in steps.
+		s.log.Warn("the node's host steps are refused; the built-in steps run", "error", err)
+		return
 	}
 	s.plan = merged
 	s.report.Steps = s.report.Steps[:0]
@@ -429,7 +430,6 @@ func (s *shutdown) hostSteps() error {
 		s.report.Steps = append(s.report.Steps, plan.StepResult{Name: spec.Name, Status: plan.StepPending})
 	}
 	s.details()
-	return nil
 }
 
 // runNodeStep runs a step's activity on the node's task queue with the step's budget.
