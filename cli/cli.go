@@ -77,10 +77,10 @@ func Execute(ctx context.Context, o Options) int {
 	code := exitCode(err, a.started)
 	var quiet *exitError
 	if !errors.As(err, &quiet) || quiet.err != nil {
-		fmt.Fprintf(o.Stderr, "farewell: %v\n", err)
+		fmt.Fprintf(o.Stderr, "%s: %v\n", root.Name(), err)
 	}
 	if code == ExitUsage && !a.started {
-		fmt.Fprintln(o.Stderr, "Run 'farewell --help' for usage.")
+		fmt.Fprintf(o.Stderr, "Run '%s --help' for usage.\n", root.Name())
 	}
 	return code
 }

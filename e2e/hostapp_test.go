@@ -21,32 +21,68 @@ import (
 	"github.com/farewell-project/farewell/workflows"
 )
 
-var hostApp struct {
+// built is a program of this module built once per test binary.
+type built struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-// buildHostApp builds examples/hostapp once per test binary, into a folder that
+var hostApp, farewellNode built
+
+// build builds the package pkg (relative to this folder) once, into a folder that
 // outlives any one test.
-func buildHostApp(t testing.TB) string {
+func (b *built) build(t testing.TB, pkg string) string {
 	t.Helper()
-	hostApp.once.Do(func() {
-		dir, err := os.MkdirTemp("", "farewell-hostapp-")
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "farewell-build-")
 		if err != nil {
-			hostApp.err = err
+			b.err = err
 			return
 		}
-		hostApp.path = filepath.Join(dir, "hostapp")
-		out, err := exec.Command("go", "build", "-o", hostApp.path, "../examples/hostapp").CombinedOutput()
+		b.path = filepath.Join(dir, filepath.Base(pkg))
+		out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput()
 		if err != nil {
-			hostApp.err = fmt.Errorf("go build examples/hostapp: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	})
-	if hostApp.err != nil {
-		t.Fatal(hostApp.err)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return hostApp.path
+	return b.path
+}
+
+// buildHostApp builds examples/hostapp.
+func buildHostApp(t testing.TB) string { return hostApp.build(t, "../examples/hostapp") }
+
+// farewell-node, the binary without the server, is the node command: it joins a
+// `farewell node`, serves, and on SIGTERM (no Temporal: the local plan) leaves and
+// exits 0.
+func TestFarewellNodeBinary(t *testing.T) {
+	bin := farewellNode.build(t, "../cmd/farewell-node")
+	peer := startProcess(t, nil, "node", "--offline", "--name", "peer-1", "--bind", "127.0.0.1:0")
+	seed := field(peer.waitLine("ready ", time.Minute), "cluster")
+	p := startExecutable(t, bin, nil, "--offline", "--name", "slim-1", "--bind", "127.0.0.1:0", "--join", seed)
+	p.waitLine("ready node=slim-1 ", time.Minute)
+	eventually(t, 30*time.Second, "slim-1 alive for its peer", func() bool { return members(t, seed)["slim-1"].State == "alive" })
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("farewell-node exited %d after SIGTERM\nstderr:\n%s", code, p.stderr.String())
+	}
+	eventually(t, 30*time.Second, "slim-1 left for its peer", func() bool { return members(t, seed)["slim-1"].State == "left" })
+
+	code, _, stderr := runExecutable(t, bin, "dev")
+	if code != 2 || !strings.Contains(stderr, `unknown command "dev" for "farewell-node"`) || !strings.Contains(stderr, "Run 'farewell-node --help'") {
+		t.Errorf("farewell-node dev: exit %d, %s; want a usage error", code, stderr)
+	}
+}
+
+// runExecutable runs path with args to its end and returns its exit code and output.
+func runExecutable(t testing.TB, path string, args ...string) (int, string, string) {
+	t.Helper()
+	p := startExecutable(t, path, nil, args...)
+	code := p.wait(time.Minute)
+	return code, p.stdout.String(), p.stderr.String()
 }
 
 // The example host app, a real process against the embedded stack: SIGTERM while
