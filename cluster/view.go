@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -68,18 +69,39 @@ func (m *Member) RemoteView(ctx context.Context, peer string) ([]MemberInfo, err
 	}
 }
 
+// remoteMembers is this member's view with times as ages.
+func (m *Member) remoteMembers() []remoteMember {
+	now := time.Now()
+	list := m.Members()
+	out := make([]remoteMember, len(list))
+	for i, info := range list {
+		out[i] = remoteMember{MemberInfo: info,
+			HeartbeatAgeMS: info.HeartbeatAge(now).Milliseconds(), SinceAgeMS: now.Sub(info.Since).Milliseconds()}
+	}
+	return out
+}
+
+// ViewHandler serves this member's view on GET as a JSON array: every member it knows,
+// itself included, with its state, role, process instance, and heartbeat and state ages
+// in milliseconds (hb_age_ms, since_age_ms). Status endpoints mount it at /members; it
+// tells a watcher how this member sees the cluster without joining it.
+func (m *Member) ViewHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			http.Error(w, "GET only", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(m.remoteMembers())
+	})
+}
+
 func (m *Member) answerDump(q dumpQuery) {
 	n, ok := m.askerNode(q.From)
 	if !ok {
 		return
 	}
-	now := time.Now()
-	list := m.Members()
-	reply := dumpReply{ID: q.ID, From: m.name, Members: make([]remoteMember, len(list))}
-	for i, info := range list {
-		reply.Members[i] = remoteMember{MemberInfo: info,
-			HeartbeatAgeMS: info.HeartbeatAge(now).Milliseconds(), SinceAgeMS: now.Sub(info.Since).Milliseconds()}
-	}
+	reply := dumpReply{ID: q.ID, From: m.name, Members: m.remoteMembers()}
 	if err := m.ml.SendReliable(n, encode(msgDumpReply, reply)); err != nil {
 		m.log.Debug("view dump not sent", "to", q.From, "error", err)
 	}

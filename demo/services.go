@@ -25,8 +25,9 @@ type Services struct {
 }
 
 // Register starts the demo services of member and registers them for the shutdown:
-// "http" (answers GET / with 200 and the node's name while running, on httpAddr,
-// "127.0.0.1:0" for any free port) and "ticker" (a background loop). They are
+// "http" (answers GET / with 200 and the node's name while running, and GET /members
+// with the member's view of the cluster, on httpAddr, "127.0.0.1:0" for any free port)
+// and "ticker" (a background loop). They are
 // stopped in reverse order: ticker first, then http.
 func Register(member *cluster.Member, httpAddr string, log *slog.Logger) (Services, error) {
 	if httpAddr == "" {
@@ -37,12 +38,12 @@ func Register(member *cluster.Member, httpAddr string, log *slog.Logger) (Servic
 		return Services{}, fmt.Errorf("demo http service on %s: %w", httpAddr, err)
 	}
 	name := member.Name()
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprintf(w, "%s serving\n", name)
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "%s serving\n", name)
+	})
+	mux.Handle("/members", member.ViewHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("demo http service failed", "error", err)

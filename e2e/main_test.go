@@ -17,6 +17,9 @@ import (
 const execEnv = "FAREWELL_E2E_EXEC"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(execEnv) == "tool" {
+		os.Exit(runTool(os.Args[1:]))
+	}
 	if os.Getenv(execEnv) == "1" {
 		// What cmd/farewell/main.go does.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

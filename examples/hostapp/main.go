@@ -82,7 +82,7 @@ func run() int {
 	defer ag.Close()
 	ag.Member().Services().Register("http", app.stopHTTP, 15*time.Second)
 	ag.Member().Services().Register("job", app.stopJob, 5*time.Second)
-	fmt.Printf("ready http=%s node=%s cluster=%s\n", app.addr, ag.Member().Name(), ag.Member().Addr())
+	fmt.Printf("ready http=%s node=%s cluster=%s instance=%s\n", app.addr, ag.Member().Name(), ag.Member().Addr(), ag.Member().Instance())
 
 	for {
 		select {
