@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -164,6 +165,10 @@ type Options struct {
 	// ForgetAfter is how long a member that is out (left, dead, evicted) stays in the
 	// view before it is forgotten; 0 means an hour.
 	ForgetAfter time.Duration
+	// ReconnectInterval is how often the member tries to join one it sees dead (see
+	// reconnect.go): a partition that outlasted memberlist's memory heals by it. 0
+	// means twice the probe interval; a negative value never (memberlist alone).
+	ReconnectInterval time.Duration
 }
 
 // MaxTagBytes bounds a member's tags, keys and values together: they travel in its
@@ -207,6 +212,8 @@ type Member struct {
 	queries     map[uint64]chan viewReply
 	dumps       map[uint64]chan dumpReply
 	nextQueryID uint64
+	joined      []string    // the addresses Join reached the cluster through
+	rejoining   atomic.Bool // a reconnect attempt is under way
 
 	leaveMu sync.Mutex // serializes Leave, Shutdown and self-fencing
 	stop    chan struct{}
@@ -285,6 +292,10 @@ func New(opts Options) (*Member, error) {
 
 	m.wg.Add(1)
 	go m.watchHeartbeats()
+	if opts.ReconnectInterval >= 0 {
+		m.wg.Add(1)
+		go m.reconnectLoop(m.reconnectEvery(mlc))
+	}
 	return m, nil
 }
 
@@ -390,6 +401,11 @@ func (m *Member) Join(ctx context.Context, addrs []string) error {
 	}()
 	select {
 	case r := <-ch:
+		if r.n > 0 {
+			m.mu.Lock()
+			m.joined = slices.Clone(addrs)
+			m.mu.Unlock()
+		}
 		if r.n == 0 {
 			hint := ""
 			if len(m.opts.SecretKeys) > 0 {

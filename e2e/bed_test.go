@@ -88,7 +88,9 @@ type bedProc struct {
 func (bp *bedProc) mgmt() string { return fmt.Sprintf("%s:%d", bp.host.Addr("mgmt"), statusPort) }
 
 // clusterAddr is its memberlist address.
-func (bp *bedProc) clusterAddr() string { return fmt.Sprintf("%s:%d", bp.host.Addr("cluster"), clusterPort) }
+func (bp *bedProc) clusterAddr() string {
+	return fmt.Sprintf("%s:%d", bp.host.Addr("cluster"), clusterPort)
+}
 
 // prodBed is a running production testbed.
 type prodBed struct {
@@ -191,6 +193,12 @@ func newProdBed(t testing.TB, o bedOptions) *prodBed {
 		if t.Failed() {
 			b.dumpLogs()
 		}
+		if keep := os.Getenv("FAREWELL_BED_LOGS"); keep != "" {
+			dst := filepath.Join(keep, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+			_ = os.MkdirAll(keep, 0o755)
+			_ = os.RemoveAll(dst)
+			_ = os.Rename(b.logs, dst)
+		}
 		if b.checker != nil {
 			b.checker.stop()
 		}
@@ -251,6 +259,7 @@ func (b *built) buildIn(t testing.TB, dir, pkg, name string) string {
 			b.err = err
 			return
 		}
+		buildDirs.Store(out, true)
 		b.path = filepath.Join(out, name)
 		cmd := exec.Command("go", "build", "-o", b.path, pkg)
 		cmd.Dir = dir
@@ -585,4 +594,24 @@ func (ck *checkerProc) stop() []string {
 			return nil
 		}
 	}
+}
+
+// toolRun is a tool-mode run on the checker's host.
+type toolRun struct{ p *netbed.Proc }
+
+// checkerTool starts the test binary's tool mode on the checker's host (on the
+// management net: it reaches every process's status address).
+func (b *prodBed) checkerTool(args ...string) toolRun {
+	p, err := b.bed.Host("checker").Start(netbed.Spec{Name: "tool-" + args[0], Path: os.Args[0], Args: args,
+		Env: b.env(execEnv + "=tool"), Dir: b.dir})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return toolRun{p}
+}
+
+// result waits for the tool to end: its exit code and stdout.
+func (r toolRun) result() (int, string) {
+	code := r.p.WaitFor(2 * time.Minute)
+	return code, r.p.Stdout()
 }

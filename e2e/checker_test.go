@@ -82,7 +82,7 @@ type budgetWatch struct {
 
 type checkerCommand struct {
 	ID int    `json:"id"`
-	Op string `json:"op"` // procs, verdict, budget, budget-end, stop
+	Op string `json:"op"` // procs, verdict, views, budget, budget-end, stop
 	// Procs replaces the processes watched (op procs).
 	Procs []watched `json:"procs,omitempty"`
 	// Shutdowns are judged (op verdict), and Touched lists processes the nemesis itself
@@ -109,6 +109,8 @@ type checkerAnswer struct {
 	MinInService int    `json:"min_in_service,omitempty"`
 	Samples      int    `json:"samples,omitempty"`
 	Error        string `json:"error,omitempty"`
+	// Views are the latest views of the processes that answered (op views).
+	Views map[string]map[string]viewEntry `json:"views,omitempty"`
 }
 
 // sampleOf is one process at one moment.
@@ -123,6 +125,8 @@ type viewEntry struct {
 	State    string `json:"state"`
 	Instance string `json:"instance"`
 	Role     string `json:"role"`
+	// SinceAgeMS is how long ago the state last changed.
+	SinceAgeMS int64 `json:"since_age_ms"`
 }
 
 type checker struct {
@@ -178,6 +182,15 @@ func runChecker(args []string, in io.Reader, out io.Writer) int {
 			ck.mu.Unlock()
 		case "verdict":
 			ans = ck.verdict(ctx, cmd)
+		case "views":
+			ck.mu.Lock()
+			ans.Views = map[string]map[string]viewEntry{}
+			for name, smp := range ck.latest {
+				if smp.view != nil {
+					ans.Views[name] = smp.view
+				}
+			}
+			ck.mu.Unlock()
 		case "budget":
 			ck.mu.Lock()
 			ck.budget, ck.worstIn, ck.worstSv, ck.samples = cmd.Budget, 0, 1<<30, 0
@@ -375,8 +388,9 @@ func (ck *checker) verdict(ctx context.Context, cmd checkerCommand) checkerAnswe
 	deadline := time.Now().Add(settle)
 	var problems, notes []string
 	for {
-		problems, notes = ck.judge(cmd, runs)
-		if len(problems) == 0 || time.Now().After(deadline) {
+		var exiting bool
+		problems, notes, exiting = ck.judge(cmd, runs)
+		if len(problems) == 0 && !exiting || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -427,8 +441,9 @@ func (ck *checker) want(s judged, runs map[string]runFacts) string {
 	return "out"
 }
 
-// judge checks every rule against the latest samples.
-func (ck *checker) judge(cmd checkerCommand, runs map[string]runFacts) (problems, notes []string) {
+// judge checks every rule against the latest samples; exiting says that a process
+// judged out still runs (a fenced process exits by itself: worth a moment's wait).
+func (ck *checker) judge(cmd checkerCommand, runs map[string]runFacts) (problems, notes []string, exiting bool) {
 	ck.mu.Lock()
 	procs := slices.Clone(ck.procs)
 	latest := map[string]sampleOf{}
@@ -476,8 +491,10 @@ func (ck *checker) judge(cmd checkerCommand, runs map[string]runFacts) (problems
 			if who := seenIn(s.Node, s.Instance); len(who) > 0 {
 				problems = append(problems, fmt.Sprintf("%s (%s) is still in for %s", s.Node, s.Instance, strings.Join(who, ", ")))
 			}
-			gone := smp.state == "" || smp.state == "Z"
-			notes = append(notes, fmt.Sprintf("%s out (process %s)", s.Node, map[bool]string{true: "exited", false: "still runs, fenced"}[gone]))
+			if smp.state != "" && smp.state != "Z" {
+				exiting = true
+				notes = append(notes, fmt.Sprintf("%s's process still runs, fenced", s.Node))
+			}
 		case "in":
 			if !smp.serving {
 				problems = append(problems, fmt.Sprintf("%s (%s) was rolled back but does not serve", s.Node, s.Instance))
@@ -518,7 +535,7 @@ func (ck *checker) judge(cmd checkerCommand, runs map[string]runFacts) (problems
 	if answering == 0 {
 		problems = append(problems, "no member answers about its view")
 	}
-	return problems, notes
+	return problems, notes, exiting
 }
 
 // errCheckerGone: the checker process ended.

@@ -30,6 +30,9 @@ type built struct {
 
 var hostApp, farewellNode built
 
+// buildDirs are the folders programs were built into: TestMain removes them.
+var buildDirs sync.Map
+
 // build builds the package pkg (relative to this folder) once, into a folder that
 // outlives any one test.
 func (b *built) build(t testing.TB, pkg string) string {
@@ -40,6 +43,7 @@ func (b *built) build(t testing.TB, pkg string) string {
 			b.err = err
 			return
 		}
+		buildDirs.Store(dir, true)
 		b.path = filepath.Join(dir, filepath.Base(pkg))
 		out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput()
 		if err != nil {

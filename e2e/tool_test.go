@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -23,6 +28,8 @@ import (
 //	register-namespace FRONTEND NAMESPACE   create the namespace with Farewell's search
 //	                                        attributes, and wait until it is usable
 //	checker FRONTEND NAMESPACE              the checker (checker_test.go)
+//	get URL                                 print what GET URL answers
+//	requests URL N                          N GETs at once; "K of N ok" once all ended
 func runTool(args []string) int {
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "tool: register-namespace or checker")
@@ -42,6 +49,17 @@ func runTool(args []string) int {
 		return 0
 	case "checker":
 		return runChecker(args[1:], os.Stdin, os.Stdout)
+	case "get":
+		resp, err := http.Get(args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(os.Stdout, resp.Body)
+		return 0
+	case "requests":
+		return requests(args[1], args[2])
 	}
 	fmt.Fprintf(os.Stderr, "tool: unknown command %q\n", args[0])
 	return 2
@@ -95,4 +113,34 @@ func tryRegister(ctx context.Context, frontend, namespace string) error {
 		return err
 	}
 	return nil
+}
+
+// requests sends n GETs to url at once and says how many answered 200.
+func requests(url, count string) int {
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 {
+		fmt.Fprintln(os.Stderr, "requests URL N")
+		return 2
+	}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(url)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("%d of %d ok\n", ok.Load(), n)
+	return 0
 }

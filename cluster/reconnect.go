@@ -1,0 +1,80 @@
+package cluster
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// memberlist gossips to a member it found dead only for GossipToTheDeadTime, and
+// exchanges state (push/pull) only with members alive for it. Two halves of a cluster
+// split for longer than that each see the other dead, and stay apart after the network
+// heals: a node never hears of its own eviction, a bystander stays "dead" for half the
+// cluster forever. Like serf, a member therefore keeps trying to join the members it
+// sees dead — one at a time, at random — and, when it sees nobody alive at all, the
+// addresses it first joined through. A join is a push/pull: the halves merge and every
+// member refutes its own death.
+
+// reconnectEvery is how often a member tries to rejoin a dead member, unless
+// Options.ReconnectInterval says otherwise.
+func (m *Member) reconnectEvery(mlc *memberlist.Config) time.Duration {
+	if m.opts.ReconnectInterval > 0 {
+		return m.opts.ReconnectInterval
+	}
+	return max(mlc.ProbeInterval*2, time.Second)
+}
+
+func (m *Member) reconnectLoop(every time.Duration) {
+	defer m.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		if addr, ok := m.reconnectTarget(); ok {
+			m.rejoin(addr)
+		}
+	}
+}
+
+// reconnectTarget picks a member to try: one it sees dead (at random), or, when it sees
+// no other member alive, one of the addresses it joined through.
+func (m *Member) reconnectTarget() (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var dead []string
+	alive := 0
+	for name, info := range m.view {
+		switch {
+		case name == m.name:
+		case info.State == StateDead && !info.learned && info.Addr != "":
+			dead = append(dead, info.Addr)
+		case info.State == StateAlive || info.State == StateLeaving:
+			alive++
+		}
+	}
+	if len(dead) > 0 {
+		return dead[rand.IntN(len(dead))], true
+	}
+	if alive == 0 && len(m.joined) > 0 {
+		return m.joined[rand.IntN(len(m.joined))], true
+	}
+	return "", false
+}
+
+// rejoin joins addr in the background; one attempt at a time.
+func (m *Member) rejoin(addr string) {
+	if !m.rejoining.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer m.rejoining.Store(false)
+		if n, err := m.ml.Join([]string{addr}); err == nil && n > 0 {
+			m.log.Info("rejoined a member seen dead (a partition healed?)", "addr", addr)
+		}
+	}()
+}
