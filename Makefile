@@ -8,7 +8,7 @@ UNIT          = $(shell $(GO) list ./... | grep -v /e2e)
 # binary do): the race detector runs over these.
 NOSERVER      = $(shell $(GO) list ./... | grep -v -e /e2e -e /devserver -e /cmd/)
 
-.PHONY: test unit race lint tidy build dev demo bench histories ui-check faults
+.PHONY: test unit race lint tidy build dev demo bench histories ui-check faults faults-net soak
 
 ## test: lint, tidy, the race detector over the packages that do not link the server,
 ## then every test (CI runs this)
@@ -33,6 +33,7 @@ lint:
 ## tidy: fail when go.mod or go.sum would change
 tidy:
 	$(GO) mod tidy -diff
+	cd deploy/temporal && $(GO) mod tidy -diff
 
 ## build: the binaries in bin/: farewell (everything, with the embedded server) and
 ## farewell-node (the node command alone, no server)
@@ -85,3 +86,21 @@ faults:
 ## must show its summary and its step table (needs chromium: apt-get install chromium)
 ui-check:
 	FAREWELL_UI_CHECK=1 $(GO) test ./e2e -run '^TestUIShowsTheRun$$' -count=1 -v
+
+## faults-net: the nemesis on the production testbed — hosts in network namespaces, Temporal
+## on PostgreSQL with its services apart, two orchestrators, a checker on its own host —
+## every row and its table (root, and apt-get install -y postgresql); the rows marked
+## ci also run in make test
+faults-net:
+	@mkdir -p .farewell && rm -f .farewell/faults-net-table.md
+	@FAREWELL_NETBED=require FAREWELL_FAULTS_NET=all FAREWELL_FAULTS_NET_TABLE=$(CURDIR)/.farewell/faults-net-table.md \
+		$(GO) test ./e2e -run '^TestFaultMatrixNet$$' -count=1 -timeout 60m; \
+		code=$$?; cat .farewell/faults-net-table.md 2>/dev/null; exit $$code
+
+## soak: shutdowns, SIGTERMs, drains, restarts and faults drawn from SOAK_SEED (the clock
+## unless set) for SOAK_DURATION (5m unless set) on the production testbed, each action
+## printed as it goes, the checker's verdict at the end
+SOAK_DURATION ?= 5m
+soak:
+	FAREWELL_NETBED=require SOAK_DURATION=$(SOAK_DURATION) SOAK_SEED=$(SOAK_SEED) \
+		$(GO) test ./e2e -run '^TestSoak$$' -count=1 -v -timeout 24h

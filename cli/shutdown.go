@@ -24,14 +24,34 @@ import (
 
 // dial connects to temporal.address; failing to is a runtime failure (exit 1).
 func (a *app) dial(ctx context.Context) (client.Client, error) {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	opts, err := a.dialOptions()
 	if err != nil {
 		return nil, err
 	}
-	return starter.Dial(dctx, a.cfg.Temporal, opts)
+	// A frontend that restarts refuses connections for a moment: try again for a few
+	// seconds before giving up, saying so once.
+	deadline := time.Now().Add(dialRetry)
+	for warned := false; ; warned = true {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := starter.Dial(dctx, a.cfg.Temporal, opts)
+		cancel()
+		if err == nil || !starter.Unavailable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return c, err
+		}
+		if !warned {
+			fmt.Fprintf(a.opts.Stderr, "Temporal at %s does not answer (%v); trying again for %s\n", a.cfg.Temporal.Address, err, dialRetry)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
+
+// dialRetry is how long a command keeps trying to reach a Temporal that refuses
+// connections.
+const dialRetry = 5 * time.Second
 
 func (a *app) starter(c client.Client) *starter.Starter {
 	return starter.New(c, starter.Options{Namespace: a.cfg.Temporal.Namespace, Logger: a.logger})

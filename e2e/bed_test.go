@@ -107,6 +107,7 @@ type prodBed struct {
 	checker  *checkerProc
 	nodeBin  string
 	appBin   string
+	opsRuns  int // names the ops commands' logs
 }
 
 var (
@@ -320,14 +321,32 @@ func (b *prodBed) env(extra ...string) []string {
 	return append([]string{"HOME=" + home, "XDG_CONFIG_HOME=" + home, "PATH=" + os.Getenv("PATH")}, extra...)
 }
 
-// joins are the cluster addresses a new member joins through: node-1 and the
-// orchestrators.
-func (b *prodBed) joins() []string {
+// joins are the cluster addresses a new member joins through: the orchestrators and
+// the first node, or, for a process that starts again, every other one of them.
+func (b *prodBed) joins(except ...string) []string {
 	var out []string
-	for _, bp := range append(slices.Clone(b.nodes[:min(1, len(b.nodes))]), b.orchs...) {
-		out = append(out, "--join", bp.clusterAddr())
+	for _, bp := range append(slices.Clone(b.orchs), b.nodes...) {
+		if len(out) == 6 {
+			break
+		}
+		if !slices.Contains(except, bp.name) {
+			out = append(out, "--join", bp.clusterAddr())
+		}
 	}
 	return out
+}
+
+// withJoins replaces the --join arguments of args with joins.
+func withJoins(args, joins []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--join" {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return append(out, joins...)
 }
 
 func (b *prodBed) addOrchestrator(name string) *bedProc {
@@ -395,8 +414,21 @@ func (b *prodBed) start(bp *bedProc, ready string) {
 	}
 }
 
-// restart starts a process of the bed again, a new instance under the same name.
+// restart starts a process of the bed again, a new instance under the same name,
+// joining through the others.
 func (b *prodBed) restart(bp *bedProc) {
+	if bp.role == "hostapp" {
+		var joins []string
+		for i, a := range b.joins(bp.name) {
+			if i%2 == 1 {
+				joins = append(joins, a)
+			}
+		}
+		bp.env = slices.DeleteFunc(bp.env, func(e string) bool { return strings.HasPrefix(e, "FAREWELL_CLUSTER_JOIN=") })
+		bp.env = append(bp.env, "FAREWELL_CLUSTER_JOIN="+strings.Join(joins, ","))
+	} else {
+		bp.args = withJoins(bp.args, b.joins(bp.name))
+	}
 	ready := "ready "
 	if bp.role == "orchestrator" {
 		ready = "ready worker="
@@ -447,7 +479,8 @@ func (b *prodBed) ops(args ...string) (int, string, string) {
 
 // opsStart starts `farewell ARGS` on the ops host.
 func (b *prodBed) opsStart(args ...string) *netbed.Proc {
-	p, err := b.opsHost.Start(netbed.Spec{Name: "ops-" + args[0], Path: os.Args[0], Args: args,
+	b.opsRuns++
+	p, err := b.opsHost.Start(netbed.Spec{Name: fmt.Sprintf("ops-%03d-%s", b.opsRuns, args[0]), Path: os.Args[0], Args: args, LogDir: b.logs,
 		Env: b.env(execEnv+"=1", "TEMPORAL_ADDRESS="+b.temporal.Frontend(), "TEMPORAL_NAMESPACE=default"), Dir: b.dir})
 	if err != nil {
 		b.t.Fatal(err)

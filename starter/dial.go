@@ -4,9 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+
+	"go.temporal.io/api/serviceerror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
@@ -77,4 +83,16 @@ func Dial(ctx context.Context, c config.Temporal, o DialOptions) (client.Client,
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.Address, c.Namespace, err)
 	}
 	return cl, nil
+}
+
+// Unavailable reports whether err says Temporal could not be reached at all (refused,
+// reset, no route): worth trying again in a moment, unlike a refusal of the request.
+func Unavailable(err error) bool {
+	var unavailable *serviceerror.Unavailable
+	if errors.As(err, &unavailable) || status.Code(errors.Unwrap(err)) == codes.Unavailable {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset") ||
+		strings.Contains(msg, "no route to host") || strings.Contains(msg, "failed reaching server")
 }

@@ -161,6 +161,15 @@ func (p *Proc) WaitFor(limit time.Duration) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
+// ExitCode is the process's exit code once it ended: -1 while it runs, or when a signal
+// ended it.
+func (p *Proc) ExitCode() int {
+	if !p.Exited() || p.cmd.ProcessState == nil {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
 // Stdout is what the process printed on stdout so far.
 func (p *Proc) Stdout() string { return p.stdout.String() }
 
