@@ -83,7 +83,9 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-func (s *soak) logf(format string, args ...any) { s.t.Logf("[epoch %d] "+format, append([]any{s.epochs}, args...)...) }
+func (s *soak) logf(format string, args ...any) {
+	s.t.Logf("[epoch %d] "+format, append([]any{s.epochs}, args...)...)
+}
 
 // serving lists the nodes (not the host app) whose process runs.
 func (s *soak) serving() []*bedProc {
