@@ -470,13 +470,6 @@ func (b *prodBed) tool(args ...string) (int, string) {
 	return code, p.Log()
 }
 
-// ops runs `farewell ARGS` on the ops host to its end: exit code, stdout, everything.
-func (b *prodBed) ops(args ...string) (int, string, string) {
-	p := b.opsStart(args...)
-	code := p.WaitFor(5 * time.Minute)
-	return code, p.Stdout(), p.Log()
-}
-
 // opsStart starts `farewell ARGS` on the ops host.
 func (b *prodBed) opsStart(args ...string) *netbed.Proc {
 	b.opsRuns++
@@ -516,7 +509,6 @@ func (b *prodBed) waitSettled(limit time.Duration) {
 // checkerProc is the checker running on its host.
 type checkerProc struct {
 	t      testing.TB
-	p      *netbed.Proc
 	stdin  io.WriteCloser
 	mu     sync.Mutex
 	nextID int
