@@ -11,7 +11,7 @@ import (
 // Who may say what. Gossip encryption (the shared key) keeps outsiders out; inside,
 // every member is not equal:
 //
-//   - A member's own state, its leave and its heartbeats are signed with a key its
+//   - A member's own state, its leave and its liveness (heartbeats) are signed with a key its
 //     process makes at start and publishes, signed, in its memberlist metadata: nobody
 //     else can speak for that process (mark it left, pin its state with a huge version,
 //     make it look blocked with a huge heartbeat sequence).
@@ -27,6 +27,7 @@ const (
 	domainMeta      = "farewell/meta/v1\x00"
 	domainState     = "farewell/state/v1\x00"
 	domainHeartbeat = "farewell/heartbeat/v1\x00"
+	domainLiveness  = "farewell/liveness/v1\x00"
 	domainLeft      = "farewell/left/v1\x00"
 	domainEvict     = "farewell/evict/v1\x00"
 )

@@ -48,14 +48,6 @@ type stateMsg struct {
 	Sig      []byte `json:"g,omitempty"`
 }
 
-// heartbeatMsg is a node's application heartbeat, signed by its process.
-type heartbeatMsg struct {
-	Node     string `json:"n"`
-	Instance string `json:"i"`
-	Seq      uint64 `json:"s"`
-	Sig      []byte `json:"g,omitempty"`
-}
-
 // leftMsg is a process's announcement that it leaves, signed by that process; it carries
 // its public key, so that members that never saw the process (they joined later) can
 // still check it, and keep the key to refuse a forged one once they see the process.
@@ -79,6 +71,9 @@ type sharedState struct {
 	Evictions []evictMsg `json:"e,omitempty"`
 	Lefts     []leftMsg  `json:"l,omitempty"`
 	Deads     []deadMsg  `json:"d,omitempty"`
+	// Lives are the liveness records of the members found blocked (or evicted yet
+	// beating), each signed by its own process.
+	Lives []liveness `json:"v,omitempty"`
 }
 
 // deadMsg is a process a member saw die without leaving.
@@ -143,6 +138,7 @@ var (
 	_ memberlist.Delegate      = (*delegate)(nil)
 	_ memberlist.EventDelegate = (*delegate)(nil)
 	_ memberlist.AliveDelegate = (*delegate)(nil)
+	_ memberlist.PingDelegate  = (*delegate)(nil)
 )
 
 func (d *delegate) NodeMeta(limit int) []byte {
@@ -169,6 +165,11 @@ func (d *delegate) NotifyMsg(b []byte) {
 		var hb heartbeatMsg
 		if json.Unmarshal(body, &hb) == nil {
 			m.onHeartbeat(hb)
+		}
+	case msgLiveness:
+		var r liveness
+		if json.Unmarshal(body, &r) == nil {
+			m.onLiveness(r, true)
 		}
 	case msgEvict:
 		var e evictMsg
@@ -226,6 +227,7 @@ func (d *delegate) LocalState(bool) []byte {
 			st.Deads = append(st.Deads, deadMsg{Node: name, Instance: info.Instance, Role: info.Role, Addr: info.Addr})
 		}
 	}
+	st.Lives = m.blockedRecords()
 	m.mu.Unlock()
 	b, _ := json.Marshal(st)
 	return b
@@ -244,6 +246,12 @@ func (d *delegate) MergeRemoteState(buf []byte, _ bool) {
 	}
 	for _, dm := range st.Deads {
 		d.m.onDead(dm)
+	}
+	for i, r := range st.Lives {
+		if i == maxLearned {
+			break
+		}
+		d.m.onLiveness(r, true)
 	}
 }
 
@@ -387,6 +395,7 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 		m.view[n.Name] = info
 	}
 	info.key, info.learned = md.Key, false
+	info.legacy = n.DMax < livenessProtocol
 	info.Tags, info.Steps = md.Tags, md.Steps
 	info.Addr = nodeAddr(n)
 	info.Role = md.Role

@@ -87,9 +87,12 @@ type MemberInfo struct {
 	// Since is when State last changed.
 	Since time.Time `json:"since"`
 
-	version uint64            // of State, as published by the member
-	key     ed25519.PublicKey // of the process, from its signed metadata
-	learned bool              // known only from what peers said, never from memberlist
+	version   uint64            // of State, as published by the member
+	key       ed25519.PublicKey // of the process, from its signed metadata
+	learned   bool              // known only from what peers said, never from memberlist
+	stalledMS int64             // of the latest liveness record (with HeartbeatSeq)
+	live      []byte            // that record's signature, to relay it
+	legacy    bool              // an older Farewell's: it sends and expects heartbeats
 }
 
 // HeartbeatAge is how long ago the last heartbeat arrived.
@@ -203,8 +206,13 @@ type Member struct {
 	version     uint64               // of state; peers keep the highest they saw
 	published   bool                 // own state reached the cluster
 	hbSeq       uint64
+	lastBeat    time.Time
 	hbStop      chan struct{} // non-nil while the heartbeat runs
 	hbDone      chan struct{}
+	legacySent  atomic.Int64 // heartbeats sent straight to members of an older Farewell
+	liveCache   []byte       // this member's liveness record, signed, for liveSeq and liveStalled
+	liveSeq     uint64
+	liveStalled int64
 	left        bool // Leave or Shutdown ran
 	departing   bool // Leave or Shutdown began: no state change or heartbeat from here on
 	leaveErr    error
@@ -325,6 +333,9 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	// than the bytes it saves, most of all for the heartbeats every member sends every
 	// other every interval. Measured with BenchmarkDrain's hundred nodes in one process.
 	mlc.EnableCompression = false
+	// Application liveness rides on probes from this version on (heartbeat.go): say so,
+	// without leaving the version every member understands.
+	mlc.DelegateProtocolMax = max(mlc.DelegateProtocolMax, livenessProtocol)
 	mlc.BindAddr, mlc.BindPort = o.BindAddr, o.BindPort
 	mlc.AdvertiseAddr, mlc.AdvertisePort = o.AdvertiseAddr, o.AdvertisePort
 	if len(o.SecretKeys) > 0 {
@@ -355,6 +366,7 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	mlc.Delegate = d
 	mlc.Events = d
 	mlc.Alive = d
+	mlc.Ping = d
 	if m.opts.Tune != nil {
 		m.opts.Tune(mlc)
 	}
@@ -721,6 +733,15 @@ func (m *Member) liveNodes(keep func(name string) bool) []*memberlist.Node {
 		out = append(out, &memberlist.Node{Name: name, Addr: net.ParseIP(host), Port: uint16(port)})
 	}
 	return out
+}
+
+// nodeOf builds a memberlist node from a member's entry in the view.
+func nodeOf(info *MemberInfo) (*memberlist.Node, bool) {
+	host, port, err := SplitHostPort(info.Addr)
+	if err != nil {
+		return nil, false
+	}
+	return &memberlist.Node{Name: info.Name, Addr: net.ParseIP(host), Port: uint16(port)}, true
 }
 
 // nodeFor builds a memberlist node for one member from this member's view, whatever

@@ -69,14 +69,19 @@ func TestGossipKeyAloneCannotSpeakForOthers(t *testing.T) {
 	pin.Sig = sign(rogueKey, domainState, pin)
 	deliver(encode(msgState, pin))
 
-	// Block: a heartbeat with a huge sequence, so that the real ones look old.
+	// Block: a heartbeat with a huge sequence, so that the real ones look old; a
+	// liveness record saying the victim stands still, relayed and in push/pull.
 	block := heartbeatMsg{Node: victim.Name(), Instance: inst, Seq: 1 << 40}
 	block.Sig = sign(rogueKey, domainHeartbeat, block)
 	deliver(encode(msgHeartbeat, block))
+	stalled := liveness{Node: victim.Name(), Instance: inst, Seq: 1 << 40, StalledMS: 60_000}
+	stalled.Sig = sign(rogueKey, domainLiveness, stalled)
+	deliver(encode(msgLiveness, stalled))
+	(&delegate{m: witnesses[0]}).MergeRemoteState(encode(0, sharedState{Lives: []liveness{stalled}})[1:], false)
 
 	for _, w := range witnesses {
 		info, _ := w.Member(victim.Name())
-		if info.State != StateAlive || info.HeartbeatSeq >= 1<<40 || info.version >= 1<<40 {
+		if info.State != StateAlive || info.HeartbeatSeq >= 1<<40 || info.version >= 1<<40 || info.Blocked {
 			t.Errorf("%s sees %s %s, heartbeat %d, version %d after the forgeries", w.Name(), victim.Name(), info.State, info.HeartbeatSeq, info.version)
 		}
 	}
@@ -112,7 +117,7 @@ func TestMetadataMustBeSignedByItsProcess(t *testing.T) {
 		"signed by a forger":  signMeta(forger, meta{Role: RoleNode, State: StateLeaving, Instance: other.Instance(), Version: 9, Key: otherKey}),
 		"another key, signed": signMeta(forger, meta{Role: RoleNode, State: StateLeaving, Instance: other.Instance(), Version: 9, Key: forger.Public().(ed25519.PublicKey)}),
 	} {
-		n := nodeOf(t, other, md)
+		n := metaNode(t, other, md)
 		if err := d.NotifyAlive(n); err == nil {
 			t.Errorf("%s: metadata accepted", name)
 		}
@@ -123,7 +128,7 @@ func TestMetadataMustBeSignedByItsProcess(t *testing.T) {
 	}
 }
 
-func nodeOf(t *testing.T, m *Member, md meta) *memberlist.Node {
+func metaNode(t *testing.T, m *Member, md meta) *memberlist.Node {
 	t.Helper()
 	n, ok := m.nodeFor(m.Name())
 	if !ok {

@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// A node whose application stops beating is flagged blocked by every member, and
+// unflagged when it beats again, though no member sends it or hears from it any
+// heartbeat message: its probes' acks carry its liveness, and whoever finds it changed
+// gossips the node's own signed record.
+func TestLivenessRidesOnProbes(t *testing.T) {
+	members := newTestCluster(t, 5)
+	stuck := members[2]
+	others := except(members, stuck)
+	stuck.StopHeartbeat()
+	waitAll(t, others, "node-3 blocked for everyone", func(m *Member) bool {
+		info, _ := m.Member(stuck.Name())
+		return info.Blocked && info.HeartbeatAge(time.Now()) > testExpiration
+	})
+	stuck.StartHeartbeat()
+	waitAll(t, others, "node-3 unblocked for everyone", func(m *Member) bool {
+		info, _ := m.Member(stuck.Name())
+		return !info.Blocked
+	})
+	for _, m := range members {
+		if n := m.legacySent.Load(); n != 0 {
+			t.Errorf("%s sent %d heartbeats straight to peers; none of them needs one", m.Name(), n)
+		}
+	}
+}
+
+// Records that are not news change nothing: an older record of a node (replayed by a
+// peer) does not undo a newer one, and a sequence that jumps past the bound is refused.
+func TestLivenessRecordsAreOrdered(t *testing.T) {
+	members := newTestCluster(t, 3)
+	node, witness := members[0], members[1]
+	waitAll(t, []*Member{witness}, "node-1's liveness heard", func(m *Member) bool {
+		info, _ := m.Member(node.Name())
+		return info.HeartbeatSeq > 3
+	})
+	record := func(seq uint64, stalled int64) liveness {
+		r := liveness{Node: node.Name(), Instance: node.Instance(), Seq: seq, StalledMS: stalled}
+		r.Sig = sign(node.key, domainLiveness, r)
+		return r
+	}
+	info, _ := witness.Member(node.Name())
+	// Old news: a stalled record of an earlier beat.
+	witness.onLiveness(record(1, 60_000), true)
+	if got, _ := witness.Member(node.Name()); got.Blocked || got.HeartbeatSeq < info.HeartbeatSeq {
+		t.Errorf("an old record took effect: blocked %v, seq %d (was %d)", got.Blocked, got.HeartbeatSeq, info.HeartbeatSeq)
+	}
+	// A jump past the bound, signed by the node itself.
+	witness.onLiveness(record(info.HeartbeatSeq+maxSeqJump+10, 60_000), true)
+	if got, _ := witness.Member(node.Name()); got.Blocked || got.HeartbeatSeq > info.HeartbeatSeq+maxSeqJump {
+		t.Errorf("a jump of %d beats took effect: blocked %v, seq %d", maxSeqJump+10, got.Blocked, got.HeartbeatSeq)
+	}
+	// Within the bound and newer: it counts (the node's own account that it stands still).
+	witness.onLiveness(record(info.HeartbeatSeq+maxSeqJump, 60_000), true)
+	if got, _ := witness.Member(node.Name()); !got.Blocked {
+		t.Error("a newer record that the node stands still did not flag it blocked")
+	}
+}
+
+// A member of an older Farewell (its delegate protocol range ends at 0) still gets a
+// heartbeat straight from every member, as it expects; the others get none.
+func TestOlderMembersStillGetHeartbeats(t *testing.T) {
+	members := newTestCluster(t, 3)
+	old := newTestMember(t, "old", func(o *Options) {
+		o.Tune = func(c *memberlist.Config) { fastTimings(c); c.DelegateProtocolMax = 0 }
+		o.HeartbeatInterval = 50 * time.Millisecond
+	})
+	if err := old.Join(t.Context(), []string{members[0].Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, members, "everyone to send the old member heartbeats", func(m *Member) bool { return m.legacySent.Load() > 3 })
+	for _, m := range members {
+		if info, _ := m.Member(old.Name()); !info.legacy {
+			t.Errorf("%s does not take %s for an older member", m.Name(), old.Name())
+		}
+		for _, o := range except(members, m) {
+			if info, _ := m.Member(o.Name()); info.legacy {
+				t.Errorf("%s takes %s for an older member", m.Name(), o.Name())
+			}
+		}
+	}
+}
