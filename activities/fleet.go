@@ -36,9 +36,15 @@ type LeaseRequest struct {
 	Limits plan.Limits `json:"limits"`
 	// Unblockable: the node's own SIGTERM; never held back, but it counts.
 	Unblockable bool `json:"unblockable,omitempty"`
-	// Wait is how long the budget may wait for a lease to free up before it answers
-	// no; 0 answers at once.
+	// Wait is how long a budget of an earlier version may wait for a lease to free up
+	// before it answers no; 0 answers at once. The budget now never waits: a request it
+	// cannot grant joins its queue (see Notify).
 	Wait plan.Duration `json:"wait,omitempty"`
+	// Notify, when set, makes the request a signal to the budget rather than an update
+	// (no update slot is taken, however many ask at once): the budget answers it by
+	// signalling Notify — the shutdown itself (Holder), or the drain that asks for it —
+	// with a LeaseGrant for Holder, at once and again when a queued request is granted.
+	Notify string `json:"notify,omitempty"`
 	// Returning are leases the asker gives back first: a drain hands over the leases of
 	// its shutdowns that ended, so that the next one takes their place in one step.
 	Returning []LeaseRef `json:"returning,omitempty"`
@@ -72,19 +78,34 @@ func (r LeaseRequest) Validate() error {
 			return fmt.Errorf("returning: holder %q: not a shutdown's workflow ID", ref.Holder)
 		}
 	}
+	if r.Notify != "" && r.Notify != r.Holder && !strings.HasPrefix(r.Notify, DrainWorkflowIDPrefix) {
+		return fmt.Errorf("notify %q: the holder's own shutdown or a drain", r.Notify)
+	}
 	return nil
 }
 
+// DrainWorkflowIDPrefix starts every drain's workflow ID.
+const DrainWorkflowIDPrefix = "farewell-drain-"
+
 // LeaseGrant is the budget's answer.
 type LeaseGrant struct {
-	Granted bool `json:"granted"`
+	// Holder is whom it answers (a drain hears of several).
+	Holder  string `json:"holder,omitempty"`
+	Granted bool   `json:"granted"`
 	// Why says what holds the shutdown back, or what an unblockable one goes beyond.
 	Why string `json:"why,omitempty"`
 	// Floor: the min-alive floor holds it back; waiting for others to finish will not
 	// help.
 	Floor bool `json:"floor,omitempty"`
 	// Retry: the budget is moving to a new run; ask again at once.
-	Retry    bool        `json:"retry,omitempty"`
+	Retry bool `json:"retry,omitempty"`
+	// Queued: the request waits in the budget's queue, Position of them (1 is next);
+	// the budget signals Notify when it grants it.
+	Queued   bool `json:"queued,omitempty"`
+	Position int  `json:"position,omitempty"`
+	// Asked: the request went to the budget as a signal (Notify); its answer comes the
+	// same way.
+	Asked    bool        `json:"asked,omitempty"`
 	InFlight int         `json:"in_flight"`
 	Limits   plan.Limits `json:"limits"`
 }
@@ -99,6 +120,9 @@ type LeaseRef struct {
 // methods are safe for concurrent use.
 type Budget interface {
 	Acquire(ctx context.Context, req LeaseRequest) (LeaseGrant, error)
+	// Ask sends a request with Notify set to the budget (starting it if it does not
+	// run); its answer comes to Notify as a signal.
+	Ask(ctx context.Context, req LeaseRequest) error
 	Release(ctx context.Context, ref LeaseRef) error
 	// Closed returns the leases whose holder has no open run any more (the run given,
 	// or, for a lease not bound to a run, any).
@@ -112,6 +136,12 @@ func (a *ClusterActivities) AcquireLease(ctx context.Context, req LeaseRequest) 
 		return LeaseGrant{}, temporal.NewNonRetryableApplicationError("this worker has no budget", ErrTypeNoBudget, nil)
 	}
 	req.Serving = a.serving()
+	if req.Notify != "" {
+		if err := a.Budget.Ask(ctx, req); err != nil {
+			return LeaseGrant{}, err
+		}
+		return LeaseGrant{Holder: req.Holder, Asked: true}, nil
+	}
 	return a.Budget.Acquire(ctx, req)
 }
 

@@ -23,13 +23,7 @@ func (s *Starter) Acquire(ctx context.Context, req activities.LeaseRequest) (act
 		return activities.LeaseGrant{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	for range 3 {
-		op := s.c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-			ID:                       workflows.BudgetWorkflowID,
-			TaskQueue:                workflows.TaskQueue,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			StaticSummary:            "the cluster's disruption budget: leases of every shutdown in flight",
-		}, workflows.BudgetWorkflowName, workflows.BudgetState{})
+		op := s.c.NewWithStartWorkflowOperation(budgetStart(), workflows.BudgetWorkflowName, workflows.BudgetState{})
 		h, err := s.c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 			StartWorkflowOperation: op,
 			UpdateOptions: client.UpdateWorkflowOptions{
@@ -48,6 +42,34 @@ func (s *Starter) Acquire(ctx context.Context, req activities.LeaseRequest) (act
 		}
 	}
 	return activities.LeaseGrant{Retry: true, Why: "the budget is moving to a new run"}, nil
+}
+
+// Ask sends a lease request to the budget as a signal, starting the budget when it does
+// not run yet; the budget answers by signalling req.Notify. No update slot is taken,
+// however many ask at once.
+func (s *Starter) Ask(ctx context.Context, req activities.LeaseRequest) error {
+	if err := req.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if req.Notify == "" {
+		return fmt.Errorf("%w: a request by signal needs notify: whom to answer", ErrBadRequest)
+	}
+	_, err := s.c.SignalWithStartWorkflow(ctx, workflows.BudgetWorkflowID, workflows.SignalAcquire, req, budgetStart(), workflows.BudgetWorkflowName, workflows.BudgetState{})
+	if err != nil {
+		return fmt.Errorf("ask the budget: %w", err)
+	}
+	return nil
+}
+
+// budgetStart is how the budget is started by whoever asks first.
+func budgetStart() client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       workflows.BudgetWorkflowID,
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:            "the cluster's disruption budget: leases of every shutdown in flight",
+	}
 }
 
 // Release gives a lease back. A budget that does not run holds nothing.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,33 +68,64 @@ func lease(node string, serving ...string) activities.LeaseRequest {
 
 var five = []string{"node-1", "node-2", "node-3", "node-4", "node-5"}
 
-// The budget grants while the limits allow, makes a request wait for a release,
-// answers no at once at the floor, lets a node's own SIGTERM through, and binds a
-// drain's reserved lease to the run that comes for it.
-func TestBudgetGrantsWaitsAndHoldsTheFloor(t *testing.T) {
+// signals records the budget's signals to the requests it granted from its queue.
+type signals struct {
+	mu  sync.Mutex
+	to  []string
+	at  []time.Time
+	env *testsuite.TestWorkflowEnvironment
+}
+
+func recordSignals(env *testsuite.TestWorkflowEnvironment) *signals {
+	s := &signals{env: env}
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalBudget, mock.Anything).Return(
+		func(_, workflowID, _, _ string, _ any) error {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.to, s.at = append(s.to, workflowID), append(s.at, env.Now())
+			return nil
+		})
+	return s
+}
+
+func (s *signals) sent() ([]string, []time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.to), slices.Clone(s.at)
+}
+
+// queued is a lease request that waits in the queue and is told when granted.
+func queued(node string, serving ...string) activities.LeaseRequest {
+	r := lease(node, serving...)
+	r.Notify = r.Holder
+	return r
+}
+
+// The budget grants while the limits allow, queues a request the limits hold back and
+// answers at once, grants it at the next release and tells it, answers no at once at
+// the floor, lets a node's own SIGTERM through, and binds a drain's reserved lease to
+// the run that comes for it.
+func TestBudgetGrantsQueuesAndHoldsTheFloor(t *testing.T) {
 	env := newBudgetEnv(t, plan.Limits{MaxParallel: 2, MinAlive: 2})
-	var a, b, c, d, e, f, g, g2 grantResult
+	sig := recordSignals(env)
+	var a, b, c, c2, d, e, f, g, g2 grantResult
 	var view BudgetView
 	start := env.Now()
 	at := func(d time.Duration, fn func()) { env.RegisterDelayedCallback(fn, d) }
-	at(time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "a", a.callbacks(env), lease("node-1", five...)) })
-	at(2*time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "b", b.callbacks(env), lease("node-2", five...)) })
-	at(3*time.Second, func() {
-		req := lease("node-3", five...)
-		req.Wait = plan.Duration(10 * time.Second)
-		env.UpdateWorkflow(UpdateAcquire, "c", c.callbacks(env), req)
-	})
+	noop := &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {}}
+	at(time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "a", a.callbacks(env), queued("node-1", five...)) })
+	at(2*time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "b", b.callbacks(env), queued("node-2", five...)) })
+	at(3*time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "c", c.callbacks(env), queued("node-3", five...)) })
 	at(5*time.Second, func() {
-		env.UpdateWorkflow(UpdateRelease, "ra", &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {}},
-			activities.LeaseRef{Holder: WorkflowID("node-1"), Run: "run-node-1"})
+		env.UpdateWorkflow(UpdateRelease, "ra", noop, activities.LeaseRef{Holder: WorkflowID("node-1"), Run: "run-node-1"})
 	})
+	// Told, node-3 asks again and finds its lease.
+	at(6*time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "c2", c2.callbacks(env), queued("node-3", five...)) })
 	at(20*time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "d", d.callbacks(env), lease("node-4", five...)) })
 	at(21*time.Second, func() {
+		env.UpdateWorkflow(UpdateRelease, "rd", noop, activities.LeaseRef{Holder: WorkflowID("node-4"), Run: "run-node-4"})
 		// node-2 and node-3 hold leases: node-4 going would leave node-5 alone.
-		req := lease("node-4", "node-4", "node-5")
-		req.Wait = plan.Duration(10 * time.Second)
-		req.Holder, req.Node = WorkflowID("node-4"), "node-4"
-		env.UpdateWorkflow(UpdateAcquire, "e", e.callbacks(env), req)
+		env.UpdateWorkflow(UpdateAcquire, "e", e.callbacks(env), queued("node-4", "node-4", "node-5"))
 	})
 	at(22*time.Second, func() {
 		req := lease("node-5", "node-5")
@@ -101,15 +134,12 @@ func TestBudgetGrantsWaitsAndHoldsTheFloor(t *testing.T) {
 	})
 	at(23*time.Second, func() {
 		for _, n := range []string{"node-2", "node-3"} {
-			env.UpdateWorkflow(UpdateRelease, "r"+n, &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {}},
-				activities.LeaseRef{Holder: WorkflowID(n), Run: "run-" + n})
+			env.UpdateWorkflow(UpdateRelease, "r"+n, noop, activities.LeaseRef{Holder: WorkflowID(n), Run: "run-" + n})
 		}
-		reserved := activities.LeaseRequest{Holder: WorkflowID("node-7"), Node: "node-7", Drain: "d1"}
+		reserved := activities.LeaseRequest{Holder: WorkflowID("node-7"), Node: "node-7", Drain: "d1", Notify: "farewell-drain-d1"}
 		env.UpdateWorkflow(UpdateAcquire, "g", g.callbacks(env), reserved)
 	})
-	at(24*time.Second, func() {
-		env.UpdateWorkflow(UpdateAcquire, "g2", g2.callbacks(env), lease("node-7", five...))
-	})
+	at(24*time.Second, func() { env.UpdateWorkflow(UpdateAcquire, "g2", g2.callbacks(env), lease("node-7", five...)) })
 	at(25*time.Second, func() {
 		v, err := env.QueryWorkflow(QueryBudget)
 		if err != nil {
@@ -123,7 +153,7 @@ func TestBudgetGrantsWaitsAndHoldsTheFloor(t *testing.T) {
 	at(30*time.Second, env.CancelWorkflow)
 	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
 
-	check := func(name string, r *grantResult, granted bool, why string) time.Time {
+	check := func(name string, r *grantResult, granted bool, why string) (activities.LeaseGrant, time.Time) {
 		t.Helper()
 		g, when, done, err := r.get()
 		switch {
@@ -132,15 +162,20 @@ func TestBudgetGrantsWaitsAndHoldsTheFloor(t *testing.T) {
 		case g.Granted != granted || !strings.Contains(g.Why, why):
 			t.Errorf("%s: got %+v, want granted %v and %q", name, g, granted, why)
 		}
-		return when
+		return g, when
 	}
 	check("first", &a, true, "")
 	check("second", &b, true, "")
-	if when := check("third, after a release", &c, true, ""); when.Sub(start) < 5*time.Second || when.Sub(start) > 6*time.Second {
-		t.Errorf("the waiting request was granted %s after the start, want at the release (5s)", when.Sub(start))
+	if g, when := check("third, while full", &c, false, "2 shutdowns in flight, max_parallel is 2"); !g.Queued || g.Position != 1 || when.Sub(start) > 3*time.Second {
+		t.Errorf("the third request: %+v at %s; want queued first, answered at once", g, when.Sub(start))
 	}
+	to, when := sig.sent()
+	if len(to) == 0 || to[0] != WorkflowID("node-3") || when[0].Sub(start) != 5*time.Second {
+		t.Errorf("signals %v at %v; want node-3's shutdown told at the release (5s)", to, when)
+	}
+	check("third, told, asking again", &c2, true, "")
 	check("full", &d, false, "2 shutdowns in flight, max_parallel is 2")
-	if g, when, _, _ := e.get(); !g.Floor || when.Sub(start) > 22*time.Second {
+	if g, when, _, _ := e.get(); !g.Floor || when.Sub(start) > 21*time.Second {
 		t.Errorf("at the floor: %+v at %s; want a floor refusal at once", g, when.Sub(start))
 	}
 	check("its own SIGTERM", &f, true, "never held back")
@@ -152,8 +187,75 @@ func TestBudgetGrantsWaitsAndHoldsTheFloor(t *testing.T) {
 	for _, l := range view.Leases {
 		nodes = append(nodes, l.Node+"/"+l.Run)
 	}
-	if strings.Join(nodes, " ") != "node-5/run-node-5 node-7/run-node-7" || view.Limits.MaxParallel != 2 {
-		t.Errorf("leases %v, limits %+v", nodes, view.Limits)
+	if strings.Join(nodes, " ") != "node-5/run-node-5 node-7/run-node-7" || view.Limits.MaxParallel != 2 || len(view.Queue) != 0 {
+		t.Errorf("leases %v, queue %v, limits %+v", nodes, view.Queue, view.Limits)
+	}
+}
+
+// Hundreds of requests at once under max_parallel 2: every one is answered at once
+// (none holds an update while it waits), releases always get in, and the queue is
+// granted in the order it was asked, never more than two in flight.
+func TestBudgetQueueHoldsNoUpdate(t *testing.T) {
+	const n = 300
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 2})
+	sig := recordSignals(env)
+	results := make([]grantResult, n)
+	node := func(i int) string { return fmt.Sprintf("node-%03d", i) }
+	noop := &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {}}
+	env.RegisterDelayedCallback(func() {
+		for i := range n {
+			env.UpdateWorkflow(UpdateAcquire, node(i), results[i].callbacks(env), queued(node(i)))
+		}
+	}, time.Second)
+	var most int
+	var wrong []string
+	// Each second the two in flight (the queue's next two, granted at the last
+	// releases) end.
+	for k := range n / 2 {
+		env.RegisterDelayedCallback(func() {
+			v, err := env.QueryWorkflow(QueryBudget)
+			var view BudgetView
+			if err != nil || v.Get(&view) != nil {
+				t.Error("the budget did not answer its query")
+				return
+			}
+			most = max(most, len(view.Leases))
+			var held []string
+			for _, l := range view.Leases {
+				held = append(held, l.Node)
+			}
+			if want := []string{node(2 * k), node(2*k + 1)}; !slices.Equal(held, want) {
+				wrong = append(wrong, fmt.Sprintf("after %d releases %v hold leases, want %v", 2*k, held, want))
+			}
+			for _, i := range []int{2 * k, 2*k + 1} {
+				env.UpdateWorkflow(UpdateRelease, "r"+node(i), noop, activities.LeaseRef{Holder: WorkflowID(node(i)), Run: "run-" + node(i)})
+			}
+		}, time.Duration(k+2)*time.Second)
+	}
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Duration(n/2+5)*time.Second)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+
+	for i := range n {
+		g, when, done, err := results[i].get()
+		switch {
+		case !done || err != nil:
+			t.Fatalf("%s: done %v, error %v", node(i), done, err)
+		case when.Sub(env.Now().Add(-time.Duration(n/2+5)*time.Second)) > time.Second:
+			t.Fatalf("%s answered %s after it asked; want at once", node(i), when)
+		case i < 2 && !g.Granted, i >= 2 && (!g.Queued || g.Position != i-1):
+			t.Fatalf("%s: %+v; want granted (the first two) or queued in place %d", node(i), g, i-1)
+		}
+	}
+	if len(wrong) > 0 {
+		t.Fatalf("the queue was not granted in order: %s", strings.Join(wrong[:min(3, len(wrong))], "; "))
+	}
+	to, _ := sig.sent()
+	slices.Sort(to)
+	if distinct := slices.Compact(slices.Clone(to)); len(to) != n-2 || len(distinct) != n-2 || to[0] != WorkflowID(node(2)) {
+		t.Fatalf("%d requests told of their lease (%d different); want each of the %d queued once", len(to), len(distinct), n-2)
+	}
+	if most > 2 {
+		t.Errorf("%d leases at once; max_parallel is 2", most)
 	}
 }
 
@@ -199,19 +301,20 @@ func TestBudgetReapsLeasesOfClosedRuns(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			asked = append(asked, refs)
-			return refs, nil // every holder closed
+			// node-1's run closed without giving its lease back; node-2 waits.
+			return slices.DeleteFunc(slices.Clone(refs), func(r activities.LeaseRef) bool { return r.Holder != WorkflowID("node-1") }), nil
 		})
+	sig := recordSignals(env)
 	var a, b grantResult
 	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdateAcquire, "a", a.callbacks(env), lease("node-1")) }, time.Second)
-	env.RegisterDelayedCallback(func() {
-		req := lease("node-2")
-		req.Wait = plan.Duration(50 * time.Second)
-		env.UpdateWorkflow(UpdateAcquire, "b", b.callbacks(env), req)
-	}, 30*time.Second)
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdateAcquire, "b", b.callbacks(env), queued("node-2")) }, 30*time.Second)
 	env.RegisterDelayedCallback(env.CancelWorkflow, 3*time.Minute)
 	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
-	if g, when, _, err := b.get(); err != nil || !g.Granted || when.Sub(env.Now()) > 0 {
-		t.Fatalf("after the reap: %+v %v", g, err)
+	if g, _, _, err := b.get(); err != nil || !g.Queued {
+		t.Fatalf("node-2 while node-1 holds the only lease: %+v %v; want queued", g, err)
+	}
+	if to, _ := sig.sent(); len(to) != 1 || to[0] != WorkflowID("node-2") {
+		t.Fatalf("told %v; want node-2's shutdown, once node-1's lease was reaped", to)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -246,6 +349,55 @@ func TestBudgetContinuesAsNewWithItsLeases(t *testing.T) {
 	}
 }
 
+// The queue moves to the next run with the leases, in its order.
+func TestBudgetContinuesAsNewWithItsQueue(t *testing.T) {
+	defer func(n int) { budgetUpdatesPerRun = n }(budgetUpdatesPerRun)
+	budgetUpdatesPerRun = 10
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 3})
+	results := make([]grantResult, budgetUpdatesPerRun)
+	env.RegisterDelayedCallback(func() {
+		for i := range budgetUpdatesPerRun {
+			node := fmt.Sprintf("node-%02d", i)
+			env.UpdateWorkflow(UpdateAcquire, node, results[i].callbacks(env), queued(node))
+		}
+	}, time.Second)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want a continue-as-new, got %v", err)
+	}
+	var carried BudgetState
+	if err := decodePayloads(can.Input, &carried); err != nil {
+		t.Fatal(err)
+	}
+	if len(carried.Leases) != 3 || len(carried.Waiters) != budgetUpdatesPerRun-3 || carried.Waiters[0].Node != "node-03" {
+		t.Errorf("carried %d leases and %d waiters (first %+v); want 3 and %d, node-03 first", len(carried.Leases), len(carried.Waiters), carried.Waiters, budgetUpdatesPerRun-3)
+	}
+}
+
 func decodePayloads(p *commonpb.Payloads, v any) error {
 	return converter.GetDefaultDataConverter().FromPayloads(p, v)
+}
+
+// A budget run of the version before the queue cannot answer a request by signal (a
+// newer orchestrator's shutdown sends them): it moves to a new run and hands the
+// request over, so that nobody waits on a run that never answers.
+func TestBudgetOfAnEarlierVersionHandsRequestsByItsSignalOver(t *testing.T) {
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 2})
+	env.OnGetVersion("budget-queue", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	var a grantResult
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdateAcquire, "a", a.callbacks(env), lease("node-1", five...)) }, time.Second)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalAcquire, queued("node-2", five...)) }, 2*time.Second)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want a continue-as-new, got %v", err)
+	}
+	var carried BudgetState
+	if err := decodePayloads(can.Input, &carried); err != nil {
+		t.Fatal(err)
+	}
+	if len(carried.Leases) != 1 || len(carried.Asks) != 1 || carried.Asks[0].Node != "node-2" {
+		t.Errorf("carried %+v; want node-1's lease and node-2's request", carried)
+	}
 }

@@ -56,6 +56,19 @@ func (w *Shutdowns) Drain(ctx workflow.Context, req DrainRequest) (*DrainReport,
 	if err := d.register(ctx); err != nil {
 		return nil, err
 	}
+	// A lease the cluster's budget cannot grant at once waits in its queue; the budget
+	// signals the drain when it grants it (runs of this version on).
+	if workflow.GetVersion(ctx, "drain-budget-queue", workflow.DefaultVersion, 1) >= 1 {
+		d.queue, d.answers, d.asked = true, map[string]activities.LeaseGrant{}, map[string]time.Time{}
+		answers := workflow.GetSignalChannel(ctx, SignalBudget)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			var g activities.LeaseGrant
+			for answers.Receive(ctx, &g) {
+				d.answers[g.Holder] = g
+				d.changed()
+			}
+		})
+	}
 	if req.Carry == nil {
 		if err := d.preflight(ctx, w.setup(ctx)); err != nil {
 			return nil, err
@@ -131,6 +144,11 @@ type drain struct {
 	// returning are the leases of the drain's shutdowns that ended: the next lease
 	// request hands them back (one step for the budget), or flush does before a wait.
 	returning []activities.LeaseRef
+	// queue: lease requests go to the budget as signals, and its answers come back
+	// the same way (answers, by holder); asked is when each was last sent.
+	queue   bool
+	answers map[string]activities.LeaseGrant
+	asked   map[string]time.Time
 }
 
 func (d *drain) preflight(ctx workflow.Context, setup drainSetup) error {
@@ -309,6 +327,9 @@ func (d *drain) lease(ctx workflow.Context, i int) bool {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
 		Summary:             "lease from the budget for " + n.Node,
 	})
+	if d.queue {
+		return d.leaseBySignal(ctx, lctx, i)
+	}
 	// With shutdowns of its own in flight the drain does not wait inside the budget: the
 	// room it waits for may be their leases, which only it gives back (when one ends, it
 	// asks again at once, handing the lease over).
@@ -329,23 +350,83 @@ func (d *drain) lease(ctx workflow.Context, i int) bool {
 	case err != nil:
 		d.waitFor(ctx, "the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
 		return false
-	case g.Granted:
+	case g.Retry:
+		return false
+	}
+	if !g.Granted && !g.Floor {
+		// The budget is full: ask again in a second, or at once when one of ours ends.
+		d.waitFor(ctx, "the cluster's budget: "+g.Why, time.Second)
+		return false
+	}
+	return d.answered(ctx, i, g)
+}
+
+// answered acts on the budget's answer g for node i: granted (true), or held back by the
+// floor for good.
+func (d *drain) answered(ctx workflow.Context, i int, g activities.LeaseGrant) bool {
+	n := &d.r.Nodes[i]
+	if g.Granted {
 		if g.Why != "" {
 			n.Note = strings.TrimSpace(n.Note + " " + g.Why)
 		}
 		return true
-	case g.Retry:
-		return false
-	case g.Floor:
-		n.State, n.Note = DrainBlocked, "held back by the min-alive floor: "+g.Why
-		d.r.Floor = g.Why
-		d.log.Warn("node held back by the min-alive floor", "node", n.Node, "why", g.Why)
-		d.changed()
-		d.details(ctx)
+	}
+	n.State, n.Note = DrainBlocked, "held back by the min-alive floor: "+g.Why
+	d.r.Floor = g.Why
+	d.log.Warn("node held back by the min-alive floor", "node", n.Node, "why", g.Why)
+	d.changed()
+	d.details(ctx)
+	return false
+}
+
+// leaseBySignal asks the budget for node i's lease by a signal (no update slot taken)
+// and acts on its answer, which comes as a signal too: granted, at the floor, or queued
+// — then the drain waits (the budget tells it when its turn comes; one of its own
+// shutdowns ending hands a lease over; an answer that does not come is asked again).
+func (d *drain) leaseBySignal(ctx, lctx workflow.Context, i int) bool {
+	n := &d.r.Nodes[i]
+	holder := WorkflowID(n.Node)
+	if g, ok := d.answers[holder]; ok {
+		delete(d.answers, holder)
+		switch {
+		case g.Granted, g.Floor:
+			delete(d.asked, holder)
+			return d.answered(ctx, i, g)
+		case len(d.returning) > 0:
+			// One of ours ended meanwhile: hand its lease over now.
+		case g.Queued:
+			d.waitFor(ctx, fmt.Sprintf("the cluster's budget: %s (place %d in its queue)", g.Why, g.Position), budgetRecheck)
+			return false
+		case !g.Retry:
+			// An answer it cannot use: ask again in a moment.
+			delete(d.asked, holder)
+			d.waitFor(ctx, "the cluster's budget: "+g.Why, time.Second)
+			return false
+		}
+	} else if at, ok := d.asked[holder]; ok && workflow.Now(ctx).Sub(at) < budgetRecheck && len(d.returning) == 0 {
+		d.waitFor(ctx, "waiting for the cluster's budget to answer", budgetRecheck-workflow.Now(ctx).Sub(at))
 		return false
 	}
-	// The budget is full: ask again in a second, or at once when one of ours ends.
-	d.waitFor(ctx, "the cluster's budget: "+g.Why, time.Second)
+	var g activities.LeaseGrant
+	err := workflow.ExecuteLocalActivity(lctx, clusterActs.AcquireLease, activities.LeaseRequest{
+		Holder: holder, Node: n.Node, Drain: d.req.Name, Limits: plan.Limits{MinAlive: d.req.Limits.MinAlive},
+		Returning: d.returning, Notify: d.r.WorkflowID,
+	}).Get(lctx, &g)
+	if err != nil {
+		d.waitFor(ctx, "the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
+		return false
+	}
+	d.returning = nil // the budget takes them back
+	d.asked[holder] = workflow.Now(ctx)
+	if !g.Asked {
+		// A budget that answered at once (not by signal) gave its answer here.
+		g.Holder = holder
+		d.answers[holder] = g
+		return false
+	}
+	if _, ok := d.answers[holder]; !ok {
+		d.waitFor(ctx, "waiting for the cluster's budget to answer", budgetRecheck)
+	}
 	return false
 }
 

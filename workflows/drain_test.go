@@ -92,7 +92,11 @@ func newDrainHarness(t *testing.T) *drainHarness {
 		func(_ context.Context, in activities.LeaseRequest) (activities.LeaseGrant, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			return h.grant(in), nil
+			g := h.grant(in)
+			// The budget's answer, at once (the tests of its answers by signal answer
+			// from the test's own callbacks).
+			g.Holder = in.Holder
+			return g, nil
 		})
 	env.OnActivity(clusterActs.ReleaseLease, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.LeaseRef) error {
@@ -216,7 +220,7 @@ func TestDrainWaitsWhileTheBudgetIsFull(t *testing.T) {
 	h.env.RegisterDelayedCallback(func() { h.mu.Lock(); full = false; h.mu.Unlock() }, 30*time.Second)
 	h.grant = func(in activities.LeaseRequest) activities.LeaseGrant {
 		if full {
-			return activities.LeaseGrant{Why: "3 shutdowns in flight, max_parallel is 3"}
+			return activities.LeaseGrant{Why: "3 shutdowns in flight, max_parallel is 3", Queued: true, Position: 1}
 		}
 		return activities.LeaseGrant{Granted: true}
 	}
@@ -224,7 +228,7 @@ func TestDrainWaitsWhileTheBudgetIsFull(t *testing.T) {
 	h.progressAt(10*time.Second, &during)
 	start := h.env.Now()
 	r := h.run(drainOf("n1", "n2"))
-	if !strings.Contains(during.Waiting, "the cluster's budget: 3 shutdowns in flight") || len(during.InFlight()) != 0 {
+	if !strings.Contains(during.Waiting, "the cluster's budget: 3 shutdowns in flight, max_parallel is 3 (place 1 in its queue)") || len(during.InFlight()) != 0 {
 		t.Errorf("while the budget was full: waiting %q, in flight %v", during.Waiting, during.InFlight())
 	}
 	if at := h.started["n1"].Sub(start); at < 30*time.Second {

@@ -79,8 +79,8 @@ func TestShutdownCancelledWhileWaitingForTheBudget(t *testing.T) {
 			t.Errorf("step %s %s, ran %d times", s.Name, s.Status, h.called(s.Name))
 		}
 	}
-	if h.called("release") != 0 || h.called("rollback") != 0 {
-		t.Errorf("release %d, rollback %d: nothing was held or changed", h.called("release"), h.called(plan.Rollback))
+	if h.called("release") != 1 || h.called("rollback") != 0 {
+		t.Errorf("release %d, rollback %d: nothing was changed, and its place in the queue is given up", h.called("release"), h.called(plan.Rollback))
 	}
 }
 
@@ -113,6 +113,90 @@ func TestShutdownLeaseSpecialCases(t *testing.T) {
 		r := h.run(ShutdownRequest{})
 		if h.called("acquire") != 0 || h.called("release") != 0 {
 			t.Errorf("outcome %s, acquire %d, release %d", r.Outcome, h.called("acquire"), h.called("release"))
+		}
+	})
+}
+
+// With no budget set (budget.max_parallel and min_alive 0) a shutdown asks nothing of it.
+func TestNoBudgetNoLease(t *testing.T) {
+	h := newHarnessWith(t, plan.Limits{})
+	r := h.run(ShutdownRequest{})
+	if r.Outcome != plan.Graceful || h.called("acquire") != 0 || h.called("release") != 0 {
+		t.Errorf("outcome %s, acquire %d, release %d; want no lease asked for", r.Outcome, h.called("acquire"), h.called("release"))
+	}
+}
+
+// A shutdown the budget queues waits, saying where it stands, until the budget tells it
+// its lease is granted — not asking again meanwhile — then runs.
+func TestShutdownWaitsInTheBudgetsQueueUntilTold(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var asked []time.Time
+	var notify, holder string
+	h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, h.env.Now())
+		notify, holder = in.Notify, in.Holder
+		return activities.LeaseGrant{Asked: true}, nil
+	}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: holder, Queued: true, Position: 3, Why: "2 shutdowns in flight, max_parallel is 2"})
+	}, time.Second)
+	var waiting string
+	h.env.RegisterDelayedCallback(func() {
+		if v, err := h.env.QueryWorkflow(QueryProgress); err == nil {
+			var p ShutdownReport
+			_ = v.Get(&p)
+			waiting = p.Waiting
+		}
+		// Another shutdown's answer is not this one's.
+		h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: WorkflowID("node-9"), Granted: true})
+	}, 10*time.Second)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: holder, Granted: true})
+	}, 12*time.Second)
+	start := h.env.Now()
+	r := h.run(ShutdownRequest{})
+	if r.Outcome != plan.Graceful || !strings.Contains(r.Budget, "waited 12s") {
+		t.Errorf("outcome %s, budget %q", r.Outcome, r.Budget)
+	}
+	if !strings.Contains(waiting, "max_parallel is 2; 2 ahead in the queue") {
+		t.Errorf("while queued its progress said %q", waiting)
+	}
+	if len(asked) != 1 || asked[0] != start || notify != r.WorkflowID {
+		t.Errorf("asked at %v (notify %q); want once, at the start, to be told at %s", asked, notify, r.WorkflowID)
+	}
+}
+
+// An answer that never comes is asked for again (the request keeps its place); a
+// node's own SIGTERM does not wait for one: it goes on without a lease.
+func TestShutdownAsksTheBudgetAgainWhenNoAnswerComes(t *testing.T) {
+	t.Run("asks again", func(t *testing.T) {
+		h := newHarness(t)
+		var mu sync.Mutex
+		n := 0
+		h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if n++; n == 2 {
+				return activities.LeaseGrant{Granted: true}, nil
+			}
+			return activities.LeaseGrant{Asked: true}, nil // and no answer ever comes
+		}
+		r := h.run(ShutdownRequest{})
+		if r.Outcome != plan.Graceful || n != 2 || !strings.Contains(r.Budget, "waited 30s") {
+			t.Errorf("outcome %s after %d requests, budget %q; want the second, 30s on, granted", r.Outcome, n, r.Budget)
+		}
+	})
+	t.Run("its own SIGTERM goes on", func(t *testing.T) {
+		h := newHarness(t)
+		h.acquire = func(activities.LeaseRequest) (activities.LeaseGrant, error) {
+			return activities.LeaseGrant{Asked: true}, nil
+		}
+		r := h.run(ShutdownRequest{Unblockable: true})
+		if r.Outcome != plan.Graceful || !strings.Contains(r.Budget, "without a lease") || h.called("acquire") != 1 {
+			t.Errorf("outcome %s, budget %q, %d requests", r.Outcome, r.Budget, h.called("acquire"))
 		}
 	})
 }

@@ -72,7 +72,8 @@ type shutdown struct {
 	cancelCurrent workflow.CancelFunc
 	skips         map[string]string // step → why an operator skipped it
 	done          bool
-	leased        bool // holds a lease of the budget
+	leased        bool        // holds a lease of the budget
+	limits        plan.Limits // the cluster's budget, as the orchestrator was configured
 }
 
 // Versions of the workflow's decisions. A run keeps the version it started with, so
@@ -94,6 +95,10 @@ const (
 	// after deregister failed, policy force) is still terminated; a run whose drain
 	// holds its lease leaves the lease to the drain to give back.
 	versionHostSteps = 4
+	// versionBudgetQueue asks the budget only when the cluster has limits (budget.*,
+	// recorded), and waits for a lease outside the budget: in its queue, until the
+	// budget signals that it granted it (or, every budgetRecheck, asking again).
+	versionBudgetQueue = 5
 )
 
 func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shutdown, error) {
@@ -118,7 +123,7 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 	s := &shutdown{
 		req:     req,
 		plan:    effective,
-		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionHostSteps),
+		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionBudgetQueue),
 		log:     log.With(workflow.GetLogger(ctx), "node", req.Node),
 		root:    ctx,
 		ctx:     ctx,
@@ -133,6 +138,12 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 		},
 		facts: plan.Facts{CanEvict: true, CanVerify: true, ForceAllowed: effective.Force || req.Force,
 			ServicesStopped: effective.Index(plan.StopServices) < 0},
+	}
+	if s.version >= versionBudgetQueue {
+		// Recorded, like the plan: a change of the worker's budget.* never changes a replay.
+		if err := workflow.SideEffect(ctx, func(workflow.Context) any { return w.Limits }).Get(&s.limits); err != nil {
+			return nil, err
+		}
 	}
 	s.facts.TerminateUnstopped = s.version >= versionProcess
 	s.facts.TerminateLeft = s.version >= versionHostSteps
@@ -205,6 +216,9 @@ const (
 	// budgetRetry is how long a shutdown the floor holds back waits before it asks
 	// again (nodes joining is what frees it).
 	budgetRetry = 5 * time.Second
+	// budgetRecheck is how long a shutdown in the budget's queue waits for its signal
+	// before it asks again (in case the signal was lost): it keeps its place.
+	budgetRecheck = 30 * time.Second
 )
 
 // lease takes a lease from the cluster's budget before the first step, waiting while
@@ -214,6 +228,10 @@ const (
 func (s *shutdown) lease() {
 	if s.req.Leased {
 		s.leased = true
+		return
+	}
+	if s.version >= versionBudgetQueue {
+		s.leaseBySignal()
 		return
 	}
 	start := workflow.Now(s.ctx)
@@ -240,16 +258,7 @@ func (s *shutdown) lease() {
 			s.waitForBudget("the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
 			continue
 		case g.Granted:
-			s.leased = true
-			waited := workflow.Now(s.ctx).Sub(start)
-			switch {
-			case g.Why != "":
-				s.report.Budget = g.Why
-			case waited >= time.Second:
-				s.report.Budget = fmt.Sprintf("waited %s for the budget", plan.Millis(waited))
-			}
-			s.report.Waiting = ""
-			s.details()
+			s.granted(g, start)
 			return
 		case g.Retry:
 			continue
@@ -259,6 +268,140 @@ func (s *shutdown) lease() {
 			// The budget waited already: a short pause, then ask again.
 			s.waitForBudget(g.Why, time.Second)
 		}
+	}
+}
+
+// granted records the lease the budget granted (g), asked for since start.
+func (s *shutdown) granted(g activities.LeaseGrant, start time.Time) {
+	s.leased = true
+	waited := workflow.Now(s.ctx).Sub(start)
+	switch {
+	case g.Why != "":
+		s.report.Budget = g.Why
+	case waited >= time.Second:
+		s.report.Budget = fmt.Sprintf("waited %s for the budget", plan.Millis(waited))
+	}
+	s.report.Waiting = ""
+	s.details()
+}
+
+// leaseBySignal takes a lease when the cluster has a budget to keep: it asks by a
+// signal (no update slot taken, however many ask at once) and waits for the budget's
+// answer, also a signal — granted, at the floor, or queued, and then granted when its
+// turn comes. An answer that does not come within budgetRecheck is asked for again (the
+// request keeps its place in the queue). A node's own SIGTERM does not wait past
+// budgetRetry for an answer: it goes on without a lease.
+func (s *shutdown) leaseBySignal() {
+	if s.limits == (plan.Limits{}) {
+		return // no budget to keep: nothing to ask
+	}
+	start := workflow.Now(s.ctx)
+	req := activities.LeaseRequest{Holder: s.report.WorkflowID, Run: s.report.RunID, Node: s.req.Node, Drain: s.req.Drain,
+		Unblockable: s.req.Unblockable, Notify: s.report.WorkflowID}
+	answers := workflow.GetSignalChannel(s.ctx, SignalBudget)
+	patience := budgetRecheck
+	if s.req.Unblockable {
+		patience = budgetRetry
+	}
+	cancelled := func() bool {
+		if !errors.Is(s.ctx.Err(), workflow.ErrCanceled) {
+			return false
+		}
+		s.facts.AbortReason = "the shutdown was cancelled while it waited for the budget"
+		s.report.Waiting = ""
+		s.withdraw()
+		return true
+	}
+	for ask := true; ; {
+		if cancelled() {
+			return
+		}
+		var g activities.LeaseGrant
+		answered := false
+		if ask {
+			lctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
+				StartToCloseTimeout: 20 * time.Second,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
+				Summary:             "lease from the budget for " + s.req.Node,
+			})
+			err := workflow.ExecuteLocalActivity(lctx, clusterActs.AcquireLease, req).Get(lctx, &g)
+			// A budget that answered at once (not by signal) gave its answer here.
+			answered = err == nil && !g.Asked
+			switch {
+			case cancelled():
+				return
+			case err != nil && s.req.Unblockable:
+				s.log.Warn("the budget did not answer; a node's own SIGTERM goes on without a lease", "error", err)
+				s.report.Budget = "went on without a lease: the budget did not answer (" + errorMessage(err, plan.StepSpec{}) + ")"
+				return
+			case err != nil:
+				s.waitForBudget("the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
+				continue
+			}
+			ask = false
+		}
+		if !answered {
+			g, answered = s.awaitAnswer(answers, req.Holder, patience)
+		}
+		switch {
+		case !answered && s.req.Unblockable:
+			s.log.Warn("the budget did not answer; a node's own SIGTERM goes on without a lease")
+			s.report.Budget = fmt.Sprintf("went on without a lease: the budget did not answer within %s", patience)
+			s.withdraw()
+			return
+		case !answered:
+			ask = true
+		case g.Granted:
+			s.granted(g, start)
+			return
+		case g.Floor:
+			s.waitForBudget(g.Why, budgetRetry)
+			ask = true
+		case g.Queued:
+			why := g.Why
+			if g.Position > 1 {
+				why = fmt.Sprintf("%s; %d ahead in the queue", why, g.Position-1)
+			}
+			s.waitForBudget(why, 0)
+		default: // moving to a new run, or an answer it cannot use: ask again
+			ask = true
+		}
+	}
+}
+
+// awaitAnswer waits up to d for the budget's answer about holder.
+func (s *shutdown) awaitAnswer(answers workflow.ReceiveChannel, holder string, d time.Duration) (activities.LeaseGrant, bool) {
+	tctx, cancel := workflow.WithCancel(s.ctx)
+	defer cancel()
+	timer := workflow.NewTimer(tctx, d)
+	for {
+		var g activities.LeaseGrant
+		got := false
+		sel := workflow.NewSelector(s.ctx)
+		sel.AddReceive(answers, func(c workflow.ReceiveChannel, _ bool) { c.Receive(s.ctx, &g); got = true })
+		sel.AddFuture(timer, func(workflow.Future) {})
+		sel.Select(s.ctx)
+		switch {
+		case !got:
+			return g, false
+		case g.Holder == holder:
+			return g, true
+		}
+	}
+}
+
+// withdraw takes the shutdown out of the budget's queue (it was cancelled there).
+func (s *shutdown) withdraw() {
+	dctx, cancel := workflow.NewDisconnectedContext(s.ctx)
+	defer cancel()
+	lctx := workflow.WithLocalActivityOptions(dctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 20 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
+		Summary:             "leave the budget's queue",
+	})
+	ref := activities.LeaseRef{Holder: s.report.WorkflowID, Run: s.report.RunID}
+	if err := workflow.ExecuteLocalActivity(lctx, clusterActs.ReleaseLease, ref).Get(lctx, nil); err != nil {
+		s.log.Warn("the budget's queue not left; the budget reaps the place", "error", err)
 	}
 }
 
@@ -282,12 +425,26 @@ func (s *shutdown) releaseLease() {
 	if !s.leased || s.req.Leased && s.version >= versionHostSteps {
 		return
 	}
+	ref := activities.LeaseRef{Holder: s.report.WorkflowID, Run: s.report.RunID}
+	if s.version >= versionBudgetQueue {
+		// Its lease came from a budget that takes signals: give it back the same way,
+		// from the workflow itself — the budget hands it to the next in its queue as soon
+		// as the signal reaches it. (A signal command must be waited for: one left with
+		// the run's completing task is dropped.) Should it fail, the budget reaps the
+		// lease once it sees the run closed.
+		dctx, cancel := workflow.NewDisconnectedContext(s.ctx)
+		defer cancel()
+		if err := workflow.SignalExternalWorkflow(dctx, BudgetWorkflowID, "", SignalRelease, ref).Get(dctx, nil); err != nil {
+			s.log.Warn("lease not given back; the budget reaps it", "error", err)
+		}
+		s.leased = false
+		return
+	}
 	lctx := workflow.WithLocalActivityOptions(s.ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 20 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
 		Summary:             "give the lease back",
 	})
-	ref := activities.LeaseRef{Holder: s.report.WorkflowID, Run: s.report.RunID}
 	if err := workflow.ExecuteLocalActivity(lctx, clusterActs.ReleaseLease, ref).Get(lctx, nil); err != nil {
 		s.log.Warn("lease not given back; the budget reaps it", "error", err)
 	}

@@ -41,7 +41,13 @@ type harness struct {
 	converged []bool // results of successive convergence checks; the last repeats
 }
 
-func newHarness(t *testing.T) *harness {
+// harnessLimits is the cluster's budget of the harness's orchestrator.
+var harnessLimits = plan.Limits{MaxParallel: 10}
+
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessLimits) }
+
+// newHarnessWith is newHarness for an orchestrator whose cluster budget is limits.
+func newHarnessWith(t *testing.T, limits plan.Limits) *harness {
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(sdklog.NewStructuredLogger(testkit.Logger(t)))
 	h := &harness{t: t, env: suite.NewTestWorkflowEnvironment(), calls: map[string]int{}, steps: map[string]stepFunc{}}
@@ -73,7 +79,9 @@ func newHarness(t *testing.T) *harness {
 	}
 
 	env := h.env
-	env.RegisterWorkflowWithOptions(GracefulShutdown, workflow.RegisterOptions{Name: WorkflowName})
+	// A cluster with a budget: every shutdown asks it (with none it asks nothing: see
+	// TestNoBudgetNoLease).
+	env.RegisterWorkflowWithOptions((&Shutdowns{Plan: plan.Default(), Limits: limits}).GracefulShutdown, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivity(&activities.NodeActivities{})
 	env.RegisterActivity(&activities.ClusterActivities{})
 	node := func(name string) stepFunc {
@@ -112,10 +120,20 @@ func newHarness(t *testing.T) *harness {
 	env.OnActivity(clusterActs.AcquireLease, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.LeaseRequest) (activities.LeaseGrant, error) {
 			h.count("acquire")
-			return h.acquire(in)
+			// The budget's answer at once, or Asked: it answers by signal (the test's own
+			// callbacks do), or never.
+			g, err := h.acquire(in)
+			g.Holder = in.Holder
+			return g, err
 		})
 	env.OnActivity(clusterActs.ReleaseLease, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.LeaseRef) error {
+			h.count("release")
+			return nil
+		})
+	// A lease that came by signal goes back by signal.
+	env.OnSignalExternalWorkflow(mock.Anything, BudgetWorkflowID, "", SignalRelease, mock.Anything).Return(
+		func(_, _, _, _ string, _ any) error {
 			h.count("release")
 			return nil
 		})
@@ -155,7 +173,7 @@ func (h *harness) run(req ShutdownRequest) *ShutdownReport {
 		p := plan.Default()
 		req.Plan = &p
 	}
-	h.env.ExecuteWorkflow(GracefulShutdown, req)
+	h.env.ExecuteWorkflow(WorkflowName, req)
 	if !h.env.IsWorkflowCompleted() {
 		h.t.Fatal("workflow did not complete")
 	}
