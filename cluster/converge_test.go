@@ -170,3 +170,38 @@ func TestNewcomerLearnsWhoLeftDiedOrWasEvicted(t *testing.T) {
 			e.State == StateEvicted && e.Instance == evicted.Instance()
 	})
 }
+
+// On a cluster without eviction keys (loopback) too, a member that never saw a process
+// learns its eviction in push/pull (P2 once had a survivor that never saw the zombie
+// out: news of its join had not reached that survivor before it stalled, and the
+// eviction of a name it did not know was dropped): should the process come back, it is
+// refused there as everywhere.
+func TestNewcomerLearnsEvictionsWithoutKeys(t *testing.T) {
+	members := newTestCluster(t, 3)
+	evicter, target := members[0], members[2]
+	// The zombie: its network hangs, so that it neither hears its eviction nor leaves.
+	target.Transport().Set(Fault{Mode: FaultStall})
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
+	defer cancel()
+	if res, err := evicter.Evict(ctx, target.Name(), target.Instance(), "test"); err != nil || !res.Confirmed {
+		t.Fatalf("evict: %+v %v", res, err)
+	}
+	waitAll(t, members[:2], "the eviction to count", func(m *Member) bool { return stateOf(m, target.Name()) == StateEvicted })
+	// Once memberlist gave the silent zombie up, it tells a newcomer nothing of it.
+	waitAll(t, members[:2], "memberlist to find the zombie dead", func(m *Member) bool {
+		for _, n := range m.ml.Members() {
+			if n.Name == target.Name() {
+				return false
+			}
+		}
+		return true
+	})
+	newcomer := newTestMember(t, "newcomer")
+	if err := newcomer.Join(context.Background(), []string{members[0].Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the newcomer to learn the eviction", func() bool {
+		e, _ := newcomer.Member(target.Name())
+		return e.State == StateEvicted && e.Instance == target.Instance()
+	})
+}

@@ -118,7 +118,9 @@ func (m *Member) validEviction(e evictMsg) bool {
 // onEvict applies an eviction if it is signed as it must be. rebroadcast spreads the
 // news further the first time it is heard, so that it reaches every member
 // epidemically. learned allows an eviction of a process this member never saw (it
-// joined later): only when the eviction is signed, and within maxLearned.
+// joined later, or the process stalled before news of its join reached it): from
+// push/pull only, checked like any eviction, and within maxLearned — so that the
+// process, should it come back, is refused here too.
 func (m *Member) onEvict(e evictMsg, rebroadcast, learned bool) {
 	if !m.validEviction(e) {
 		m.log.Warn("ignored an eviction not signed with the cluster's eviction key", "node", e.Node, "by", e.By)
@@ -155,7 +157,7 @@ func (m *Member) onEvict(e evictMsg, rebroadcast, learned bool) {
 		m.mu.Unlock()
 		return
 	}
-	if !known && (!learned || m.opts.EvictVerifier == nil || !m.mayLearnLocked()) {
+	if !known && (!learned || !m.mayLearnLocked()) {
 		m.mu.Unlock()
 		return
 	}
