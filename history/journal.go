@@ -1,6 +1,7 @@
 package history
 
 import (
+	"sort"
 	"strings"
 	"time"
 
@@ -309,22 +310,43 @@ func decode(dc converter.DataConverter, p *commonpb.Payloads, v any) bool {
 	return p != nil && dc.FromPayloads(p, v) == nil
 }
 
-// sortSteps puts the graceful steps in plan order, then rollback and terminate.
+// sortSteps puts the graceful steps in the order the run has them — its report's (the
+// plan it ran, a host's own steps in their places), or, for a run without one, the
+// order they were scheduled in — then rollback and terminate.
 func (j *Journal) sortSteps() {
-	order := func(name string) int {
-		if i := plan.BuiltinIndex(name); i >= 0 {
-			return i
-		}
-		if name == plan.Rollback {
-			return plan.MaxSteps
-		}
-		return plan.MaxSteps + 1
-	}
-	for i := 1; i < len(j.Steps); i++ {
-		for k := i; k > 0 && order(j.Steps[k].Name) < order(j.Steps[k-1].Name); k-- {
-			j.Steps[k], j.Steps[k-1] = j.Steps[k-1], j.Steps[k]
+	rank := map[string]int{}
+	if j.Report != nil {
+		for i, s := range j.Report.Steps {
+			rank[s.Name] = i
 		}
 	}
+	order := func(i int) int {
+		switch name := j.Steps[i].Name; {
+		case name == plan.Rollback:
+			return 2 * plan.MaxSteps
+		case name == plan.Terminate:
+			return 2*plan.MaxSteps + 1
+		default:
+			if r, ok := rank[name]; ok {
+				return r
+			}
+			return plan.MaxSteps + i // as it came
+		}
+	}
+	keys := make([]int, len(j.Steps))
+	for i := range keys {
+		keys[i] = order(i)
+	}
+	idx := make([]int, len(j.Steps))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
+	steps := make([]JournalStep, len(j.Steps))
+	for i, k := range idx {
+		steps[i] = j.Steps[k]
+	}
+	j.Steps = steps
 }
 
 // failureMessage is a failure's message with its causes, innermost last.

@@ -80,6 +80,21 @@ func TestCommittedHistoriesReplay(t *testing.T) {
 				if got := strings.Join(steps, " "); !strings.Contains(got, "drain-connections=succeeded") || !strings.Contains(got, "flush-state=failed") {
 					t.Errorf("host steps not rebuilt from the history: %s", got)
 				}
+				// In the order they ran: the host's steps in their places, not after the
+				// built-in ones.
+				var order []string
+				for _, s := range j.Steps {
+					if s.Name != plan.Terminate && s.Name != plan.Rollback {
+						order = append(order, s.Name)
+					}
+				}
+				var ran []string
+				for _, s := range j.Report.Steps {
+					ran = append(ran, s.Name)
+				}
+				if strings.Join(order, " ") != strings.Join(ran, " ") || order[1] != "drain-connections" {
+					t.Errorf("journal lists %v; the run ran %v", order, ran)
+				}
 			}
 			if filepath.Base(name) == "unknown-node" && (j.Status != "Failed" || !strings.Contains(j.Error, "unknown node")) {
 				t.Errorf("unknown node run: %+v", j)
