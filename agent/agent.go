@@ -224,7 +224,7 @@ func (a *Agent) connect(ctx context.Context) {
 	defer close(a.dialDone)
 	warned := false
 	for {
-		c, err := starter.Dial(ctx, a.opts.Config.Temporal, starter.DialOptions{
+		c, err := starter.Dial(ctx, Connection(a.opts.Config.Temporal), starter.DialOptions{
 			Logger: a.opts.Logger, Interceptors: a.opts.Dial.Interceptors, MetricsHandler: a.opts.Dial.MetricsHandler,
 		})
 		if err == nil {

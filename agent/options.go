@@ -6,6 +6,7 @@ import (
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/plan"
+	"github.com/farewell-project/farewell/starter"
 )
 
 // Purpose says what a member is for, which decides its role and the keys it needs.
@@ -100,4 +101,10 @@ func MemberOptions(c config.Cluster, p Purpose) (cluster.Options, []string, erro
 		err = check(o.EvictVerifier != nil, "cluster.evict_verify_key", "it would take unsigned evictions from anyone")
 	}
 	return o, open, err
+}
+
+// Connection maps the temporal.* settings to the starter's own connection options.
+func Connection(t config.Temporal) starter.Connection {
+	return starter.Connection{Address: t.Address, Namespace: t.Namespace, APIKey: t.APIKey,
+		TLS: starter.TLS{Enabled: t.TLS.Enabled, CA: t.TLS.CA, Cert: t.TLS.Cert, Key: t.TLS.Key, ServerName: t.TLS.ServerName}}
 }

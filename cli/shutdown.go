@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
+	"github.com/farewell-project/farewell/agent"
 	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
@@ -33,7 +34,7 @@ func (a *app) dial(ctx context.Context) (client.Client, error) {
 	deadline := time.Now().Add(dialRetry)
 	for warned := false; ; warned = true {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := starter.Dial(dctx, a.cfg.Temporal, opts)
+		c, err := starter.Dial(dctx, agent.Connection(a.cfg.Temporal), opts)
 		cancel()
 		if err == nil || !starter.Unavailable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			return c, err

@@ -164,7 +164,7 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 	if err != nil {
 		return nil, err
 	}
-	s.client, err = starter.Dial(ctx, tc, dopts)
+	s.client, err = starter.Dial(ctx, agent.Connection(tc), dopts)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func TestDrainsShareTheBudgetOnARealCluster(t *testing.T) {
 	}
 	m.waitAlive(t, names...)
 
-	c, err := starter.Dial(context.Background(), config.Temporal{Address: m.temporal(), Namespace: "default"}, starter.DialOptions{Logger: testLogger(t)})
+	c, err := starter.Dial(context.Background(), starter.Connection{Address: m.temporal(), Namespace: "default"}, starter.DialOptions{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/agent"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/devserver"
 	"github.com/farewell-project/farewell/plan"
@@ -119,7 +120,7 @@ func TestShutdownOverMutualTLS(t *testing.T) {
 			c.TLS = tc
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			cl, err := starter.Dial(ctx, c, starter.DialOptions{Logger: testLogger(t)})
+			cl, err := starter.Dial(ctx, agent.Connection(c), starter.DialOptions{Logger: testLogger(t)})
 			if err == nil {
 				defer cl.Close()
 				_, err = starter.New(cl, starter.Options{}).Shutdown(ctx, workflows.ShutdownRequest{Node: "node-2"})

@@ -106,7 +106,7 @@ func newStackOn(t testing.TB, cfg config.Config, nodes int, srvOpts devserver.Op
 		}
 		dopts.Interceptors, dopts.MetricsHandler = interceptors, tel.MetricsHandler()
 	}
-	c, err := starter.Dial(context.Background(), s.cfg.Temporal, dopts)
+	c, err := starter.Dial(context.Background(), agent.Connection(s.cfg.Temporal), dopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,35 @@ import (
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 
-	"github.com/farewell-project/farewell/config"
 )
 
-// DialOptions add to what config.Temporal says.
+// Connection says how to reach Temporal. The starter takes its own options (a client
+// links no configuration loader); the application maps its configuration to them.
+type Connection struct {
+	// Address is the frontend's host:port.
+	Address string
+	// Namespace holds Farewell's workflows.
+	Namespace string
+	// APIKey authenticates to Temporal Cloud or a server that takes API keys; setting it
+	// turns TLS on.
+	APIKey string
+	TLS    TLS
+}
+
+// TLS for the connection. It is used when Enabled, when any file is set, or when an
+// API key is set.
+type TLS struct {
+	// Enabled turns TLS on with the system's root CAs when no CA file is given.
+	Enabled bool
+	// CA is a PEM file of the CAs that sign the server's certificate.
+	CA string
+	// Cert and Key are the PEM client certificate and key for mTLS; both or neither.
+	Cert, Key string
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string
+}
+
+// DialOptions add to what the Connection says.
 type DialOptions struct {
 	// Logger receives the SDK's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -31,9 +56,9 @@ type DialOptions struct {
 	MetricsHandler client.MetricsHandler
 }
 
-// ClientOptions builds the SDK client options from temporal.* settings: address,
-// namespace, API key, TLS and mTLS.
-func ClientOptions(c config.Temporal, o DialOptions) (client.Options, error) {
+// ClientOptions builds the SDK client options from a Connection: address, namespace, API
+// key, TLS and mTLS.
+func ClientOptions(c Connection, o DialOptions) (client.Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -52,18 +77,18 @@ func ClientOptions(c config.Temporal, o DialOptions) (client.Options, error) {
 		if c.TLS.CA != "" {
 			pem, err := os.ReadFile(c.TLS.CA)
 			if err != nil {
-				return opts, fmt.Errorf("temporal.tls.ca: %w", err)
+				return opts, fmt.Errorf("TLS CA (temporal.tls.ca): %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return opts, fmt.Errorf("temporal.tls.ca: %s holds no PEM certificate", c.TLS.CA)
+				return opts, fmt.Errorf("TLS CA (temporal.tls.ca): %s holds no PEM certificate", c.TLS.CA)
 			}
 			tc.RootCAs = pool
 		}
 		if c.TLS.Cert != "" {
 			cert, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
 			if err != nil {
-				return opts, fmt.Errorf("temporal.tls.cert/key: %w", err)
+				return opts, fmt.Errorf("client certificate (temporal.tls.cert/key): %w", err)
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
@@ -72,8 +97,8 @@ func ClientOptions(c config.Temporal, o DialOptions) (client.Options, error) {
 	return opts, nil
 }
 
-// Dial connects to Temporal as temporal.* says, failing when it cannot be reached.
-func Dial(ctx context.Context, c config.Temporal, o DialOptions) (client.Client, error) {
+// Dial connects to Temporal as c says, failing when it cannot be reached.
+func Dial(ctx context.Context, c Connection, o DialOptions) (client.Client, error) {
 	opts, err := ClientOptions(c, o)
 	if err != nil {
 		return nil, err
