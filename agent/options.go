@@ -3,10 +3,14 @@ package agent
 import (
 	"fmt"
 
+	"github.com/farewell-project/farewell/activities"
+
 	"github.com/farewell-project/farewell/cluster"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/worker"
+	"github.com/farewell-project/farewell/workflows"
 )
 
 // Purpose says what a member is for, which decides its role and the keys it needs.
@@ -107,4 +111,36 @@ func MemberOptions(c config.Cluster, p Purpose) (cluster.Options, []string, erro
 func Connection(t config.Temporal) starter.Connection {
 	return starter.Connection{Address: t.Address, Namespace: t.Namespace, APIKey: t.APIKey,
 		TLS: starter.TLS{Enabled: t.TLS.Enabled, CA: t.TLS.CA, Cert: t.TLS.Cert, Key: t.TLS.Key, ServerName: t.TLS.ServerName}}
+}
+
+// Orchestrator maps the configuration to an orchestrator's assembly (worker.Assembly):
+// the observer member (cluster.*, as an orchestrator: it signs evictions), the plan
+// (shutdown.*), the budget (budget.*), the namespace and the watchdog (watchdog.*). The
+// warnings say what cluster.insecure leaves open.
+func Orchestrator(cfg config.Config) (worker.Assembly, []string, error) {
+	m, open, err := MemberOptions(cfg.Cluster, ForOrchestrator)
+	if err != nil {
+		return worker.Assembly{}, nil, err
+	}
+	p, err := cfg.Shutdown.Plan()
+	if err != nil {
+		return worker.Assembly{}, nil, fmt.Errorf("%w: %w", config.ErrInvalid, err)
+	}
+	w := Watchdog(cfg.Watchdog)
+	return worker.Assembly{Member: m, Join: cfg.Cluster.Join, Plan: p, Limits: cfg.Budget.Limits(),
+		Namespace: cfg.Temporal.Namespace, Watchdog: &w}, open, nil
+}
+
+// Watchdog maps watchdog.* to the sweep's schedule.
+func Watchdog(c config.Watchdog) worker.Watchdog {
+	return worker.Watchdog{Enabled: c.Enabled, Every: c.Interval, Sweep: Sweep(c, false)}
+}
+
+// Sweep maps watchdog.* to one sweep (dryRun: say what it would do, do nothing).
+func Sweep(c config.Watchdog, dryRun bool) workflows.SweepRequest {
+	return workflows.SweepRequest{
+		ZombieQuery: activities.ZombieQuery{BlockedAfter: plan.Duration(c.BlockedAfter), LeavingAfter: plan.Duration(c.LeavingAfter),
+			EvictedAfter: plan.Duration(c.EvictedAfter)},
+		Action: c.Action, DryRun: dryRun,
+	}
 }

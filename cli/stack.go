@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/agent"
@@ -22,7 +21,6 @@ import (
 	"github.com/farewell-project/farewell/demo"
 	"github.com/farewell-project/farewell/embedded"
 	"github.com/farewell-project/farewell/starter"
-	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
 	"github.com/farewell-project/farewell/workflows"
 )
@@ -121,8 +119,8 @@ type stack struct {
 	log      *slog.Logger
 	srv      embedded.Server
 	client   client.Client
+	orch     *worker.Orchestrating
 	observer *cluster.Member
-	worker   sdkworker.Worker
 	nodes    map[string]*devNode
 	names    []string
 }
@@ -169,41 +167,29 @@ func (a *app) startStack(ctx context.Context, o stackOptions) (_ *stack, err err
 		return nil, err
 	}
 
-	oc := a.cfg.Cluster
-	oc.Name, oc.Bind, oc.Advertise = "farewell-observer", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.clusterPort)), ""
-	mopts, _, err := agent.MemberOptions(oc, agent.ForOrchestrator)
+	oc := a.cfg
+	oc.Cluster.Name, oc.Cluster.Bind, oc.Cluster.Advertise = "farewell-observer", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.clusterPort)), ""
+	oc.Temporal = tc
+	asm, _, err := agent.Orchestrator(oc)
 	if err != nil {
 		return nil, err
 	}
-	mopts.Logger = a.logger
-	if mopts.EvictSigner == nil {
+	if asm.Member.EvictSigner == nil {
 		// The stack's own eviction key: its demo nodes check evictions against it.
-		if mopts.EvictSigner, _, err = cluster.EvictKeyPair(); err != nil {
+		if asm.Member.EvictSigner, _, err = cluster.EvictKeyPair(); err != nil {
 			return nil, err
 		}
 	}
-	verifyKey := base64.StdEncoding.EncodeToString(mopts.EvictSigner.Public().(ed25519.PublicKey))
-	s.observer, err = cluster.New(mopts)
+	verifyKey := base64.StdEncoding.EncodeToString(asm.Member.EvictSigner.Public().(ed25519.PublicKey))
+	asm.Logger, asm.Meter = a.logger, a.tel.Meter()
+	s.orch, err = worker.StartOrchestrator(ctx, s.client, asm)
 	if err != nil {
-		return nil, fmt.Errorf("observer member: %w", err)
-	}
-	if err := s.observer.Join(ctx, oc.Join); err != nil {
-		return nil, fmt.Errorf("observer member: %w", err)
-	}
-	if err := telemetry.ObserveMembers(a.tel.Meter(), s.observer); err != nil {
 		return nil, err
 	}
+	s.observer = s.orch.Observer
 	if f := o.faults[observerTarget].gossip; f != nil {
 		s.observer.Transport().Arm(*f)
 		a.logger.Warn("observer gossip fault armed: SIGUSR1 switches it on", "fault", f.String())
-	}
-	s.worker = worker.NewOrchestrator(s.client, worker.Orchestrator{Observer: s.observer, Plan: a.cfg.Shutdown.MustPlan(),
-		Logger: a.logger, Namespace: tc.Namespace, Limits: a.cfg.Budget.Limits()})
-	if err := s.worker.Start(); err != nil {
-		return nil, fmt.Errorf("orchestrator worker: %w", err)
-	}
-	if err := worker.EnsureWatchdog(ctx, s.client, watchdogOf(a.cfg.Watchdog)); err != nil {
-		return nil, err
 	}
 
 	for _, name := range nodeNames(o.nodes) {
@@ -253,11 +239,8 @@ func (s *stack) stop() {
 	for _, n := range s.nodes {
 		n.agent.Close()
 	}
-	if s.worker != nil {
-		s.worker.Stop()
-	}
-	if s.observer != nil {
-		s.observer.Close()
+	if s.orch != nil {
+		s.orch.Stop(0)
 	}
 	if s.client != nil {
 		s.client.Close()

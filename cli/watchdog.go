@@ -10,25 +10,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/farewell-project/farewell/activities"
-	"github.com/farewell-project/farewell/config"
-	"github.com/farewell-project/farewell/plan"
-	"github.com/farewell-project/farewell/worker"
+	"github.com/farewell-project/farewell/agent"
 	"github.com/farewell-project/farewell/workflows"
 )
-
-// watchdogOf maps the watchdog.* settings to the schedule an orchestrator keeps.
-func watchdogOf(c config.Watchdog) worker.Watchdog {
-	return worker.Watchdog{Enabled: c.Enabled, Every: c.Interval, Sweep: sweepOf(c, false)}
-}
-
-func sweepOf(c config.Watchdog, dryRun bool) workflows.SweepRequest {
-	return workflows.SweepRequest{
-		ZombieQuery: activities.ZombieQuery{BlockedAfter: plan.Duration(c.BlockedAfter), LeavingAfter: plan.Duration(c.LeavingAfter),
-			EvictedAfter: plan.Duration(c.EvictedAfter)},
-		Action: c.Action, DryRun: dryRun,
-	}
-}
 
 func (a *app) watchdogCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -63,7 +47,7 @@ the zombie's shutdown, reason "watchdog: <why>", requested by "watchdog".`,
 				return err
 			}
 			defer c.Close()
-			r, err := runSweep(ctx, c, sweepOf(a.cfg.Watchdog, dryRun))
+			r, err := runSweep(ctx, c, agent.Sweep(a.cfg.Watchdog, dryRun))
 			if err != nil {
 				return err
 			}

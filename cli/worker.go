@@ -15,7 +15,6 @@ import (
 
 	"github.com/farewell-project/farewell/agent"
 	"github.com/farewell-project/farewell/cluster"
-	"github.com/farewell-project/farewell/telemetry"
 	"github.com/farewell-project/farewell/worker"
 )
 
@@ -53,40 +52,23 @@ serves.`,
 				return err
 			}
 			defer c.Close()
-			if err := worker.EnsureSearchAttributes(ctx, c, a.cfg.Temporal.Namespace); err != nil {
-				return err
-			}
-			mopts, open, err := agent.MemberOptions(a.cfg.Cluster, agent.ForOrchestrator)
+			asm, open, err := agent.Orchestrator(a.cfg)
 			if err != nil {
 				return err
 			}
 			for _, w := range open {
 				a.logger.Warn("insecure cluster membership: " + w)
 			}
-			mopts.Logger = a.logger
-			observer, err := cluster.New(mopts)
+			asm.Logger, asm.Meter, asm.SearchAttributes = a.logger, a.tel.Meter(), true
+			orch, err := worker.StartOrchestrator(ctx, c, asm)
 			if err != nil {
 				return err
 			}
-			defer observer.Leave(observerLeave)
-			if err := observer.Join(ctx, a.cfg.Cluster.Join); err != nil {
-				return err
-			}
-			if err := telemetry.ObserveMembers(a.tel.Meter(), observer); err != nil {
-				return err
-			}
-			w := worker.NewOrchestrator(c, worker.Orchestrator{Observer: observer, Plan: a.cfg.Shutdown.MustPlan(), Logger: a.logger,
-				Namespace: a.cfg.Temporal.Namespace, Limits: a.cfg.Budget.Limits()})
-			if err := w.Start(); err != nil {
-				return fmt.Errorf("start orchestrator worker: %w", err)
-			}
-			if err := worker.EnsureWatchdog(ctx, c, watchdogOf(a.cfg.Watchdog)); err != nil {
-				return err
-			}
+			defer orch.Stop(observerLeave)
+			observer := orch.Observer
 			if httpAddr != "" {
 				stop, err := serveStatus(httpAddr, observer, a.logger)
 				if err != nil {
-					w.Stop()
 					return err
 				}
 				defer stop()
@@ -102,7 +84,6 @@ serves.`,
 				case <-hup:
 					a.reloadKeys(cmd, observer)
 				case <-ctx.Done():
-					w.Stop()
 					return nil
 				}
 			}

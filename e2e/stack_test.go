@@ -113,12 +113,21 @@ func newStackOn(t testing.TB, cfg config.Config, nodes int, srvOpts devserver.Op
 	t.Cleanup(c.Close)
 	s.client = c
 
-	s.observer = newObserver(t, cfg.Cluster, "observer")
-	s.worker = worker.NewOrchestrator(s.client, worker.Orchestrator{Observer: s.observer, Plan: cfg.Shutdown.MustPlan(), Logger: testLogger(t)})
-	if err := s.worker.Start(); err != nil {
+	// The orchestrator as `farewell worker` and `farewell dev` build it: its budget and
+	// watchdog included.
+	oc := s.cfg
+	oc.Cluster.Name = "observer"
+	asm, _, err := agent.Orchestrator(oc)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.worker.Stop)
+	asm.Logger, asm.Member.Tune = testLogger(t), fastTimings
+	orch, err := worker.StartOrchestrator(context.Background(), s.client, asm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { orch.Stop(0) })
+	s.observer, s.worker = orch.Observer, orch.Worker
 	s.starter = starter.New(s.client, starter.Options{Namespace: s.srv.Namespace(), Logger: testLogger(t)})
 	for i := 1; i <= nodes; i++ {
 		s.addNode(fmt.Sprintf("node-%d", i), nil)
