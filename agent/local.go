@@ -44,6 +44,7 @@ func (a *Agent) shutdownLocal(ctx context.Context, reason, requestedBy string, d
 	}
 	// A node alone may always end itself; only a peer's eviction needs force allowed.
 	l.facts.ForceAllowed, l.facts.TerminateLeft = true, true
+	l.facts.ServicesStopped = a.plan.Index(plan.StopServices) < 0
 	for _, spec := range a.plan.Steps {
 		if l.step(spec) {
 			break
@@ -62,16 +63,6 @@ type local struct {
 	facts    plan.Facts
 }
 
-func (l *local) steps() map[string]func(context.Context, activities.StepInput) (activities.StepOutput, error) {
-	acts := l.a.acts
-	return map[string]func(context.Context, activities.StepInput) (activities.StepOutput, error){
-		plan.SetGracefullyLeft: acts.SetGracefullyLeft,
-		plan.StopHeartbeat:     acts.StopHeartbeat,
-		plan.Deregister:        acts.Deregister,
-		plan.StopServices:      acts.StopServices,
-	}
-}
-
 // step runs one step, or records why it is skipped; it reports whether the graceful
 // steps stop here (an abort).
 func (l *local) step(spec plan.StepSpec) bool {
@@ -85,22 +76,18 @@ func (l *local) step(spec plan.StepSpec) bool {
 		res.Status, res.Note = plan.StepSkipped, "skipped: "+l.facts.ForceReason
 		return false
 	}
-	run, ok := l.steps()[spec.Name]
-	if _, host := l.a.acts.Host[spec.Name]; host {
-		run, ok = l.a.acts.RunHostStep, true
-	}
+	step, ok := activities.StepNamed(spec.Name)
 	if !ok {
 		res.Status, res.Error = plan.StepFailed, "no implementation of step "+spec.Name
 		return false
 	}
+	run := func(ctx context.Context, in activities.StepInput) (activities.StepOutput, error) { return step.Run(l.a.acts, ctx, in) }
 	in := activities.StepInput{Node: l.report.Node, Instance: l.report.NodeInstance, Step: spec.Name}
 	out, attempts, err := runLocal(l.ctx, spec, in, run)
 	res.Attempts, res.Duration = attempts, plan.Millis(time.Since(res.Started))
 	if err == nil {
 		res.Status, res.Note = plan.StepSucceeded, out.Note
-		if spec.Name == plan.Deregister {
-			l.facts.Deregistered, l.facts.Irreversible = true, true
-		}
+		l.facts.Succeeded(spec.Name)
 		l.a.log.Info("local shutdown step succeeded", "step", spec.Name, "attempts", attempts)
 		return false
 	}
@@ -109,39 +96,16 @@ func (l *local) step(spec plan.StepSpec) bool {
 		res.Status = plan.StepTimedOut
 	}
 	l.a.log.Warn("local shutdown step did not succeed; going on", "step", spec.Name, "status", res.Status, "error", err)
-	eff := plan.AfterFailure(spec, res.Status, localFailure(err), l.facts.Irreversible)
+	eff := plan.AfterFailure(spec, res.Status, activities.Classify(err), l.facts.Irreversible)
 	if eff.Action == plan.ActAbort && l.durable {
 		eff.Action, eff.Why = plan.ActContinue, ""
 		eff.Note = "policy abort acts as continue: this node's shutdown workflow will resume, a rollback would fight it"
 	}
 	res.Note = strings.TrimSpace(res.Note + " " + eff.Note)
-	if l.facts.SkipRest == "" {
-		l.facts.SkipRest = eff.SkipRest
+	if eff.Gone && l.report.Gone == "" {
+		l.report.Gone = res.Error
 	}
-	l.facts.Irreversible = l.facts.Irreversible || eff.Irreversible
-	l.facts.EvictedByOther = l.facts.EvictedByOther || eff.EvictedByOther
-	switch eff.Action {
-	case plan.ActAbort:
-		l.facts.AbortReason = eff.Why
-		return true
-	case plan.ActForce:
-		l.facts.ForceReason = eff.Why
-	}
-	return false
-}
-
-// localFailure tells why a step run here did not succeed.
-func localFailure(err error) plan.Failure {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		switch appErr.Type() {
-		case activities.ErrTypeEvicted:
-			return plan.FailEvicted
-		case activities.ErrTypeLeaveFailed:
-			return plan.FailLeaveUnconfirmed
-		}
-	}
-	return plan.FailStep
+	return l.facts.Failed(eff)
 }
 
 // finish acts on plan.Decide until it concludes.

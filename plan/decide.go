@@ -57,6 +57,38 @@ type StepEffect struct {
 	Note string
 }
 
+// Succeeded records what a graceful step's success establishes.
+func (f *Facts) Succeeded(step string) {
+	switch step {
+	case Deregister:
+		f.Deregistered, f.Irreversible = true, true
+	case StopServices:
+		f.ServicesStopped = true
+	}
+}
+
+// Failed records what a step that did not succeed changes (AfterFailure's effect e),
+// and reports whether the graceful steps stop here (an abort). The first reason to
+// skip the rest, or to force, stands.
+func (f *Facts) Failed(e StepEffect) (stop bool) {
+	if f.SkipRest == "" {
+		f.SkipRest = e.SkipRest
+	}
+	f.EvictedByOther = f.EvictedByOther || e.EvictedByOther
+	f.Gone = f.Gone || e.Gone
+	f.Irreversible = f.Irreversible || e.Irreversible
+	switch e.Action {
+	case ActAbort:
+		f.AbortReason = e.Why
+		return true
+	case ActForce:
+		if f.ForceReason == "" {
+			f.ForceReason = e.Why
+		}
+	}
+	return false
+}
+
 // AfterFailure decides what follows a step that ended with status (failed or timed
 // out) for reason f, given whether the node could still be put back in service.
 func AfterFailure(spec StepSpec, status StepStatus, f Failure, irreversible bool) StepEffect {

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -210,5 +211,35 @@ func TestSlowest(t *testing.T) {
 	}
 	if p := Default(); !p.Slow(p.SlowThreshold+1) || p.Slow(p.SlowThreshold) {
 		t.Error("slow threshold")
+	}
+}
+
+// What a step's end folds into the run's facts, the same for both drivers.
+func TestFactsFoldStepEnds(t *testing.T) {
+	var f Facts
+	f.Succeeded(SetGracefullyLeft)
+	if !reflect.DeepEqual(f, Facts{}) {
+		t.Errorf("set-gracefully-left changed %+v", f)
+	}
+	f.Succeeded(Deregister)
+	f.Succeeded(StopServices)
+	if !f.Deregistered || !f.Irreversible || !f.ServicesStopped {
+		t.Errorf("after deregister and stop-services: %+v", f)
+	}
+
+	var g Facts
+	if g.Failed(StepEffect{Action: ActForce, Why: "first"}) || g.Failed(StepEffect{Action: ActForce, Why: "second"}) {
+		t.Error("a force stopped the steps")
+	}
+	if g.ForceReason != "first" {
+		t.Errorf("force reason %q; the first stands", g.ForceReason)
+	}
+	g.Failed(StepEffect{SkipRest: "worker gone", Gone: true, EvictedByOther: true, Irreversible: true})
+	g.Failed(StepEffect{SkipRest: "later"})
+	if g.SkipRest != "worker gone" || !g.Gone || !g.EvictedByOther || !g.Irreversible {
+		t.Errorf("after a worker gone and a process gone: %+v", g)
+	}
+	if !g.Failed(StepEffect{Action: ActAbort, Why: "abort"}) || g.AbortReason != "abort" {
+		t.Errorf("an abort did not stop the steps: %+v", g)
 	}
 }

@@ -477,54 +477,36 @@ func (s *shutdown) step(ctx workflow.Context, i int, spec plan.StepSpec) bool {
 	defer s.details()
 
 	if err == nil {
-		switch spec.Name {
-		case plan.Deregister:
-			s.facts.Deregistered, s.facts.Irreversible = true, true
+		s.facts.Succeeded(spec.Name)
+		if s.facts.Irreversible {
 			s.refuseCancel(ctx)
-		case plan.StopServices:
-			s.facts.ServicesStopped = true
 		}
 		return false
 	}
 	eff := plan.AfterFailure(spec, res.Status, s.failure(err), s.facts.Irreversible)
 	res.Note = strings.TrimSpace(res.Note + " " + eff.Note)
-	if s.facts.SkipRest == "" {
-		s.facts.SkipRest = eff.SkipRest
-	}
+	stop := s.facts.Failed(eff)
 	if eff.EvictedByOther {
-		s.facts.EvictedByOther, s.report.Evicted = true, true
+		s.report.Evicted = true
 	}
-	if eff.Gone {
-		s.facts.Gone = true
+	if eff.Gone && s.report.Gone == "" {
 		s.report.Gone = res.Error
 	}
-	if eff.Irreversible && !s.facts.Irreversible {
-		s.facts.Irreversible = true
+	if s.facts.Irreversible {
 		s.refuseCancel(ctx)
 	}
-	switch eff.Action {
-	case plan.ActAbort:
-		s.facts.AbortReason = eff.Why
-		return true
-	case plan.ActForce:
-		if s.facts.ForceReason == "" {
-			s.facts.ForceReason = eff.Why
-		}
-	}
-	return false
+	return stop
 }
 
 // failure tells why a step did not succeed, as the decisions need it.
 func (s *shutdown) failure(err error) plan.Failure {
-	switch {
-	case s.ctx == s.root && errors.Is(s.root.Err(), workflow.ErrCanceled):
+	if s.ctx == s.root && errors.Is(s.root.Err(), workflow.ErrCanceled) {
 		return plan.FailCancelled
-	case isType(err, activities.ErrTypeEvicted):
-		return plan.FailEvicted
-	case isType(err, activities.ErrTypeProcessGone):
-		return plan.FailProcessGone
-	case isType(err, activities.ErrTypeLeaveFailed):
-		return plan.FailLeaveUnconfirmed
+	}
+	if f := activities.Classify(err); f != plan.FailStep {
+		return f
+	}
+	switch {
 	case s.facts.ForceReason != "" && isCanceled(err):
 		return plan.FailCutShort
 	case isScheduleToStart(err):
@@ -609,31 +591,13 @@ func (s *shutdown) runNodeStep(ctx workflow.Context, i int, spec plan.StepSpec) 
 		},
 		Summary: fmt.Sprintf("%d/%d %s on %s", i+1, len(s.plan.Steps), spec.Name, s.req.Node),
 	})
-	act, ok := nodeStep(spec.Name)
+	step, ok := activities.StepNamed(spec.Name)
 	if !ok {
 		return activities.StepOutput{}, temporal.NewNonRetryableApplicationError("no activity for step "+spec.Name, ErrTypeBadRequest, nil)
 	}
 	var out activities.StepOutput
-	err := workflow.ExecuteActivity(stepCtx, act, s.stepInput(spec.Name)).Get(stepCtx, &out)
+	err := workflow.ExecuteActivity(stepCtx, step.Activity, s.stepInput(spec.Name)).Get(stepCtx, &out)
 	return out, err
-}
-
-// nodeStep is the activity of a graceful step.
-func nodeStep(name string) (any, bool) {
-	switch name {
-	case plan.SetGracefullyLeft:
-		return nodeActs.SetGracefullyLeft, true
-	case plan.StopHeartbeat:
-		return nodeActs.StopHeartbeat, true
-	case plan.Deregister:
-		return nodeActs.Deregister, true
-	case plan.StopServices:
-		return nodeActs.StopServices, true
-	}
-	if plan.ValidateStepName(name) == nil {
-		return nodeActs.RunHostStep, true // a host's own step
-	}
-	return nil, false
 }
 
 func (s *shutdown) stepInput(step string) activities.StepInput {
