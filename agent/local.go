@@ -81,7 +81,9 @@ func (l *local) step(spec plan.StepSpec) bool {
 		res.Status, res.Error = plan.StepFailed, "no implementation of step "+spec.Name
 		return false
 	}
-	run := func(ctx context.Context, in activities.StepInput) (activities.StepOutput, error) { return step.Run(l.a.acts, ctx, in) }
+	run := func(ctx context.Context, in activities.StepInput) (activities.StepOutput, error) {
+		return step.Run(l.a.acts, ctx, in)
+	}
 	in := activities.StepInput{Node: l.report.Node, Instance: l.report.NodeInstance, Step: spec.Name}
 	out, attempts, err := runLocal(l.ctx, spec, in, run)
 	res.Attempts, res.Duration = attempts, plan.Millis(time.Since(res.Started))
