@@ -50,22 +50,27 @@ demo:
 	$(GO) run ./cmd/farewell demo
 
 ## bench: the cost table — P0 dispatch tuned vs stock, P1 workflow vs direct, P2 zombie
-## bound, P3 drain vs its waves, P4 throughput, P5 the agent's cost to a host app,
+## bound, P3 drain vs its waves (100 real nodes, and P3k: 1,000 with trivial steps), P4
+## throughput, P5 the agent's cost to a host app, P6 many shutdowns under a small budget,
 ## `farewell dev` start-up — each row measured in one run against its anchor, with the
-## command that reproduces it; then the gossip benchmarks of package cluster
+## command that reproduces it; then the benchmarks of package cluster (a member's cost
+## against the cluster's size, gossip propagation)
 BENCH_TABLE ?= $(CURDIR)/.farewell/bench-table.md
 bench:
 	@mkdir -p $(dir $(BENCH_TABLE)) && rm -f $(BENCH_TABLE)
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Dispatch' -benchtime 20x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Shutdown' -benchtime 20x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'ZombieBound' -benchtime 5x -timeout 30m
-	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Drain' -benchtime 1x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Drain$$' -benchtime 1x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'DrainFleet' -benchtime 1x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'Throughput' -benchtime 1x -timeout 30m
+	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'BudgetQueue' -benchtime 1x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'HostAppCost' -benchtime 1x -timeout 30m
 	-FAREWELL_BENCH_TABLE=$(BENCH_TABLE) $(GO) test ./e2e -run '^$$' -bench 'DevStartup' -benchtime 3x -timeout 30m
-	-$(GO) test ./cluster -run '^$$' -bench . -benchtime 5x -timeout 30m
+	-$(GO) test ./cluster -run '^$$' -bench 'MemberCost' -benchtime 1x -timeout 30m
+	-$(GO) test ./cluster -run '^$$' -bench 'Propagation|IdleMember' -benchtime 5x -timeout 30m
 	@echo; echo "| row | what | result | target | reproduce |"; echo "|---|---|---|---|---|"
-	@for id in P0 P1 P2 P3 P4 P5 start-up; do \
+	@for id in P0 P1 P2 P3 P3k P4 P5 P6 start-up; do \
 		grep -h "^| $$id |" $(BENCH_TABLE) 2>/dev/null || echo "| $$id | | not built (or its benchmark failed: see above) | | |"; \
 	done
 

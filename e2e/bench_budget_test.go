@@ -3,10 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/plan"
@@ -132,4 +136,104 @@ func budgetQueue(b *testing.B, k, maxParallel int) (float64, string) {
 	}
 	return ratio, fmt.Sprintf("%d at once: %.2f (%s vs %d waves × %s), at most %d in flight",
 		k, ratio, took.Round(10*time.Millisecond), waves, median(lone).Round(time.Millisecond), most)
+}
+
+// BenchmarkDrainFleet (P3 at 1,000): a drain of 1,000 nodes whose steps are trivial (an
+// in-memory fleet behind the same activities, each node with its own worker, as P4's),
+// --max-parallel 50, against its waves × a lone shutdown (the median of four, after a
+// first, in the same run). Target: ≤ 1.2. Never more than 50 between their first step
+// and their leave; the drain's history stays bounded (it continues as new).
+//
+//	go test ./e2e -run '^$' -bench DrainFleet -benchtime 1x
+func BenchmarkDrainFleet(b *testing.B) {
+	nodes, parallel := 1000, 50
+	if n, err := strconv.Atoi(os.Getenv("FAREWELL_BENCH_DRAIN_NODES")); err == nil && n > 0 {
+		nodes, parallel = n, max(n/20, 1)
+	}
+	for range b.N {
+		f := newBenchFixture(b, nil)
+		c := f.starter.Client()
+		fleet := &inFlightFleet{trivialFleet: newTrivialFleet()}
+		orch := farewellworker.NewOrchestratorOn(c, farewellworker.Orchestrator{Plan: f.cfg.Shutdown.MustPlan(), Logger: quietLogger()}, fleet)
+		f.orchestrator.Stop()
+		if err := orch.Start(); err != nil {
+			b.Fatal(err)
+		}
+		var names []string
+		var workers []interface{ Stop() }
+		setup := time.Now()
+		for i := range nodes + 5 {
+			n := fleet.add(fmt.Sprintf("fleet-%04d", i+1))
+			w := farewellworker.NewNode(c, &activities.NodeActivities{Member: countedNode{n, fleet}, Logger: quietLogger()})
+			if err := w.Start(); err != nil {
+				b.Fatal(err)
+			}
+			workers = append(workers, w)
+			names = append(names, n.Name())
+		}
+		fmt.Fprintf(os.Stderr, "%d node workers up in %s\n", nodes+5, time.Since(setup).Round(time.Millisecond))
+		ctx := context.Background()
+		var lone []time.Duration
+		for i, n := range names[nodes:] {
+			start := time.Now()
+			run, err := f.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: n, RequestedBy: "bench"})
+			if err == nil {
+				_, err = f.starter.Wait(ctx, run, nil)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if i > 0 {
+				lone = append(lone, time.Since(start))
+			}
+		}
+		one := median(lone)
+		ideal := time.Duration(plan.Waves(nodes, parallel)) * one
+		fleet.mu.Lock()
+		fleet.most = 0
+		fleet.mu.Unlock()
+
+		req := workflows.DrainRequest{Name: fmt.Sprintf("fleet-%d", time.Now().UnixNano()), Selector: activities.Selector{Nodes: names[:nodes]},
+			Limits: plan.Limits{MaxParallel: parallel}, RequestedBy: "bench", FailureThreshold: 1}
+		start := time.Now()
+		run, err := f.starter.Drain(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var r workflows.DrainReport
+		if err := c.GetWorkflow(ctx, run.WorkflowID, "").Get(ctx, &r); err != nil {
+			b.Fatal(err)
+		}
+		wall := time.Since(start)
+		done := r.Count()[workflows.DrainDone]
+		fleet.mu.Lock()
+		most := fleet.most
+		fleet.mu.Unlock()
+		// The drain's runs, and the longest history among them.
+		runs, longest := 0, 0
+		it, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", run.WorkflowID)})
+		if err == nil {
+			for _, e := range it.GetExecutions() {
+				runs++
+				longest = max(longest, int(e.GetHistoryLength()))
+			}
+		}
+		ratio := wall.Seconds() / ideal.Seconds()
+		fmt.Printf("\nP3 at %d nodes (trivial steps), max-parallel %d: %s; ideal %d waves × %s (lone: %v) = %s; ratio %.2f (target ≤ 1.2); "+
+			"%d done, at most %d in flight; %d runs (continue-as-new), longest history %d events\n",
+			nodes, parallel, wall.Round(time.Millisecond), plan.Waves(nodes, parallel), one.Round(time.Millisecond), roundAll(lone),
+			ideal.Round(time.Millisecond), ratio, done, most, runs, longest)
+		if done != nodes || most > parallel {
+			b.Errorf("%d of %d done, at most %d in flight (max-parallel %d)", done, nodes, most, parallel)
+		}
+		benchRow("P3k", fmt.Sprintf("drain of %d nodes with trivial steps, --max-parallel %d, vs its waves × a lone shutdown", nodes, parallel),
+			fmt.Sprintf("%.2f (%s vs %s); at most %d in flight; %d runs, longest history %d events", ratio, wall.Round(time.Millisecond),
+				ideal.Round(time.Millisecond), most, runs, longest), "≤ 1.2, ≤ 50 in flight", "go test ./e2e -run '^$' -bench DrainFleet -benchtime 1x")
+		b.ReportMetric(ratio, "ratio")
+		for _, w := range workers {
+			w.Stop()
+		}
+		orch.Stop()
+		f.close()
+	}
 }
