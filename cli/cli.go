@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -44,6 +46,9 @@ type Options struct {
 	// ReplayWorkflow replaces the workflow code `farewell replay` replays against; nil
 	// means the current GracefulShutdown. Tests use it to replay changed code.
 	ReplayWorkflow any
+	// DialRetry is how long a command keeps trying a Temporal that refuses connections;
+	// 0 means 5s.
+	DialRetry time.Duration
 }
 
 // Execute runs the command line in o.Args and returns the process exit code.
@@ -106,12 +111,18 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
+// refusals are the starter's answers that say the input was wrong — a node nobody
+// knows, a request the workflow refused, nothing to retry — rather than that something
+// failed: they end a command with ExitUsage wherever they come from.
+var refusals = []error{starter.ErrUnknownNode, starter.ErrBadRequest, starter.ErrNoShutdown, starter.ErrRejected,
+	starter.ErrNothingToRetry, starter.ErrNoDrain, starter.ErrDrainRunning}
+
 func exitCode(err error, started bool) int {
 	var e *exitError
 	switch {
 	case errors.As(err, &e):
 		return e.code
-	case errors.Is(err, config.ErrInvalid):
+	case errors.Is(err, config.ErrInvalid) || slices.ContainsFunc(refusals, func(r error) bool { return errors.Is(err, r) }):
 		return ExitUsage
 	case !started:
 		// Cobra failed before any command ran: unknown command, bad flag, wrong args.

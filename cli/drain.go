@@ -111,8 +111,6 @@ failure threshold, aborted, or a shutdown failed; 2 bad input or refused; 1 runt
 			}
 			run, err := st.Drain(ctx, req)
 			switch {
-			case errors.Is(err, starter.ErrDrainRunning), errors.Is(err, starter.ErrBadRequest):
-				return &exitError{code: ExitUsage, err: err}
 			case err != nil:
 				return err
 			}
@@ -186,9 +184,6 @@ failure threshold, aborted, or a shutdown failed; 2 bad input or refused; 1 runt
 // dryRun prints the pre-flight; a fatal blocker exits 2.
 func (a *app) dryRun(ctx context.Context, st *starter.Starter, req workflows.DrainRequest, output string, out io.Writer) error {
 	p, err := st.DrainPreflight(ctx, req)
-	if errors.Is(err, starter.ErrBadRequest) {
-		return &exitError{code: ExitUsage, err: err}
-	}
 	if err != nil {
 		return err
 	}
@@ -339,9 +334,6 @@ func (a *app) drainStatusCommand() *cobra.Command {
 			}
 			defer c.Close()
 			st, err := a.starter(c).DrainStatus(cmd.Context(), args[0])
-			if errors.Is(err, starter.ErrNoDrain) {
-				return &exitError{code: ExitUsage, err: err}
-			}
 			if err != nil {
 				return err
 			}
@@ -424,9 +416,6 @@ func (a *app) steerDrain(cmd *cobra.Command, name, update string, arg any, done 
 	}
 	defer c.Close()
 	err = a.starter(c).SteerDrain(cmd.Context(), name, update, arg)
-	if errors.Is(err, starter.ErrRejected) || errors.Is(err, starter.ErrNoDrain) {
-		return &exitError{code: ExitUsage, err: err}
-	}
 	if err != nil {
 		return err
 	}

@@ -258,11 +258,8 @@ refused (exit 2); a running one is joined. With --wait, exit codes are those of
 			defer c.Close()
 			st := a.starter(c)
 			run, plan, err := st.Retry(ctx, args[0])
-			if errors.Is(err, starter.ErrNothingToRetry) || errors.Is(err, starter.ErrNoShutdown) || errors.Is(err, starter.ErrBadRequest) {
-				return &exitError{code: ExitUsage, err: err}
-			}
 			if err != nil {
-				return shutdownError(err)
+				return err
 			}
 			w := cmd.OutOrStdout()
 			if !wait {

@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,7 +31,8 @@ func (a *app) dial(ctx context.Context) (client.Client, error) {
 	}
 	// A frontend that restarts refuses connections for a moment: try again for a few
 	// seconds before giving up, saying so once.
-	deadline := time.Now().Add(dialRetry)
+	retry := cmp.Or(a.opts.DialRetry, dialRetry)
+	deadline := time.Now().Add(retry)
 	for warned := false; ; warned = true {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		c, err := starter.Dial(dctx, agent.Connection(a.cfg.Temporal), opts)
@@ -40,7 +41,7 @@ func (a *app) dial(ctx context.Context) (client.Client, error) {
 			return c, err
 		}
 		if !warned {
-			fmt.Fprintf(a.opts.Stderr, "Temporal at %s does not answer (%v); trying again for %s\n", a.cfg.Temporal.Address, err, dialRetry)
+			fmt.Fprintf(a.opts.Stderr, "Temporal at %s does not answer (%v); trying again for %s\n", a.cfg.Temporal.Address, err, retry)
 		}
 		select {
 		case <-ctx.Done():
@@ -136,9 +137,6 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 			defer c.Close()
 			st := a.starter(c)
 			run, err := st.Shutdown(ctx, req)
-			if errors.Is(err, starter.ErrBadRequest) {
-				return &exitError{code: ExitUsage, err: err}
-			}
 			if err != nil {
 				return err
 			}
@@ -199,7 +197,7 @@ func waitAndReport(ctx context.Context, st *starter.Starter, run starter.Run, ou
 	}
 	report, err := st.Wait(ctx, run, progress)
 	if err != nil {
-		return nil, shutdownError(err)
+		return nil, err
 	}
 	if output == "json" {
 		if err := writeJSON(w, report); err != nil {
@@ -217,9 +215,6 @@ func waitAndReport(ctx context.Context, st *starter.Starter, run starter.Run, ou
 
 // shutdownError maps a refused shutdown to exit 2; other failures stay runtime errors.
 func shutdownError(err error) error {
-	if errors.Is(err, starter.ErrUnknownNode) || errors.Is(err, starter.ErrBadRequest) {
-		return &exitError{code: ExitUsage, err: err}
-	}
 	return err
 }
 
@@ -232,7 +227,7 @@ func (a *app) awaitLookup(ctx context.Context, st *starter.Starter, run starter.
 		d, err := st.Client().DescribeWorkflowExecution(ctx, run.WorkflowID, run.RunID)
 		if err == nil && d.GetWorkflowExecutionInfo().GetStatus().String() != "Running" {
 			_, werr := st.Wait(ctx, run, nil)
-			return shutdownError(werr)
+			return werr
 		}
 		if err == nil {
 			if v, qerr := st.Client().QueryWorkflow(ctx, run.WorkflowID, run.RunID, workflows.QueryProgress); qerr == nil {
@@ -272,9 +267,6 @@ which needs the orchestrator worker), its report once done.`,
 			}
 			defer c.Close()
 			st, err := a.starter(c).Status(cmd.Context(), args[0])
-			if errors.Is(err, starter.ErrNoShutdown) || errors.Is(err, starter.ErrBadRequest) {
-				return &exitError{code: ExitUsage, err: err}
-			}
 			if err != nil {
 				return err
 			}

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/farewell-project/farewell/plan"
-	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
 )
 
@@ -53,9 +51,6 @@ says why.`,
 			}
 			defer c.Close()
 			err = a.starter(c).Steer(cmd.Context(), node, update, arg)
-			if errors.Is(err, starter.ErrRejected) || errors.Is(err, starter.ErrNoShutdown) || errors.Is(err, starter.ErrBadRequest) {
-				return &exitError{code: ExitUsage, err: err}
-			}
 			if err != nil {
 				return err
 			}
@@ -83,9 +78,6 @@ runs to its end.`,
 			}
 			defer c.Close()
 			run, err := a.starter(c).Cancel(cmd.Context(), args[0])
-			if errors.Is(err, starter.ErrRejected) || errors.Is(err, starter.ErrNoShutdown) || errors.Is(err, starter.ErrBadRequest) {
-				return &exitError{code: ExitUsage, err: err}
-			}
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/starter"
+)
+
+// run runs the CLI in-process, with nothing of the machine's environment, against a
+// Temporal nobody listens on.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Execute(context.Background(), Options{Args: args, Stdout: &out, Stderr: &errOut,
+		Env: []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}, ConfigDirs: []string{t.TempDir()}, DialRetry: 300 * time.Millisecond})
+	return code, out.String(), errOut.String()
+}
+
+// The starter's refusals are bad input wherever they come from: exit 2. A failure of
+// the machine is 1; an error before any command ran (a bad flag) is 2.
+func TestExitCodes(t *testing.T) {
+	for _, r := range refusals {
+		if got := exitCode(fmt.Errorf("shutdown node-9: %w", r), true); got != ExitUsage {
+			t.Errorf("%v: exit %d, want %d", r, got, ExitUsage)
+		}
+	}
+	for err, want := range map[error]int{
+		fmt.Errorf("load: %w", config.ErrInvalid):   ExitUsage,
+		errors.New("connect to Temporal: refused"): ExitFailure,
+		usageError("--output %q", "yaml"):          ExitUsage,
+		&exitError{code: 3}:                        3,
+	} {
+		if got := exitCode(err, true); got != want {
+			t.Errorf("%v: exit %d, want %d", err, got, want)
+		}
+	}
+	if got := exitCode(errors.New("unknown flag: --x"), false); got != ExitUsage {
+		t.Errorf("an error before a command ran: exit %d, want %d", got, ExitUsage)
+	}
+	if exitCode(starter.ErrDrainRefused, true) != ExitFailure {
+		// A refused drain exits 2 where its plan is printed (DrainRefusedError), not here.
+		t.Error("a bare ErrDrainRefused is not a refusal the code maps")
+	}
+}
+
+func TestBadInputIsRefusedNamingIt(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "node-1", "-o", "yaml"}, `--output "yaml"`},
+		{[]string{"shutdown", "bad name!"}, "bad name!"},
+		{[]string{"shutdown", "node-1", "--set", "steps.deregister.start_to_close=soon"}, `"soon" is not a duration`},
+		{[]string{"node", "--fault", "gossip=sometimes"}, "gossip=sometimes"},
+		{[]string{"drain", "--all", "--max-parallel", "-1"}, "max-parallel"},
+		{[]string{"config", "validate", "/nonexistent/farewell.yaml"}, "/nonexistent/farewell.yaml"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+	} {
+		code, _, stderr := run(t, tc.args...)
+		if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("farewell %s: exit %d, %q; want exit 2 naming %s", strings.Join(tc.args, " "), code, stderr, tc.want)
+		}
+	}
+}
+
+// A Temporal that refuses connections is tried again for a moment, saying so, then the
+// command fails (exit 1) naming the address.
+func TestUnreachableTemporalIsTriedAgainThenNamed(t *testing.T) {
+	start := time.Now()
+	code, _, stderr := run(t, "status", "node-1")
+	if code != ExitFailure || !strings.Contains(stderr, "127.0.0.1:1") || !strings.Contains(stderr, "trying again for 300ms") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("gave up after %s; it tries for 300ms", took)
+	}
+}
