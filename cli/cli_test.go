@@ -32,7 +32,7 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 	for err, want := range map[error]int{
-		fmt.Errorf("load: %w", config.ErrInvalid):   ExitUsage,
+		fmt.Errorf("load: %w", config.ErrInvalid):  ExitUsage,
 		errors.New("connect to Temporal: refused"): ExitFailure,
 		usageError("--output %q", "yaml"):          ExitUsage,
 		&exitError{code: 3}:                        3,
