@@ -305,25 +305,28 @@ func (s Shutdown) HostSteps() map[string]Step {
 	return out
 }
 
-// Over returns spec with the fields st sets.
-func (st Step) Over(spec plan.StepSpec) plan.StepSpec {
-	if st.StartToClose != 0 {
-		spec.StartToClose = st.StartToClose
+// Settings are the fields st sets (a zero one is unset).
+func (st Step) Settings() plan.StepSettings {
+	var s plan.StepSettings
+	dur := func(d time.Duration) *plan.Duration {
+		if d == 0 {
+			return nil
+		}
+		v := plan.Duration(d)
+		return &v
 	}
-	if st.ScheduleToStart != 0 {
-		spec.ScheduleToStart = st.ScheduleToStart
-	}
+	s.StartToClose, s.ScheduleToStart, s.Backoff = dur(st.StartToClose), dur(st.ScheduleToStart), dur(st.Backoff)
 	if st.MaxAttempts != 0 {
-		spec.MaxAttempts = st.MaxAttempts
-	}
-	if st.Backoff != 0 {
-		spec.Backoff = st.Backoff
+		s.MaxAttempts = &st.MaxAttempts
 	}
 	if st.OnFailure != "" {
-		spec.OnFailure = st.OnFailure
+		s.OnFailure = &st.OnFailure
 	}
-	return spec
+	return s
 }
+
+// Over returns spec with the fields st sets.
+func (st Step) Over(spec plan.StepSpec) plan.StepSpec { return st.Settings().Over(spec) }
 
 // MustPlan is Plan for settings known to be valid (they passed Validate).
 func (s Shutdown) MustPlan() plan.Plan {

@@ -14,16 +14,79 @@ type Override struct {
 	Force              *bool                   `json:"force,omitempty"`
 	ConvergenceTimeout *Duration               `json:"convergence_timeout,omitempty"`
 	SlowThreshold      *Duration               `json:"slow_threshold,omitempty"`
-	Steps              map[string]StepOverride `json:"steps,omitempty"`
+	Steps              map[string]StepSettings `json:"steps,omitempty"`
 }
 
-// StepOverride changes some values of one step.
-type StepOverride struct {
+// StepSettings are some of a step's settings: a field left nil is unset. It is the one
+// shape of a step's settings short of a whole StepSpec: what --set changes, what the
+// configuration says of a step, what a host says of its own step all come to this, and
+// Over is the one way they apply.
+type StepSettings struct {
 	StartToClose    *Duration `json:"start_to_close,omitempty"`
 	ScheduleToStart *Duration `json:"schedule_to_start,omitempty"`
 	MaxAttempts     *int      `json:"max_attempts,omitempty"`
 	Backoff         *Duration `json:"backoff,omitempty"`
 	OnFailure       *Policy   `json:"on_failure,omitempty"`
+}
+
+// StepOverride is the name StepSettings had in a request's override; histories carry it.
+type StepOverride = StepSettings
+
+// Over returns spec with the settings s sets.
+func (s StepSettings) Over(spec StepSpec) StepSpec {
+	if s.StartToClose != nil {
+		spec.StartToClose = s.StartToClose.Std()
+	}
+	if s.ScheduleToStart != nil {
+		spec.ScheduleToStart = s.ScheduleToStart.Std()
+	}
+	if s.MaxAttempts != nil {
+		spec.MaxAttempts = *s.MaxAttempts
+	}
+	if s.Backoff != nil {
+		spec.Backoff = s.Backoff.Std()
+	}
+	if s.OnFailure != nil {
+		spec.OnFailure = *s.OnFailure
+	}
+	return spec
+}
+
+// SetField sets one field of s from text (start_to_close, schedule_to_start, backoff,
+// max_attempts, on_failure), saying what is wrong with value.
+func (s *StepSettings) SetField(name, value string) error {
+	dur := func() (*Duration, error) {
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration (write it like 500ms, 5s or 1m30s)", value)
+		}
+		v := Duration(d)
+		return &v, nil
+	}
+	var err error
+	switch name {
+	case "start_to_close":
+		s.StartToClose, err = dur()
+	case "schedule_to_start":
+		s.ScheduleToStart, err = dur()
+	case "backoff":
+		s.Backoff, err = dur()
+	case "max_attempts":
+		n, perr := strconv.Atoi(value)
+		if perr != nil {
+			return fmt.Errorf("%q is not a whole number", value)
+		}
+		s.MaxAttempts = &n
+	case "on_failure":
+		p := Policy(value)
+		if !p.Valid() {
+			return fmt.Errorf("%q is not one of continue, abort, force", value)
+		}
+		s.OnFailure = &p
+	default:
+		return fmt.Errorf("unknown step field %q (start_to_close, schedule_to_start, max_attempts, backoff, on_failure)", name)
+	}
+	return err
 }
 
 // Empty reports whether o changes nothing.
@@ -59,22 +122,7 @@ func (o *Override) Apply(p Plan) (Plan, error) {
 		if i < 0 {
 			return p, &FieldError{Field: "steps." + name, Msg: fmt.Sprintf("no such step in the plan (it has %s)", strings.Join(p.Names(), ", "))}
 		}
-		so, s := o.Steps[name], &p.Steps[i]
-		if so.StartToClose != nil {
-			s.StartToClose = so.StartToClose.Std()
-		}
-		if so.ScheduleToStart != nil {
-			s.ScheduleToStart = so.ScheduleToStart.Std()
-		}
-		if so.MaxAttempts != nil {
-			s.MaxAttempts = *so.MaxAttempts
-		}
-		if so.Backoff != nil {
-			s.Backoff = so.Backoff.Std()
-		}
-		if so.OnFailure != nil {
-			s.OnFailure = *so.OnFailure
-		}
+		p.Steps[i] = o.Steps[name].Over(p.Steps[i])
 	}
 	return p, p.Validate()
 }
@@ -114,33 +162,11 @@ func (o *Override) Set(field, value string) error {
 		return bad("unknown field (fields are force, convergence_timeout, slow_threshold, steps.STEP.start_to_close|schedule_to_start|max_attempts|backoff|on_failure)")
 	}
 	if o.Steps == nil {
-		o.Steps = map[string]StepOverride{}
+		o.Steps = map[string]StepSettings{}
 	}
 	so := o.Steps[parts[1]]
-	switch parts[2] {
-	case "start_to_close":
-		so.StartToClose, err = dur()
-	case "schedule_to_start":
-		so.ScheduleToStart, err = dur()
-	case "backoff":
-		so.Backoff, err = dur()
-	case "max_attempts":
-		n, perr := strconv.Atoi(value)
-		if perr != nil {
-			return bad("%q is not a whole number", value)
-		}
-		so.MaxAttempts = &n
-	case "on_failure":
-		p := Policy(value)
-		if !p.Valid() {
-			return bad("%q is not one of continue, abort, force", value)
-		}
-		so.OnFailure = &p
-	default:
-		return bad("unknown step field %q (start_to_close, schedule_to_start, max_attempts, backoff, on_failure)", parts[2])
-	}
-	if err != nil {
-		return err
+	if err := so.SetField(parts[2], value); err != nil {
+		return bad("%v", err)
 	}
 	o.Steps[parts[1]] = so
 	return nil
