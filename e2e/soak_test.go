@@ -42,7 +42,7 @@ type soak struct {
 type epoch struct {
 	judged   []judged
 	touched  []string
-	waits    []func()      // until each shutdown triggered ended
+	waits    []func(time.Duration) // until each shutdown triggered ended, at most so long
 	heals    []func()      // undo the faults, in order
 	cut      time.Time     // when the first fault began
 	fault    time.Duration // how long faults lasted
@@ -121,12 +121,13 @@ func (s *soak) runEpoch() {
 	for range s.rnd.IntN(3) {
 		s.inject(ep, targets, bystanders)
 	}
+	// The shutdowns run under the faults for a while (a frozen or cut-off node may not
+	// finish before it is healed); then everything heals, and they end.
 	for _, w := range ep.waits {
-		w()
+		w(45 * time.Second)
 	}
 	if ep.drain != nil {
-		ep.drain.WaitFor(5 * time.Minute)
-		s.logf("drain ended: exit %d", ep.drain.ExitCode())
+		ep.drain.WaitFor(45 * time.Second)
 	}
 	if !ep.cut.IsZero() {
 		ep.fault = time.Since(ep.cut)
@@ -136,6 +137,13 @@ func (s *soak) runEpoch() {
 	}
 	if err := b.bed.HealAll(); err != nil {
 		s.t.Fatal(err)
+	}
+	for _, w := range ep.waits {
+		w(3 * time.Minute)
+	}
+	if ep.drain != nil {
+		ep.drain.WaitFor(5 * time.Minute)
+		s.logf("drain ended: exit %d", ep.drain.ExitCode())
 	}
 	for i := range ep.judged {
 		ep.judged[i].Partition = ep.fault
@@ -193,8 +201,8 @@ func (s *soak) trigger(ep *epoch, n *bedProc) {
 		// Its own shutdown: the workflow when Temporal answers (the latest run, if it is
 		// this process's), else the plan run alone.
 		j.Budget = 0
-		ep.waits = append(ep.waits, func() {
-			if n.p.WaitFor(2*time.Minute) == -1 && !n.p.Exited() {
+		ep.waits = append(ep.waits, func(limit time.Duration) {
+			if n.p.WaitFor(limit) == -1 && !n.p.Exited() && limit > time.Minute {
 				s.logf("%s still runs after its SIGTERM (aborted?)", n.name)
 			}
 		})
@@ -208,10 +216,11 @@ func (s *soak) trigger(ep *epoch, n *bedProc) {
 	}
 	s.logf("shutdown %s %s", n.name, strings.Join(args, " "))
 	run := b.shutdown(n.name, args...)
-	ep.waits = append(ep.waits, func() {
-		switch code := run.WaitFor(5 * time.Minute); {
+	ep.waits = append(ep.waits, func(limit time.Duration) {
+		switch code := run.WaitFor(limit); {
+		case !run.Exited() && limit < time.Minute:
 		case !run.Exited():
-			s.violations = append(s.violations, fmt.Sprintf("epoch %d: shutdown %s did not end within 5 minutes", s.epochs, n.name))
+			s.violations = append(s.violations, fmt.Sprintf("epoch %d: shutdown %s did not end within 3 minutes of the heal", s.epochs, n.name))
 		case code != 0 && code != 3:
 			s.logf("shutdown %s: exit %d: %s", n.name, code, lastLine(run.Log()))
 		}
