@@ -3,6 +3,9 @@ package prometheus_test
 
 import (
 	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -31,6 +34,25 @@ func TestAlertRulesParse(t *testing.T) {
 	for alert, found := range want {
 		if !found {
 			t.Errorf("alert %s missing", alert)
+		}
+	}
+}
+
+// promtool checks the rules and runs their unit tests (farewell-rules_test.yml): each
+// alert fires on the series that should fire it, not on a near miss. CI installs
+// Prometheus (promtool) and sets FAREWELL_PROMETHEUS=require.
+func TestRulesWithPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("FAREWELL_PROMETHEUS") == "require" {
+			t.Fatalf("promtool is required (FAREWELL_PROMETHEUS=require): %v", err)
+		}
+		t.Skip("promtool is not installed (apt-get install -y prometheus)")
+	}
+	for _, args := range [][]string{{"check", "rules", "farewell-rules.yml"}, {"test", "rules", "farewell-rules_test.yml"}} {
+		out, err := exec.Command(promtool, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 }
