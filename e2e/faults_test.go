@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,6 +62,10 @@ type matrix struct {
 	dev        *process
 	bystanders []*bystander
 	results    []faultResult
+	// env is every dev process's environment; metricsAddr where its metrics are
+	// served, when env says so.
+	env         []string
+	metricsAddr string
 }
 
 // bystander is a node that no row shuts down: it must come out of every row untouched.
@@ -83,10 +88,18 @@ type faultResult struct {
 func newMatrix(t *testing.T) *matrix { return newMatrixWith(t, matrixConfig) }
 
 // newMatrixWith starts the matrix's stack with the configuration cfg.
-func newMatrixWith(t *testing.T, cfg string) *matrix {
+func newMatrixWith(t *testing.T, cfg string) *matrix { return newMatrixWithEnv(t, cfg, nil) }
+
+// newMatrixWithEnv is newMatrixWith with env in every dev process's environment.
+func newMatrixWithEnv(t *testing.T, cfg string, env []string) *matrix {
 	dir := t.TempDir()
 	m := &matrix{t: t, dir: dir, cfg: filepath.Join(dir, "farewell.yaml"), db: filepath.Join(dir, "temporal.db"),
-		port: freePort(t), uiPort: freePort(t), cluster: freePort(t)}
+		port: freePort(t), uiPort: freePort(t), cluster: freePort(t), env: env}
+	for _, e := range env {
+		if port, ok := strings.CutPrefix(e, "OTEL_EXPORTER_PROMETHEUS_PORT="); ok {
+			m.metricsAddr = "127.0.0.1:" + port
+		}
+	}
 	if err := os.WriteFile(m.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +122,7 @@ func (m *matrix) startDev(t testing.TB, env []string, extra ...string) *process 
 	t.Helper()
 	args := append([]string{"dev", "--config", m.cfg, "--port", itoa(m.port), "--ui-port", itoa(m.uiPort),
 		"--cluster-port", itoa(m.cluster), "--db", m.db, "--nodes", "0"}, extra...)
-	p := startProcess(t, env, args...)
+	p := startProcess(t, append(slices.Clone(m.env), env...), args...)
 	p.waitLine("ready ", 2*time.Minute)
 	return p
 }

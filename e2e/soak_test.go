@@ -43,9 +43,9 @@ type epoch struct {
 	judged   []judged
 	touched  []string
 	waits    []func(time.Duration) // until each shutdown triggered ended, at most so long
-	heals    []func()      // undo the faults, in order
-	cut      time.Time     // when the first fault began
-	fault    time.Duration // how long faults lasted
+	heals    []func()              // undo the faults, in order
+	cut      time.Time             // when the first fault began
+	fault    time.Duration         // how long faults lasted
 	drain    *netbed.Proc
 	drainSet []string
 }

@@ -308,6 +308,7 @@ func (b *budget) acquireOrQueue(ctx workflow.Context, req activities.LeaseReques
 	}
 	w := Waiter{Holder: req.Holder, Run: req.Run, Node: req.Node, Drain: req.Drain, Notify: req.Notify, Limits: req.Limits,
 		Serving: req.Serving, Since: workflow.Now(ctx)}
+	queued := false
 	if req.Unblockable {
 		// A node's own SIGTERM: never held back, never behind anyone.
 		adm := plan.Admit(limits, b.ask(req))
@@ -320,6 +321,7 @@ func (b *budget) acquireOrQueue(ctx workflow.Context, req activities.LeaseReques
 		b.st.Waiters[i] = w
 	} else {
 		b.st.Waiters = append(b.st.Waiters, w)
+		queued = true
 	}
 	floors := b.grantQueue(ctx, req.Holder)
 	if g, ok := b.held(req, limits); ok {
@@ -330,6 +332,9 @@ func (b *budget) acquireOrQueue(ctx workflow.Context, req activities.LeaseReques
 	}
 	i := b.waiterIndex(req.Holder)
 	why := plan.Admit(limits, b.askWaiter(b.st.Waiters[i])).Why
+	if queued {
+		workflow.GetMetricsHandler(ctx).Counter(MetricBudgetQueued).Inc(1)
+	}
 	b.details(ctx)
 	return activities.LeaseGrant{Queued: true, Position: i + 1, Why: why, InFlight: len(b.st.Leases), Limits: limits}, nil
 }
@@ -544,8 +549,11 @@ func (b *budget) reap(ctx workflow.Context) {
 	b.details(ctx)
 }
 
-// details shows the budget in the Temporal UI.
+// details shows the budget in the Temporal UI, and in its gauges.
 func (b *budget) details(ctx workflow.Context) {
+	metrics := workflow.GetMetricsHandler(ctx)
+	metrics.Gauge(MetricBudgetLeases).Update(float64(len(b.st.Leases)))
+	metrics.Gauge(MetricBudgetWaiting).Update(float64(len(b.st.Waiters)))
 	var s strings.Builder
 	fmt.Fprintf(&s, "**Disruption budget**: %s; %d in flight, %d waiting\n\n", b.limits, len(b.st.Leases), len(b.st.Waiters))
 	if len(b.st.Leases) > 0 {

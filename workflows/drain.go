@@ -74,6 +74,9 @@ func (w *Shutdowns) Drain(ctx workflow.Context, req DrainRequest) (*DrainReport,
 			return nil, err
 		}
 	}
+	if req.Carry == nil {
+		workflow.GetMetricsHandler(ctx).Counter(MetricDrainsStarted).Inc(1)
+	}
 	d.r.Phase = "running"
 	d.details(ctx)
 	for i := range d.r.Nodes {
@@ -646,6 +649,7 @@ func (d *drain) conclude(ctx workflow.Context) *DrainReport {
 		}
 	}
 	d.log.Info("drain finished", "outcome", r.Outcome, "why", r.Why, "failures", r.Failures)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": string(r.Outcome)}).Counter(MetricDrains).Inc(1)
 	d.details(ctx)
 	return r
 }

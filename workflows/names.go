@@ -68,6 +68,11 @@ const (
 	MetricSlowShutdowns       = "farewell_slow_shutdowns"       // counter
 	MetricConvergenceDuration = "farewell_convergence_duration" // by converged
 	MetricZombies             = "farewell_zombies"              // counter, by kind and action
+	MetricBudgetLeases        = "farewell_budget_leases"        // gauge: leases in flight
+	MetricBudgetWaiting       = "farewell_budget_waiting"       // gauge: requests in the budget's queue
+	MetricBudgetQueued        = "farewell_budget_queued"        // counter: requests that had to wait
+	MetricDrainsStarted       = "farewell_drains_started"       // counter
+	MetricDrains              = "farewell_drains"               // counter, by outcome (when a drain ends)
 )
 
 // Search attributes Farewell sets on its workflows, so that shutdowns can be listed and
