@@ -43,7 +43,7 @@ func (a *Agent) shutdownLocal(ctx context.Context, reason, requestedBy string, d
 		defer cancel()
 	}
 	// A node alone may always end itself; only a peer's eviction needs force allowed.
-	l.facts.ForceAllowed, l.facts.TerminateLeft = true, true
+	l.facts.ForceAllowed, l.facts.TerminateLeft, l.facts.LeftAloneIsOut = true, true, true
 	l.facts.ServicesStopped = a.plan.Index(plan.StopServices) < 0
 	for _, spec := range a.plan.Steps {
 		if l.step(spec) {

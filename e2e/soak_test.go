@@ -281,6 +281,10 @@ func (s *soak) inject(ep *epoch, targets, bystanders []*bedProc) {
 		}
 	case 4: // an orchestrator killed, restarted at the end of the epoch
 		o := b.orchs[s.rnd.IntN(len(b.orchs))]
+		if slices.Contains(ep.touched, o.name) {
+			s.logf("(%s is down already)", o.name)
+			return
+		}
 		s.logf("SIGKILL %s", o.name)
 		o.p.Kill()
 		o.p.WaitFor(10 * time.Second)
@@ -288,6 +292,11 @@ func (s *soak) inject(ep *epoch, targets, bystanders []*bedProc) {
 		ep.heals = append(ep.heals, func() { b.restart(o) })
 	case 5: // a history host killed, restarted at the end of the epoch
 		h := b.temporal.HistoryHosts()[s.rnd.IntN(len(b.temporal.HistoryHosts()))]
+		if slices.Contains(ep.touched, h) {
+			s.logf("(%s is down already)", h)
+			return
+		}
+		ep.touched = append(ep.touched, h)
 		s.logf("SIGKILL %s", h)
 		b.temporal.Kill(h)
 		ep.heals = append(ep.heals, func() {

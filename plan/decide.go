@@ -53,6 +53,9 @@ type StepEffect struct {
 	EvictedByOther bool
 	// Gone: the process the run acts on is gone.
 	Gone bool
+	// LeftAlone: the node shut its memberlist down by itself (its leave went
+	// unconfirmed): it is no member any more, by its own account.
+	LeftAlone bool
 	// Note is added to the step's result.
 	Note string
 }
@@ -77,6 +80,7 @@ func (f *Facts) Failed(e StepEffect) (stop bool) {
 	f.EvictedByOther = f.EvictedByOther || e.EvictedByOther
 	f.Gone = f.Gone || e.Gone
 	f.Irreversible = f.Irreversible || e.Irreversible
+	f.LeftAlone = f.LeftAlone || e.LeftAlone
 	switch e.Action {
 	case ActAbort:
 		f.AbortReason = e.Why
@@ -105,7 +109,7 @@ func AfterFailure(spec StepSpec, status StepStatus, f Failure, irreversible bool
 	e := StepEffect{Action: ActContinue, Irreversible: irreversible}
 	switch f {
 	case FailLeaveUnconfirmed:
-		e.Irreversible = true
+		e.Irreversible, e.LeftAlone = true, true
 	case FailWorkerGone:
 		e.SkipRest = fmt.Sprintf("the node's worker did not pick up %s within %s", spec.Name, spec.ScheduleToStart)
 	}
@@ -146,6 +150,11 @@ type Facts struct {
 	Irreversible bool
 	// Deregistered: the deregister step succeeded.
 	Deregistered bool
+	// LeftAlone: the node's memberlist shut down by its own account, though nobody
+	// confirmed its leave (deregister failed that way). With its services stopped, it is
+	// out: no member, serving nothing, and its process ends by itself — when the rule
+	// LeftAloneIsOut holds (runs recorded before it keep going without).
+	LeftAlone, LeftAloneIsOut bool
 	// AlreadyOut: the node was left or evicted when the run began.
 	AlreadyOut bool
 	// EvictedByOther: someone else evicted the node meanwhile.
@@ -310,9 +319,19 @@ func decideForce(f Facts) Decision {
 	case f.ChecksAfterForce == 0 && f.CanVerify:
 		return Decision{Do: DoVerify}
 	}
-	out := f.Evicted || f.EvictedByOther || f.Terminated || f.Gone || leftFirst
+	// A node that shut its memberlist down and stopped its services, by its own
+	// account, is out even when no peer confirmed its eviction (the orchestrator is in
+	// a minority) and its termination found no worker (its process ended by itself).
+	selfOut := f.LeftAloneIsOut && f.LeftAlone && f.ServicesStopped
+	out := f.Evicted || f.EvictedByOther || f.Terminated || f.Gone || leftFirst || selfOut
 	forcedOut := f.Evicted || f.EvictedByOther || f.Terminated
 	switch {
+	case selfOut && !forcedOut && f.Convergence != Pending:
+		why := "it shut its memberlist down and stopped its services, though nobody confirmed its leave, its eviction or its termination"
+		if f.Convergence == Unverified {
+			why += "; convergence unverified: too few members answered to tell that every one sees the node out"
+		}
+		return conclude(Degraded, why)
 	case leftFirst && !forcedOut && !f.ServicesStopped && f.Convergence != Pending:
 		return conclude(Degraded, "it left, but its termination did not run: its services may still serve")
 	case f.Gone && !forcedOut && f.Convergence != Pending:

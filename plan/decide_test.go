@@ -22,7 +22,7 @@ func TestAfterFailure(t *testing.T) {
 		{"abort after leaving acts as continue", Abort, FailStep, true,
 			StepEffect{Action: ActContinue, Irreversible: true, Note: "policy abort acts as continue: the node already left memberlist"}},
 		{"unconfirmed leave is irreversible", Abort, FailLeaveUnconfirmed, false,
-			StepEffect{Action: ActContinue, Irreversible: true, Note: "policy abort acts as continue: the node already left memberlist"}},
+			StepEffect{Action: ActContinue, Irreversible: true, LeftAlone: true, Note: "policy abort acts as continue: the node already left memberlist"}},
 		{"worker gone skips the rest", Continue, FailWorkerGone, false,
 			StepEffect{Action: ActContinue, SkipRest: "the node's worker did not pick up deregister within 5s"}},
 		{"worker gone under force", Force, FailWorkerGone, false,
@@ -55,6 +55,7 @@ func v1(f Facts) Facts { f.TerminateUnstopped = true; return f }
 
 // v4 are the facts of a run under the current rules.
 func v4(f Facts) Facts { f = v1(f); f.TerminateLeft = true; return f }
+func v5(f Facts) Facts { f = v4(f); f.LeftAloneIsOut = true; return f }
 
 // drive runs Decide as a driver would, recording what it asked for.
 func drive(t *testing.T, f Facts, w world) ([]Do, Decision) {
@@ -178,6 +179,19 @@ func TestDecide(t *testing.T) {
 		{"forced after it left, runs before the rule: not terminated", v1(with(func(f *Facts) {
 			f.Deregistered, f.Irreversible, f.ForceReason = true, true, "flush-state failed (policy force)"
 		})), world{evictGone: true, terminate: true, checks: []Convergence{Converged}}, []Do{DoEvict, DoVerify}, Degraded, "gone before"},
+		// Found by the soak: an orchestrator in a minority, the node's leave unconfirmed,
+		// its services stopped, its process ended by itself before its termination.
+		{"left alone, services stopped, nothing confirmed: out, degraded", v5(with(func(f *Facts) {
+			f.LeftAlone, f.Irreversible, f.ServicesStopped = true, true, true
+		})), world{checks: []Convergence{Unverified}}, []Do{DoForce, DoEvict, DoTerminate, DoVerify}, Degraded, "nobody confirmed"},
+		{"left alone, services stopped, runs before the rule: failed", v4(with(func(f *Facts) {
+			f.LeftAlone, f.Irreversible, f.ServicesStopped = true, true, true
+		})), world{checks: []Convergence{Unverified}}, []Do{DoForce, DoEvict, DoTerminate, DoVerify}, Failed, "did not take"},
+		{"left alone, services still running: failed", v5(with(func(f *Facts) { f.LeftAlone, f.Irreversible = true, true })),
+			world{checks: []Convergence{Unverified}}, []Do{DoForce, DoEvict, DoTerminate, DoVerify}, Failed, "did not take"},
+		{"left alone, services stopped, still in for some: failed", v5(with(func(f *Facts) {
+			f.LeftAlone, f.Irreversible, f.ServicesStopped = true, true, true
+		})), world{checks: []Convergence{Pending}}, []Do{DoForce, DoEvict, DoTerminate, DoVerify}, Failed, "not every member"},
 		{"evicted, too few answers: forced, unverified", v1(orch), world{evict: true, terminate: true, checks: []Convergence{Unverified}},
 			[]Do{DoForce, DoEvict, DoTerminate, DoVerify}, Forced, "unverified"},
 	}

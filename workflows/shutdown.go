@@ -97,7 +97,9 @@ const (
 	versionHostSteps = 4
 	// versionBudgetQueue asks the budget only when the cluster has limits (budget.*,
 	// recorded), and waits for a lease outside the budget: in its queue, until the
-	// budget signals that it granted it (or, every budgetRecheck, asking again).
+	// budget signals that it granted it (or, every budgetRecheck, asking again). And a
+	// node that shut its memberlist down and stopped its services by itself is out,
+	// though nobody confirmed its leave, eviction or termination (found by the soak).
 	versionBudgetQueue = 5
 )
 
@@ -147,6 +149,7 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 	}
 	s.facts.TerminateUnstopped = s.version >= versionProcess
 	s.facts.TerminateLeft = s.version >= versionHostSteps
+	s.facts.LeftAloneIsOut = s.version >= versionBudgetQueue
 	for _, spec := range effective.Steps {
 		s.report.Steps = append(s.report.Steps, plan.StepResult{Name: spec.Name, Status: plan.StepPending})
 	}
