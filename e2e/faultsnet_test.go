@@ -231,6 +231,7 @@ func netRows() []netRow {
 		{fault: "the frontend restarted mid-run", run: frontendRestarted},
 		{fault: "PostgreSQL restarted mid-run", ci: true, run: postgresRestarted},
 		{fault: "a node SIGSTOPped mid-step, SIGCONT after its run ended", run: nodeFrozenOnBed},
+		{fault: "a node's gossip hangs as it leaves, both orchestrators cut from the cluster net", ci: true, run: leftAloneUnconfirmed},
 		{fault: "drain of half the fleet, the cluster split mid-drain", ci: true, opts: bedOptions{nodes: 8}, run: drainSplit},
 		{fault: "the host app cut from Temporal at SIGTERM, requests in flight", opts: bedOptions{nodes: 4, hostApp: true}, run: hostAppCutAtSigterm},
 	}
@@ -585,5 +586,30 @@ func hostAppCutAtSigterm(t *testing.T, b *prodBed) netResult {
 		res.problems = append(res.problems, "its own step drain-connections did not run")
 	}
 	res.expect("graceful")
+	return res
+}
+
+// leftAloneUnconfirmed: the node's gossip hangs as its shutdown begins, and both
+// orchestrators are cut from the cluster net. Nobody confirms its leave, its eviction,
+// or its termination (the process ended by itself once its memberlist was down and its
+// services stopped): the run must still see it out, not failed (found by the soak).
+func leftAloneUnconfirmed(t *testing.T, b *prodBed) netResult {
+	n := b.addNode("victim", "node", "--fault", "gossip=stall")
+	for _, o := range b.orchs {
+		if err := b.bed.Cut(o.name, "cluster"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := time.Now()
+	r := b.reportOfProc(b.shutdown(n.name), 3*time.Minute)
+	partition := time.Since(cut)
+	if err := b.bed.HealAll(); err != nil {
+		t.Fatal(err)
+	}
+	res := netResult{outcome: fmt.Sprintf("%s, %s", r.Outcome, r.Convergence)}
+	b.judge(&res, nil, target(n, "out", b.budgetOf(), partition))
+	if r.Outcome == plan.Failed {
+		res.problems = append(res.problems, "outcome failed: "+r.Error)
+	}
 	return res
 }
