@@ -8,11 +8,11 @@ UNIT          = $(shell $(GO) list ./... | grep -v /e2e)
 # binary do): the race detector runs over these.
 NOSERVER      = $(shell $(GO) list ./... | grep -v -e /e2e -e /devserver -e /cmd/)
 
-.PHONY: test unit race lint tidy build dev demo bench histories ui-check faults faults-net soak mutants
+.PHONY: test unit race lint tidy build release release-check dev demo bench histories ui-check faults faults-net soak mutants
 
 ## test: lint, tidy, the race detector over the packages that do not link the server,
 ## then every test (CI runs this)
-test: lint tidy race
+test: lint tidy race release-check
 	$(GO) test -timeout 30m ./...
 
 ## unit: every test but the server-linking end-to-end package, for a fast loop
@@ -36,10 +36,32 @@ tidy:
 	cd deploy/temporal && $(GO) mod tidy -diff
 
 ## build: the binaries in bin/: farewell (everything, with the embedded server) and
-## farewell-node (the node command alone, no server)
+## farewell-node (the node command alone, no server), stamped with the commit
 build:
-	$(GO) build -o bin/farewell ./cmd/farewell
-	$(GO) build -o bin/farewell-node ./cmd/farewell-node
+	$(GO) build -buildvcs=true -o bin/farewell ./cmd/farewell
+	$(GO) build -buildvcs=true -o bin/farewell-node ./cmd/farewell-node
+
+## release: static farewell and farewell-node for linux/amd64 and linux/arm64 in
+## RELEASE_DIR (dist/), -trimpath, stamped with the commit, and their SHA256SUMS; the
+## same commit gives the same bytes (release-check)
+RELEASE_DIR ?= dist
+PLATFORMS   ?= linux/amd64 linux/arm64
+release:
+	@rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
+	@for p in $(PLATFORMS); do \
+		for c in farewell farewell-node; do \
+			echo "$$c $$p"; \
+			CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -buildvcs=true -ldflags='-s -w' \
+				-o $(RELEASE_DIR)/$$c-$${p%/*}-$${p#*/} ./cmd/$$c || exit 1; \
+		done; \
+	done
+	cd $(RELEASE_DIR) && sha256sum farewell-* > SHA256SUMS
+
+## release-check: two releases built from clean clones of HEAD at different paths are
+## the same bytes, and their binaries name the commit (RELEASE_CHECK_COLD=1: the second
+## with an empty build cache)
+release-check:
+	./scripts/release-check.sh
 
 ## dev: the embedded stack (server, UI, workers, demo nodes) until Ctrl-C
 dev:

@@ -237,7 +237,9 @@ same configuration (farewell.yaml, FAREWELL_* and TEMPORAL_* variables, the flag
 	for key, flag := range a.bindings[node] {
 		a.bind(root, key, flag)
 	}
-	root.AddCommand(a.versionCommand())
+	// What a node's host needs beside the node: its version, and its configuration
+	// checked and its grace period (for the process manager) printed.
+	root.AddCommand(a.versionCommand(), a.configCommand())
 	return root
 }
 
@@ -272,6 +274,13 @@ func (a *app) loadConfig(cmd *cobra.Command, file string) error {
 	}
 	a.cfg = cfg
 	a.logger = newLogger(a.opts.Stderr, cfg.Log)
+	env := a.opts.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	for _, w := range config.UnknownEnv(env) {
+		a.logger.Warn(w + ": ignored")
+	}
 	return nil
 }
 

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +83,65 @@ func TestUnreachableTemporalIsTriedAgainThenNamed(t *testing.T) {
 	}
 	if took := time.Since(start); took < 300*time.Millisecond {
 		t.Errorf("gave up after %s; it tries for 300ms", took)
+	}
+}
+
+// keys files writes the orchestrators' and the nodes' environment files once: 0600,
+// keys that load and pair up; a second run changes nothing.
+func TestKeysFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	code, out, stderr := run(t, "keys", "files", dir)
+	if code != 0 {
+		t.Fatalf("keys files: exit %d: %s", code, stderr)
+	}
+	cfgs := map[string]config.Config{}
+	contents := map[string]string{}
+	for _, name := range []string{"orchestrator.env", "node.env"} {
+		path := filepath.Join(dir, name)
+		if !strings.Contains(out, "wrote "+path) {
+			t.Errorf("output does not say it wrote %s:\n%s", path, out)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", name, st.Mode().Perm())
+		}
+		b, _ := os.ReadFile(path)
+		contents[name] = string(b)
+		var env []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if l != "" && !strings.HasPrefix(l, "#") {
+				env = append(env, l)
+			}
+		}
+		cfg, _, err := config.Load(config.Source{Env: env, SearchDirs: []string{t.TempDir()}})
+		if err != nil {
+			t.Fatalf("%s does not load: %v", name, err)
+		}
+		cfgs[name] = cfg
+	}
+	orch, node := cfgs["orchestrator.env"].Cluster, cfgs["node.env"].Cluster
+	if len(orch.SecretKeys) != 1 || !slices.Equal(orch.SecretKeys, node.SecretKeys) {
+		t.Errorf("gossip keys differ or are missing: %v, %v", orch.SecretKeys, node.SecretKeys)
+	}
+	if orch.EvictVerifyKey != "" || node.EvictSigningKey != "" || orch.EvictSigningKey == "" || node.EvictVerifyKey == "" {
+		t.Fatalf("the signing key is for orchestrators only, the verify key for nodes: %+v / %+v", orch, node)
+	}
+	signer, _ := config.EvictSigningKey(orch.EvictSigningKey)
+	verifier, _ := config.EvictVerifyKey(node.EvictVerifyKey)
+	if !verifier.Equal(signer.Public()) {
+		t.Error("the verify key is not the signing key's")
+	}
+
+	code, _, stderr = run(t, "keys", "files", dir)
+	if code != ExitUsage || !strings.Contains(stderr, "orchestrator.env exists") {
+		t.Errorf("second run: exit %d, %s; want 2 naming the file that exists", code, stderr)
+	}
+	for name, was := range contents {
+		if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != was {
+			t.Errorf("%s changed on the refused run", name)
+		}
 	}
 }

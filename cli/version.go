@@ -1,46 +1,53 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/farewell-project/farewell/buildinfo"
 )
 
-// Version is set at build time with -ldflags "-X github.com/farewell-project/farewell/cli.Version=…".
-var Version = ""
+// builtOn are the modules `version` names beside Farewell's own version.
+var builtOn = []struct{ name, path string }{
+	{"temporal sdk", "go.temporal.io/sdk"},
+	{"server", "go.temporal.io/server"},
+	{"memberlist", "github.com/hashicorp/memberlist"},
+}
 
 func (a *app) versionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:         "version",
-		Short:       "Print Farewell's version and the versions it was built with",
+	var output string
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print Farewell's version, the commit it was built from and what it was built with",
+		Long: `Print the version of this binary: its module version (a release's tag, or a
+pseudo-version naming the commit, +dirty when the tree had uncommitted changes), the
+commit, whether the tree was modified, the Go toolchain and platform, and the versions of
+the Temporal SDK and server and of memberlist it was built with. "dev (no commit
+stamped)" means the binary was built without VCS stamping (go build -buildvcs=false,
+or outside a checkout): build it with make build or make release.`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{skipConfig: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, deps := Version, map[string]string{}
-			if info, ok := debug.ReadBuildInfo(); ok {
-				if v == "" {
-					v = info.Main.Version
-				}
-				for _, d := range info.Deps {
-					deps[d.Path] = d.Version
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			info := buildinfo.Read()
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(info)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", cmd.Root().Name(), info)
+			for _, m := range builtOn {
+				if v := info.Dep(m.path); v != "unknown" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  %-12s %s\n", m.name, v)
 				}
 			}
-			if v == "" || v == "(devel)" {
-				v = "dev"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "farewell %s (%s, temporal sdk %s, server %s, memberlist %s)\n",
-				v, runtime.Version(), orUnknown(deps["go.temporal.io/sdk"]),
-				orUnknown(deps["go.temporal.io/server"]), orUnknown(deps["github.com/hashicorp/memberlist"]))
 			return nil
 		},
 	}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
 }

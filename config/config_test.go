@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -396,5 +397,22 @@ budget:
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: want an error naming %s, got %v", env, want, err)
 		}
+	}
+}
+
+func TestUnknownEnvNamesTheMisspeltVariables(t *testing.T) {
+	got := UnknownEnv([]string{
+		"FAREWELL_CLUSTER_ADVERTIZE=10.0.0.1:7946",                   // misspelt
+		"FAREWELL_CLUSTER_ADVERTISE=10.0.0.1:7946",                   // a setting
+		"FAREWELL_SHUTDOWN_STEPS_STOP_SERVICES_MAX_ATTEMPTS=2",       // a step's setting
+		"FAREWELL_SHUTDOWN_STEPS_STOP_SERVICE_MAX_ATTEMPTS=2",        // a step misspelt
+		"FAREWELL_NETBED=require", "PATH=/bin", "TEMPORAL_ADDRESS=x", // not settings' names
+	})
+	want := []string{
+		"FAREWELL_CLUSTER_ADVERTIZE names no setting (did you mean FAREWELL_CLUSTER_ADVERTISE?)",
+		"FAREWELL_SHUTDOWN_STEPS_STOP_SERVICE_MAX_ATTEMPTS names no setting (did you mean FAREWELL_SHUTDOWN_STEPS_STOP_SERVICES_MAX_ATTEMPTS?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("UnknownEnv =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -165,3 +165,45 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// UnknownEnv returns, for each variable in env that looks like a setting's — FAREWELL_
+// and a section's name, as FAREWELL_CLUSTER_… — but names none, a sentence naming it
+// and the nearest variable that does: a misspelt variable (in a unit's Environment=, a
+// manifest's env) is otherwise ignored without a word.
+func UnknownEnv(env []string) []string {
+	known, sections := map[string]bool{}, map[string]bool{}
+	for _, k := range keys {
+		known[envName(k.Path)] = true
+		section, _, _ := strings.Cut(k.Path, ".")
+		sections[envName(section)+"_"] = true
+	}
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if known[name] {
+			continue
+		}
+		for prefix := range sections {
+			if strings.HasPrefix(name, prefix) {
+				path := strings.ToLower(strings.TrimPrefix(name, "FAREWELL_"))
+				out = append(out, name+" names no setting (did you mean "+envName(nearestEnv(path))+"?)")
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// nearestEnv is the key whose variable is nearest to path, a variable's name without
+// FAREWELL_, in lower case.
+func nearestEnv(path string) string {
+	best, bestD := "", -1
+	for _, k := range keys {
+		d := editDistance(path, strings.NewReplacer(".", "_", "-", "_").Replace(k.Path))
+		if bestD < 0 || d < bestD {
+			best, bestD = k.Path, d
+		}
+	}
+	return best
+}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/farewell-project/farewell/agent"
+	"github.com/farewell-project/farewell/buildinfo"
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/plan"
 )
@@ -35,7 +36,12 @@ func run() int {
 	work := flag.Duration("work", 300*time.Millisecond, "how long each request works (/work)")
 	without := flag.Bool("without-farewell", false, "run the same app without Farewell (SIGTERM stops the HTTP server and the job): the baseline of its cost")
 	grace := flag.Bool("grace-period", false, "print the grace period (seconds) its process manager should allow, from its plan's budget, and exit")
+	version := flag.Bool("version", false, "print the version and commit it was built from, and exit")
 	flag.Parse()
+	if *version {
+		fmt.Println("hostapp", buildinfo.Read())
+		return 0
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
 	if *without {
