@@ -42,8 +42,9 @@ build:
 	$(GO) build -buildvcs=true -o bin/farewell-node ./cmd/farewell-node
 
 ## release: static farewell and farewell-node for linux/amd64 and linux/arm64 in
-## RELEASE_DIR (dist/), -trimpath, stamped with the commit, and their SHA256SUMS; the
-## same commit gives the same bytes (release-check)
+## RELEASE_DIR (dist/), -trimpath, stamped with the commit, with the systemd units, the
+## alerting rules, the dashboard and SHA256SUMS; the same commit gives the same bytes
+## (release-check)
 RELEASE_DIR ?= dist
 PLATFORMS   ?= linux/amd64 linux/arm64
 release:
@@ -55,7 +56,9 @@ release:
 				-o $(RELEASE_DIR)/$$c-$${p%/*}-$${p#*/} ./cmd/$$c || exit 1; \
 		done; \
 	done
-	cd $(RELEASE_DIR) && sha256sum farewell-* > SHA256SUMS
+	cp deploy/systemd/farewell-worker.service deploy/systemd/farewell-node.service \
+		deploy/prometheus/farewell-rules.yml deploy/grafana/farewell.json $(RELEASE_DIR)/
+	cd $(RELEASE_DIR) && sha256sum * > SHA256SUMS
 
 ## release-check: two releases built from clean clones of HEAD at different paths are
 ## the same bytes, and their binaries name the commit (RELEASE_CHECK_COLD=1: the second

@@ -313,7 +313,7 @@ var longRunning = map[string]bool{"dev": true, "demo": true, "worker": true, "no
 
 // setupTelemetry configures OpenTelemetry from the OTEL_* environment for this command.
 func (a *app) setupTelemetry(cmd *cobra.Command) error {
-	role := cmd.Name()
+	role := a.role(cmd)
 	node := ""
 	if role == "node" {
 		node = a.cfg.Cluster.Name
@@ -331,6 +331,14 @@ func (a *app) setupTelemetry(cmd *cobra.Command) error {
 		a.logger.Info("serving metrics", "url", "http://"+tel.MetricsAddr+"/metrics")
 	}
 	return nil
+}
+
+// role is the command as telemetry names it: farewell-node's root is the node command.
+func (a *app) role(cmd *cobra.Command) string {
+	if a.opts.NodeOnly && !cmd.HasParent() {
+		return "node"
+	}
+	return cmd.Name()
 }
 
 // dialOptions give a Temporal client this process's logger, tracing and metrics.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/starter"
 )
@@ -142,6 +144,27 @@ func TestKeysFiles(t *testing.T) {
 	for name, was := range contents {
 		if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != was {
 			t.Errorf("%s changed on the refused run", name)
+		}
+	}
+}
+
+// farewell-node's root command is the node: it exports metrics as `farewell node` does
+// (the production quick start found it serving none).
+func TestNodeOnlyRootIsTheNode(t *testing.T) {
+	for _, nodeOnly := range []bool{true, false} {
+		a := &app{opts: Options{NodeOnly: nodeOnly}, bindings: map[*cobra.Command]map[string]string{}}
+		root := a.rootCommand()
+		role := a.role(root)
+		if nodeOnly && (role != "node" || !longRunning[role]) {
+			t.Errorf("farewell-node's root: role %q (long running %v), want node", role, longRunning[role])
+		}
+		if !nodeOnly && role == "node" {
+			t.Errorf("farewell's root is %q", role)
+		}
+		for _, sub := range root.Commands() {
+			if got := a.role(sub); got != sub.Name() {
+				t.Errorf("%s: role %q", sub.CommandPath(), got)
+			}
 		}
 	}
 }

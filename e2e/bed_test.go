@@ -174,53 +174,19 @@ func newProdBed(t testing.TB, o bedOptions) *prodBed {
 		o.config = bedConfig
 	}
 	start := time.Now()
-	server := temporalServer.buildIn(t, "../deploy/temporal", "go.temporal.io/server/cmd/server", "temporal-server")
-	sqlTool := temporalSQLTool.buildIn(t, "../deploy/temporal", "go.temporal.io/server/cmd/tools/sql", "temporal-sql-tool")
 	b := &prodBed{t: t, dir: t.TempDir(), nodeBin: farewellNode.build(t, "../cmd/farewell-node")}
 	if o.hostApp {
 		b.appBin = buildHostApp(t)
 	}
 	b.logs = filepath.Join(b.dir, "logs")
-	if err := os.MkdirAll(b.logs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bed, err := netbed.New(netCluster, netTemporal, netMgmt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.bed = bed
-	openBeds.Store(bed, struct{}{})
-	t.Cleanup(func() {
-		if t.Failed() {
-			b.dumpLogs()
-		}
-		if keep := os.Getenv("FAREWELL_BED_LOGS"); keep != "" {
-			dst := filepath.Join(keep, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
-			_ = os.MkdirAll(keep, 0o755)
-			_ = os.RemoveAll(dst)
-			_ = os.Rename(b.logs, dst)
-		}
+	b.bed = openBed(t, b.logs, func() {
 		if b.checker != nil {
 			b.checker.stop()
 		}
-		openBeds.Delete(bed)
-		if err := bed.Close(); err != nil {
-			t.Errorf("remove the testbed: %v", err)
-		}
 	})
-	abs := func(p string) string {
-		a, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	b.temporal, err = netbed.StartTemporal(bed, netbed.TemporalOptions{Net: "temporal", Server: server, SQLTool: sqlTool,
-		Config: abs("../deploy/temporal/temporal.yaml"), DynamicConfig: abs("../deploy/temporal/dynamicconfig.yaml"),
-		SchemaScript: abs("../deploy/temporal/setup-schema.sh"), PostgresBin: postgresBin(t), LogDir: b.logs})
-	if err != nil {
-		t.Fatalf("Temporal on the bed: %v", err)
-	}
+	bed := b.bed
+	b.temporal = bedTemporal(t, bed, b.logs)
+	var err error
 	if b.opsHost, err = bed.AddHost("ops", "temporal"); err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +215,62 @@ func newProdBed(t testing.TB, o bedOptions) *prodBed {
 	b.waitSettled(time.Minute)
 	t.Logf("bed ready after %s: %d nodes, 2 orchestrators, Temporal with %d services", time.Since(start).Round(100*time.Millisecond), len(b.nodes), len(b.temporal.Services()))
 	return b
+}
+
+// openBed makes a bed with the three nets, logs in logs (made here), removed when the
+// test ends — after before, and with every log printed when the test failed (and kept
+// in $FAREWELL_BED_LOGS when set).
+func openBed(t testing.TB, logs string, before func()) *netbed.Bed {
+	t.Helper()
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bed, err := netbed.New(netCluster, netTemporal, netMgmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openBeds.Store(bed, struct{}{})
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, logs)
+		}
+		if keep := os.Getenv("FAREWELL_BED_LOGS"); keep != "" {
+			dst := filepath.Join(keep, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+			_ = os.MkdirAll(keep, 0o755)
+			_ = os.RemoveAll(dst)
+			_ = os.Rename(logs, dst)
+		}
+		if before != nil {
+			before()
+		}
+		openBeds.Delete(bed)
+		if err := bed.Close(); err != nil {
+			t.Errorf("remove the testbed: %v", err)
+		}
+	})
+	return bed
+}
+
+// bedTemporal starts the pinned Temporal server on the bed's temporal net: PostgreSQL,
+// the schema, each service in a process (and host) of its own.
+func bedTemporal(t testing.TB, bed *netbed.Bed, logs string) *netbed.Temporal {
+	t.Helper()
+	server := temporalServer.buildIn(t, "../deploy/temporal", "go.temporal.io/server/cmd/server", "temporal-server")
+	sqlTool := temporalSQLTool.buildIn(t, "../deploy/temporal", "go.temporal.io/server/cmd/tools/sql", "temporal-sql-tool")
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	tp, err := netbed.StartTemporal(bed, netbed.TemporalOptions{Net: "temporal", Server: server, SQLTool: sqlTool,
+		Config: abs("../deploy/temporal/temporal.yaml"), DynamicConfig: abs("../deploy/temporal/dynamicconfig.yaml"),
+		SchemaScript: abs("../deploy/temporal/setup-schema.sh"), PostgresBin: postgresBin(t), LogDir: logs})
+	if err != nil {
+		t.Fatalf("Temporal on the bed: %v", err)
+	}
+	return tp
 }
 
 // buildIn builds pkg as a program named name, in the module at dir, once per test binary.
@@ -481,12 +503,12 @@ func (b *prodBed) opsStart(args ...string) *netbed.Proc {
 	return p
 }
 
-// dumpLogs prints the tail of every process's log (a failed test's last word).
-func (b *prodBed) dumpLogs() {
-	entries, _ := os.ReadDir(b.logs)
+// dumpLogs prints the tail of every log in logs (a failed test's last word).
+func dumpLogs(t testing.TB, logs string) {
+	entries, _ := os.ReadDir(logs)
 	for _, e := range entries {
-		data, _ := os.ReadFile(filepath.Join(b.logs, e.Name()))
-		b.t.Logf("--- %s (last 3000 bytes):\n%s", e.Name(), tailOf(string(data), 3000))
+		data, _ := os.ReadFile(filepath.Join(logs, e.Name()))
+		t.Logf("--- %s (last 3000 bytes):\n%s", e.Name(), tailOf(string(data), 3000))
 	}
 }
 

@@ -42,7 +42,7 @@ cat "$work/a/dist/SHA256SUMS"
 machine() { od -An -tx1 -j18 -N2 "$1" | tr -d ' \n'; }
 declare -A want=([amd64]=3e00 [arm64]=b700)
 native=$(go env GOARCH)
-for bin in "$work"/a/dist/farewell-*; do
+for bin in "$work"/a/dist/farewell-linux-* "$work"/a/dist/farewell-node-linux-*; do
 	arch=${bin##*-}
 	if [ "$(machine "$bin")" != "${want[$arch]}" ]; then
 		echo "release-check: $bin is not an ELF for $arch (e_machine $(machine "$bin"))" >&2
