@@ -112,10 +112,13 @@ faults:
 	@FAREWELL_FAULTS=all FAREWELL_FAULTS_TABLE=$(CURDIR)/.farewell/faults-table.md $(GO) test ./e2e -run '^TestFaultMatrix$$' -count=1 -timeout 30m; \
 		code=$$?; cat .farewell/faults-table.md 2>/dev/null; exit $$code
 
-## ui-check: a real shutdown's page in the Temporal UI, loaded in headless Chromium,
-## must show its summary and its step table (needs chromium: apt-get install chromium)
+## ui-check: the Temporal UI in headless Chromium — the list through docs/ui.md's link to
+## the runs not graceful, a forced run, a graceful one, a drain, a sweep — must show what
+## a person needs (needs chromium: apt-get install chromium); UI_SCREENSHOTS=docs/ui
+## saves the screenshots docs/ui.md shows
+UI_SCREENSHOTS ?=
 ui-check:
-	FAREWELL_UI_CHECK=1 $(GO) test ./e2e -run '^TestUIShowsTheRun$$' -count=1 -v
+	FAREWELL_UI_CHECK=1 FAREWELL_UI_SCREENSHOTS=$(UI_SCREENSHOTS) $(GO) test ./e2e -run '^TestUIShowsTheRun$$' -count=1 -v
 
 ## faults-net: the nemesis on the production testbed — hosts in network namespaces, Temporal
 ## on PostgreSQL with its services apart, two orchestrators, a checker on its own host —

@@ -82,7 +82,7 @@ failure threshold, aborted, or a shutdown failed; 2 bad input or refused; 1 runt
 				sel.Tags[k] = v
 			}
 			if name == "" {
-				name = "drain-" + time.Now().UTC().Format("20060102-150405")
+				name = time.Now().UTC().Format("20060102-150405") // its ID: farewell-drain-20261206-150405
 			}
 			req := workflows.DrainRequest{
 				Name: name, Selector: sel, Limits: plan.Limits{MaxParallel: maxParallel, MinAlive: minAlive},
@@ -163,7 +163,7 @@ failure threshold, aborted, or a shutdown failed; 2 bad input or refused; 1 runt
 	f.BoolVar(&all, "all", false, "every node of the cluster")
 	f.StringVar(&glob, "glob", "", "the nodes whose name matches this pattern (like 'web-*')")
 	f.StringArrayVar(&tags, "tag", nil, "the nodes with this metadata tag, KEY=VALUE (cluster.tags; repeatable, all must match)")
-	f.StringVar(&name, "name", "", "the drain's name, in its workflow ID farewell-drain-<name> (default drain-<UTC time>)")
+	f.StringVar(&name, "name", "", "the drain's name, in its workflow ID farewell-drain-<name> (default: the UTC time, 20261206-150405)")
 	f.IntVar(&maxParallel, "max-parallel", 1, "shutdowns of this drain in flight at once")
 	f.IntVar(&minAlive, "min-alive", 0, "never start a shutdown that would leave fewer nodes in service (0: the cluster's budget.min_alive only)")
 	f.IntVar(&fail, "failure-threshold", 1, "stop starting shutdowns after this many did not end graceful or degraded (0: never)")
@@ -201,8 +201,8 @@ func (a *app) dryRun(ctx context.Context, st *starter.Starter, req workflows.Dra
 }
 
 func printPlan(w io.Writer, p activities.DrainPlan) {
-	fmt.Fprintf(w, "drain of %s: %d node(s) in service, %d shutdown(s) in flight; limits: drain %s, cluster %s\n",
-		safe(p.Selector.String()), p.Serving, p.InFlight, limitsText(p.Limits), p.Cluster)
+	fmt.Fprintf(w, "drain of %s: %s in service, %s in flight; limits: drain %s; cluster %s\n",
+		safe(p.Selector.String()), count(p.Serving, "node"), count(p.InFlight, "shutdown"), limitsText(p.Limits), p.Cluster)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tBLOCKER\tNOTE")
 	for _, c := range p.Nodes {
@@ -213,7 +213,7 @@ func printPlan(w io.Writer, p activities.DrainPlan) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", safe(c.Node), orDash(c.State), blocker, orDash(safe(c.Note)))
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "takes %d node(s) in %d wave(s); worst case %s (each shutdown at most %s)\n", p.Takes, p.Waves, p.WorstCase, p.Budget)
+	fmt.Fprintf(w, "takes %s in %s; worst case %s (each shutdown at most %s)\n", count(p.Takes, "node"), count(p.Waves, "wave"), p.WorstCase, p.Budget)
 }
 
 func limitsText(l plan.Limits) string {
@@ -300,9 +300,9 @@ func printDrain(w io.Writer, r *workflows.DrainReport) {
 		}
 	}
 	c := r.Count()
-	fmt.Fprintf(w, "  %d node(s): %d done, %d running, %d joined, %d pending, %d skipped, %d blocked; %d failure(s); max-parallel %d, min-alive %d, cluster %s\n",
-		len(r.Nodes), c[workflows.DrainDone], c[workflows.DrainRunning], c[workflows.DrainJoined], c[workflows.DrainPending],
-		c[workflows.DrainSkipped], c[workflows.DrainBlocked], r.Failures, r.MaxParallel, r.MinAlive, r.Cluster)
+	fmt.Fprintf(w, "  %s: %d done, %d running, %d joined, %d pending, %d skipped, %d blocked; %s; max-parallel %d, min-alive %d; cluster %s\n",
+		count(len(r.Nodes), "node"), c[workflows.DrainDone], c[workflows.DrainRunning], c[workflows.DrainJoined], c[workflows.DrainPending],
+		c[workflows.DrainSkipped], c[workflows.DrainBlocked], count(r.Failures, "failure"), r.MaxParallel, r.MinAlive, r.Cluster)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NODE\tSTATE\tOUTCOME\tDURATION\tNOTE")
 	for _, n := range r.Nodes {

@@ -187,15 +187,15 @@ func printJournal(w io.Writer, j *history.Journal) {
 	}
 	fmt.Fprintf(w, "  (workflow %s, run %s, %d events)\n", j.WorkflowID, j.RunID, j.Events)
 	if j.RequestedBy != "" || j.Reason != "" {
-		fmt.Fprintf(w, "  requested by %s: %s\n", orDash(safe(j.RequestedBy)), orDash(safe(j.Reason)))
+		fmt.Fprintf(w, "  %s\n", requestLine(j.RequestedBy, j.Reason))
 	}
 	if j.NodeState != "" {
 		fmt.Fprintf(w, "  lookup: %s was %s\n", j.Node, j.NodeState)
 	}
 	for _, s := range j.Steps {
-		line := fmt.Sprintf("  %-20s %-9s", s.Name, s.Status)
+		line := fmt.Sprintf("  %-20s %-9s", s.Name, words(s.Status))
 		if s.Status != plan.StepSkipped {
-			line += fmt.Sprintf(" %d attempt(s) %8s", s.Attempts, s.Duration)
+			line += fmt.Sprintf(" %s %8s", attempts(s.Attempts), s.Duration)
 		}
 		if s.Error != "" {
 			line += "  " + safe(s.Error)

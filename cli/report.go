@@ -46,6 +46,28 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// requestLine is "requested by WHO: WHY", or "requested by WHO" when no reason was given.
+func requestLine(by, reason string) string {
+	s := "requested by " + orDash(safe(by))
+	if reason != "" {
+		s += ": " + safe(reason)
+	}
+	return s
+}
+
+// count is "1 attempt", "3 attempts".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func attempts(n int) string { return count(n, "attempt") }
+
+// words is a status for people: timed_out reads "timed out".
+func words[S ~string](s S) string { return strings.ReplaceAll(string(s), "_", " ") }
+
 // printReport renders a report for people.
 func printReport(w io.Writer, r *workflows.ShutdownReport) {
 	fmt.Fprintf(w, "%s: %s in %s", r.Node, strings.ToUpper(string(r.Outcome)), r.Total)
@@ -53,17 +75,16 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 		fmt.Fprintf(w, "  (workflow %s, run %s)", r.WorkflowID, r.RunID)
 	}
 	fmt.Fprintln(w)
+	if r.Why != "" {
+		fmt.Fprintf(w, "  why: %s\n", safe(r.Why))
+	}
 	if r.RequestedBy != "" || r.Reason != "" {
-		fmt.Fprintf(w, "  requested by %s: %s\n", orDash(safe(r.RequestedBy)), orDash(safe(r.Reason)))
+		fmt.Fprintf(w, "  %s\n", requestLine(r.RequestedBy, r.Reason))
 	}
 	for i, s := range r.Steps {
-		line := fmt.Sprintf("  %d/%d %-20s %-9s", i+1, len(r.Steps), s.Name, s.Status)
+		line := fmt.Sprintf("  %d/%d %-20s %-9s", i+1, len(r.Steps), s.Name, words(s.Status))
 		if s.Status != plan.StepSkipped {
-			plural := "s"
-			if s.Attempts == 1 {
-				plural = ""
-			}
-			line += fmt.Sprintf(" %d attempt%s %8s", s.Attempts, plural, s.Duration)
+			line += fmt.Sprintf(" %s %8s", attempts(s.Attempts), s.Duration)
 		}
 		if s.Error != "" {
 			line += "  " + safe(s.Error)
@@ -77,7 +98,7 @@ func printReport(w io.Writer, r *workflows.ShutdownReport) {
 		fmt.Fprintf(w, "  budget: %s\n", safe(r.Budget))
 	}
 	if r.ForceReason != "" {
-		fmt.Fprintf(w, "  forced: %s (evicted %v, node terminated %v)\n", safe(r.ForceReason), r.Evicted, r.Terminated)
+		fmt.Fprintf(w, "  forced because %s: %s\n", safe(r.ForceReason), safe(r.ForceDeeds()))
 	}
 	if r.Gone != "" {
 		fmt.Fprintf(w, "  gone: %s\n", safe(r.Gone))
@@ -128,7 +149,7 @@ func (p *progressPrinter) update(r workflows.ShutdownReport) {
 			continue
 		}
 		p.seen[s.Name] = s.Status
-		line := fmt.Sprintf("%s %d/%d %s %s", r.Node, i+1, len(r.Steps), s.Name, s.Status)
+		line := fmt.Sprintf("%s %d/%d %s %s", r.Node, i+1, len(r.Steps), s.Name, words(s.Status))
 		if s.Status != plan.StepRunning && s.Status != plan.StepSkipped {
 			line += " in " + s.Duration.String()
 		}

@@ -159,9 +159,13 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 				}
 				return nil
 			}
-			if run.Joined && output == "text" {
-				fmt.Fprintf(out, "joined the running shutdown of %s (run %s)\n", args[0], run.RunID)
-				printNotApplied(out, run)
+			if output == "text" {
+				if run.Joined {
+					fmt.Fprintf(out, "joined the running shutdown of %s: workflow %s run %s\n", args[0], run.WorkflowID, run.RunID)
+					printNotApplied(out, run)
+				} else {
+					fmt.Fprintf(out, "started shutdown of %s: workflow %s run %s\n", args[0], run.WorkflowID, run.RunID)
+				}
 			}
 			report, err := waitAndReport(ctx, st, run, output, out)
 			if report != nil {
@@ -199,6 +203,9 @@ func waitAndReport(ctx context.Context, st *starter.Starter, run starter.Run, ou
 	if err != nil {
 		return nil, err
 	}
+	if progress != nil {
+		progress(*report) // the steps that began and ended since the last look
+	}
 	if output == "json" {
 		if err := writeJSON(w, report); err != nil {
 			return report, err
@@ -211,11 +218,6 @@ func waitAndReport(ctx context.Context, st *starter.Starter, run starter.Run, ou
 		return report, &exitError{code: code}
 	}
 	return report, nil
-}
-
-// shutdownError maps a refused shutdown to exit 2; other failures stay runtime errors.
-func shutdownError(err error) error {
-	return err
 }
 
 // awaitLookup waits until the shutdown got past its lookup, so that an unknown node is
@@ -232,7 +234,7 @@ func (a *app) awaitLookup(ctx context.Context, st *starter.Starter, run starter.
 		if err == nil {
 			if v, qerr := st.Client().QueryWorkflow(ctx, run.WorkflowID, run.RunID, workflows.QueryProgress); qerr == nil {
 				var r workflows.ShutdownReport
-				if v.Get(&r) == nil && r.NodeState != "" {
+				if v.Get(&r) == nil && r.NodeStateAtStart != "" {
 					return nil
 				}
 			}
@@ -274,7 +276,11 @@ which needs the orchestrator worker), its report once done.`,
 			if output == "json" {
 				return writeJSON(out, st)
 			}
-			fmt.Fprintf(out, "%s: %s (workflow %s, run %s)\n", args[0], st.Status, st.WorkflowID, st.RunID)
+			if st.Report != nil && st.Report.WorkflowID != "" {
+				fmt.Fprintf(out, "%s: %s\n", args[0], st.Status) // the report names the run
+			} else {
+				fmt.Fprintf(out, "%s: %s (workflow %s, run %s)\n", args[0], st.Status, st.WorkflowID, st.RunID)
+			}
 			if st.Report != nil {
 				if st.Status == "Running" {
 					if cur := st.Report.CurrentStep(); cur != "" {
@@ -325,13 +331,14 @@ func (a *app) listCommand() *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tSTATUS\tOUTCOME\tSTEP\tSTARTED\tWORKFLOW\tRUN")
+			// STARTED in this machine's time zone, named.
 			for _, s := range list {
 				outcome := s.Outcome
 				if s.Slow {
 					outcome += " (slow)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Node, s.Status, orDash(outcome), orDash(s.Step),
-					s.Started.Local().Format(time.DateTime), s.WorkflowID, s.RunID)
+					s.Started.Local().Format(time.DateTime+" MST"), s.WorkflowID, s.RunID)
 			}
 			return tw.Flush()
 		},

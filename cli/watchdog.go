@@ -71,7 +71,7 @@ func runSweep(ctx context.Context, c client.Client, req workflows.SweepRequest) 
 	defer cancel()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflows.SweepID(time.Now().UnixMilli()), TaskQueue: workflows.TaskQueue,
-		StaticSummary: "watchdog sweep, by hand",
+		StaticSummary: "watchdog sweep, by hand: " + req.Describe(),
 	}, workflows.SweepWorkflowName, req)
 	if err != nil {
 		return nil, fmt.Errorf("start the sweep: %w", err)
@@ -88,7 +88,7 @@ func printSweep(w io.Writer, r *workflows.SweepReport) {
 	if r.DryRun {
 		verb = "would do"
 	}
-	fmt.Fprintf(w, "swept %d nodes: %d zombie(s) (action %s)\n", r.Nodes, len(r.Findings), r.Action)
+	fmt.Fprintf(w, "swept %s: %s (action %s)\n", count(r.Nodes, "node"), count(len(r.Findings), "zombie"), r.Action)
 	if len(r.Findings) == 0 {
 		return
 	}

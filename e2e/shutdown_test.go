@@ -349,7 +349,7 @@ func assertVisibleInUI(t *testing.T, s *e2eStack, r *workflows.ShutdownReport) {
 	if err := v.Get(&md); err != nil {
 		t.Fatal(err)
 	}
-	if d := md.GetCurrentDetails(); !strings.Contains(d, "| 3/4 | deregister | ✅ succeeded |") || !strings.Contains(d, "Outcome: graceful") {
+	if d := md.GetCurrentDetails(); !strings.Contains(d, "| 3/4 | deregister | ✓ succeeded |") || !strings.Contains(d, "Outcome: graceful") {
 		t.Errorf("current details:\n%s", d)
 	}
 	desc, err := s.client.DescribeWorkflowExecution(ctx, r.WorkflowID, r.RunID)

@@ -126,7 +126,7 @@ func TestDecide(t *testing.T) {
 			[]Do{DoForce, DoEvict, DoTerminate, DoVerify}, Failed, "not every member saw it out"},
 		{"eviction that does not take: failed", orch, world{checks: []Convergence{Converged}},
 			[]Do{DoForce, DoEvict, DoTerminate, DoVerify}, Failed, "did not take"},
-		{"force requested", with(func(f *Facts) { f.ForceReason = "requested: force" }), ok,
+		{"force requested", with(func(f *Facts) { f.ForceReason = "force was requested" }), ok,
 			[]Do{DoEvict, DoTerminate, DoVerify}, Forced, ""},
 		{"force off, still reversible: rolled back", with(func(f *Facts) { f.ForceAllowed = false }), ok,
 			[]Do{DoAbort, DoRollback}, Aborted, "force is disabled and deregister did not succeed"},

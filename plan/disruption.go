@@ -47,14 +47,14 @@ func (l Limits) Validate() error {
 
 // String says the limits the way people write them.
 func (l Limits) String() string {
-	mp, ma := "no cap", "no floor"
+	mp, ma := "no cap on shutdowns at once", "no floor on nodes in service"
 	if l.MaxParallel > 0 {
-		mp = fmt.Sprint(l.MaxParallel)
+		mp = fmt.Sprintf("at most %d at once", l.MaxParallel)
 	}
 	if l.MinAlive > 0 {
-		ma = fmt.Sprint(l.MinAlive)
+		ma = fmt.Sprintf("at least %d in service", l.MinAlive)
 	}
-	return fmt.Sprintf("max_parallel %s, min_alive %s", mp, ma)
+	return mp + ", " + ma
 }
 
 // Admission is the answer to "may one more shutdown start now?".

@@ -56,6 +56,7 @@ func (s *Starter) Drain(ctx context.Context, req workflows.DrainRequest) (DrainR
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		StaticSummary:            workflows.DrainSummary(req),
+		StaticDetails:            workflows.DrainDetails(req),
 		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.DrainKey.ValueSet(req.Name)),
 	}, workflows.DrainWorkflowName, req)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

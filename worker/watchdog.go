@@ -44,6 +44,8 @@ func EnsureWatchdog(ctx context.Context, c client.Client, w Watchdog) error {
 		Workflow:  workflows.SweepWorkflowName,
 		Args:      []any{w.Sweep},
 		TaskQueue: workflows.TaskQueue,
+		// The run's one line in the UI: what it is and what it does with what it finds.
+		StaticSummary: fmt.Sprintf("watchdog sweep, every %s: %s", w.Every, w.Sweep.Describe()),
 	}
 	_, err := sc.Create(ctx, client.ScheduleOptions{
 		ID: workflows.WatchdogScheduleID, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,

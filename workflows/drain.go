@@ -443,7 +443,7 @@ func (d *drain) start(ctx workflow.Context, i int) {
 	d.startedHere++
 	d.changed()
 	d.details(ctx)
-	sreq := ShutdownRequest{Node: n.Node, Reason: d.reason(), RequestedBy: "drain " + d.req.Name, Drain: d.req.Name, Leased: true}
+	sreq := ShutdownRequest{Node: n.Node, Reason: d.reason(), RequestedBy: d.requester(), Drain: d.req.Name, Leased: true}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            WorkflowID(n.Node),
 		TaskQueue:             TaskQueue,
@@ -492,6 +492,15 @@ func (d *drain) reason() string {
 		return d.req.Reason
 	}
 	return "drain " + d.req.Name
+}
+
+// requester is who asked for a node's shutdown: the person who started the drain, and
+// the drain ("ops@example (drain d1)"), or the drain alone when nobody is named.
+func (d *drain) requester() string {
+	if d.req.RequestedBy == "" {
+		return "drain " + d.req.Name
+	}
+	return d.req.RequestedBy + " (drain " + d.req.Name + ")"
 }
 
 // follow waits for the end of a shutdown the drain did not start (or started in an
@@ -578,7 +587,7 @@ func (d *drain) finish(ctx workflow.Context, node string, r *ShutdownReport, pro
 	if failed {
 		d.r.Failures++
 		if t := d.req.FailureThreshold; t > 0 && d.r.Failures >= t && d.r.Stopped == "" {
-			d.r.Stopped = fmt.Sprintf("failure threshold: %d shutdown(s) did not end graceful or degraded (--failure-threshold %d)", d.r.Failures, t)
+			d.r.Stopped = fmt.Sprintf("failure threshold: %s did not end graceful or degraded (--failure-threshold %d)", count(d.r.Failures, "shutdown"), t)
 			d.log.Warn("drain stops starting shutdowns", "why", d.r.Stopped)
 		}
 	}
@@ -639,7 +648,7 @@ func (d *drain) conclude(ctx workflow.Context) *DrainReport {
 		r.Outcome, r.Why = DrainStopped, r.Stopped
 	case r.Floor != "":
 		r.Outcome = DrainStopped
-		r.Why = fmt.Sprintf("stopped at the min-alive floor: %d node(s) held back (%s)", r.Count()[DrainBlocked], r.Floor)
+		r.Why = fmt.Sprintf("stopped at the min-alive floor: %s held back (%s)", count(r.Count()[DrainBlocked], "node"), r.Floor)
 	default:
 		r.Outcome = DrainCompleted
 	}
@@ -651,6 +660,12 @@ func (d *drain) conclude(ctx workflow.Context) *DrainReport {
 	d.log.Info("drain finished", "outcome", r.Outcome, "why", r.Why, "failures", r.Failures)
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": string(r.Outcome)}).Counter(MetricDrains).Inc(1)
 	d.details(ctx)
+	// What it did stays readable in the UI after it closed (runs of this version on).
+	if workflow.GetVersion(ctx, "drain-memo", workflow.DefaultVersion, 1) >= 1 {
+		if err := workflow.UpsertMemo(ctx, map[string]any{MemoDrain: r.Lines()}); err != nil {
+			d.log.Warn("memo not updated", "error", err)
+		}
+	}
 	return r
 }
 

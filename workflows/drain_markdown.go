@@ -26,6 +26,63 @@ func DrainSummary(req DrainRequest) string {
 	return s
 }
 
+// DrainDetails is the markdown the Temporal UI shows under a drain's Summary & Details
+// from its start: who asked for what, and the limits it keeps.
+func DrainDetails(req DrainRequest) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Drain %s** of %s\n\n", escapeMarkdown(req.Name), escapeMarkdown(req.Selector.String()))
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "- %s: %s\n", k, escapeMarkdown(v))
+		}
+	}
+	row("reason", req.Reason)
+	row("requested by", req.RequestedBy)
+	row("at once", fmt.Sprintf("at most %d of its nodes", req.maxParallel()))
+	if req.Limits.MinAlive > 0 {
+		row("floor", fmt.Sprintf("at least %d nodes in service", req.Limits.MinAlive))
+	}
+	if req.FailureThreshold > 0 {
+		row("stops after", count(req.FailureThreshold, "shutdown")+" not graceful or degraded")
+	}
+	if req.PauseBetween > 0 {
+		row("pause between shutdowns", req.PauseBetween.String())
+	}
+	b.WriteString("\nEach node's shutdown is a run of its own, a child of this one (search attribute FarewellDrain); the table of nodes is in Current Details.\n")
+	return b.String()
+}
+
+// Lines are the drain in a few lines for its memo: its request, its outcome, and one
+// line a node ("node-3: done, graceful in 2.1s").
+func (r *DrainReport) Lines() []string {
+	lines := []string{"drain " + r.Name + " of " + r.Selector.String()}
+	if r.RequestedBy != "" || r.Reason != "" {
+		line := "requested by " + orNone(r.RequestedBy)
+		if r.Reason != "" {
+			line += ": " + r.Reason
+		}
+		lines = append(lines, line)
+	}
+	if r.Outcome != "" {
+		line := fmt.Sprintf("outcome: %s in %s", r.Outcome, r.Total)
+		if r.Why != "" {
+			line += " — " + r.Why
+		}
+		lines = append(lines, line)
+	}
+	for _, n := range r.Nodes {
+		line := fmt.Sprintf("%s: %s", n.Node, n.State)
+		if n.Outcome != "" {
+			line += fmt.Sprintf(", %s in %s", n.Outcome, n.Took)
+		}
+		if n.Note != "" {
+			line += " — " + n.Note
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
 // Markdown renders the drain for the Temporal UI's current details: where it stands,
 // what it waits for, and a node | state | outcome | duration table.
 func (r *DrainReport) Markdown() string {
@@ -34,16 +91,16 @@ func (r *DrainReport) Markdown() string {
 	if r.MinAlive > 0 {
 		fmt.Fprintf(&b, ", min-alive %d", r.MinAlive)
 	}
-	fmt.Fprintf(&b, "; cluster budget %s", r.Cluster)
+	fmt.Fprintf(&b, "; the cluster's budget: %s", r.Cluster)
 	if r.FailureThreshold > 0 {
-		fmt.Fprintf(&b, "; stops after %d failure(s)", r.FailureThreshold)
+		fmt.Fprintf(&b, "; stops after %s", count(r.FailureThreshold, "failure"))
 	}
 	b.WriteString("\n\n")
 	c := r.Count()
-	fmt.Fprintf(&b, "%d nodes: %d done, %d running, %d joined, %d pending, %d skipped, %d blocked; %d failure(s)",
-		len(r.Nodes), c[DrainDone], c[DrainRunning], c[DrainJoined], c[DrainPending], c[DrainSkipped], c[DrainBlocked], r.Failures)
+	fmt.Fprintf(&b, "%s: %d done, %d running, %d joined, %d pending, %d skipped, %d blocked; %s",
+		count(len(r.Nodes), "node"), c[DrainDone], c[DrainRunning], c[DrainJoined], c[DrainPending], c[DrainSkipped], c[DrainBlocked], count(r.Failures, "failure"))
 	if r.Waves > 0 {
-		fmt.Fprintf(&b, "; planned %d wave(s), worst case %s", r.Waves, r.WorstCase)
+		fmt.Fprintf(&b, "; planned %s, worst case %s", count(r.Waves, "wave"), r.WorstCase)
 	}
 	b.WriteString("\n")
 	for _, line := range []struct{ k, v string }{
@@ -95,8 +152,8 @@ func (r *DrainReport) Markdown() string {
 // and the worst case.
 func PreflightMarkdown(p activities.DrainPlan) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Drain pre-flight** of %s: %d node(s) in service, %d shutdown(s) in flight; the drain takes %d in %d wave(s), worst case %s (each shutdown's budget %s)\n\n",
-		escapeMarkdown(p.Selector.String()), p.Serving, p.InFlight, p.Takes, p.Waves, p.WorstCase, p.Budget)
+	fmt.Fprintf(&b, "**Drain pre-flight** of %s: %s in service, %s in flight; the drain takes %d in %s, worst case %s (each shutdown's budget %s)\n\n",
+		escapeMarkdown(p.Selector.String()), count(p.Serving, "node"), count(p.InFlight, "shutdown"), p.Takes, count(p.Waves, "wave"), p.WorstCase, p.Budget)
 	b.WriteString("| node | state | blocker | note |\n|---|---|---|---|\n")
 	for _, c := range p.Nodes {
 		blocker := orDash(c.Blocker)

@@ -181,6 +181,18 @@ func TestDrainKeepsToMaxParallelAndRunsOrdinaryShutdowns(t *testing.T) {
 			t.Errorf("child request %+v", sr)
 		}
 	}
+	// The person who started the drain is named in each shutdown it starts.
+	h = newDrainHarness(t)
+	req.RequestedBy = "ops@example"
+	h.run(req)
+	for _, sr := range h.requests {
+		if sr.RequestedBy != "ops@example (drain d1)" {
+			t.Errorf("child request requested by %q, want the drain's requester and the drain", sr.RequestedBy)
+		}
+	}
+	if lines := strings.Join(r.Lines(), "\n"); !strings.Contains(lines, "outcome: completed") || !strings.Contains(lines, "n6: done, graceful") {
+		t.Errorf("the drain's memo lines:\n%s", lines)
+	}
 	// Each node its own ordinary shutdown, under the cluster's budget (min-alive passed on).
 	if r.Cluster.MaxParallel != 10 || r.Waves != 0 && r.Waves > 6 {
 		t.Errorf("cluster %+v waves %d", r.Cluster, r.Waves)

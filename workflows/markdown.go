@@ -7,13 +7,81 @@ import (
 	"github.com/farewell-project/farewell/plan"
 )
 
+// statusIcon marks a step's status beside its words: plain symbols, which every font
+// has (emoji render as empty boxes where the machine has no emoji font).
 var statusIcon = map[plan.StepStatus]string{
-	plan.StepPending:   "⏳",
-	plan.StepRunning:   "▶️",
-	plan.StepSucceeded: "✅",
-	plan.StepFailed:    "❌",
-	plan.StepTimedOut:  "⌛",
-	plan.StepSkipped:   "⏭️",
+	plan.StepPending:   "·",
+	plan.StepRunning:   "▸",
+	plan.StepSucceeded: "✓",
+	plan.StepFailed:    "✗",
+	plan.StepTimedOut:  "✗",
+	plan.StepSkipped:   "–",
+}
+
+// words is a status for people: timed_out reads "timed out".
+func words[S ~string](s S) string { return strings.ReplaceAll(string(s), "_", " ") }
+
+// Explain says in one sentence why a run ended as it did.
+func (r *ShutdownReport) Explain() string {
+	var notOK []string
+	for _, s := range r.Steps {
+		if s.Status == plan.StepFailed || s.Status == plan.StepTimedOut {
+			notOK = append(notOK, s.Name+" "+words(s.Status))
+		}
+	}
+	steps := strings.Join(notOK, ", ")
+	switch r.Outcome {
+	case plan.Graceful:
+		if r.Converged {
+			return "every step succeeded and the members saw the node leave"
+		}
+		return "every step succeeded"
+	case plan.Degraded:
+		why := "the node left without an eviction"
+		if steps != "" {
+			why = "the node left without an eviction, though " + steps
+		}
+		if r.Gone != "" {
+			why += "; " + r.Gone
+		}
+		return why
+	case plan.Forced:
+		var did []string
+		if r.Evicted {
+			by := "a peer"
+			if r.EvictedBy != "" {
+				by = r.EvictedBy
+			}
+			did = append(did, "evicted by "+by)
+		}
+		if r.Terminated {
+			did = append(did, "its process terminated")
+		}
+		if r.Gone != "" {
+			did = append(did, r.Gone)
+		}
+		why := "forced out"
+		if r.ForceReason != "" {
+			why += " because " + r.ForceReason
+		}
+		if len(did) > 0 {
+			why += ": " + strings.Join(did, ", ")
+		}
+		return why
+	case plan.Aborted:
+		why := "put back in service"
+		if r.Error != "" {
+			why += ": " + r.Error
+		}
+		return why
+	case plan.Failed:
+		why := "the node is neither known out nor back in service"
+		if r.Error != "" {
+			why += ": " + r.Error
+		}
+		return why
+	}
+	return ""
 }
 
 // Summary is the one line the Temporal UI lists a shutdown under (its static summary):
@@ -141,11 +209,11 @@ func (r *ShutdownReport) Markdown(p plan.Plan) string {
 		if s.Error != "" {
 			note = strings.TrimSpace(s.Error + " " + note)
 		}
-		fmt.Fprintf(&b, "| %d/%d | %s | %s %s | %d | %s | %s |\n", i+1, len(r.Steps), s.Name, statusIcon[s.Status], s.Status,
+		fmt.Fprintf(&b, "| %d/%d | %s | %s %s | %d | %s | %s |\n", i+1, len(r.Steps), s.Name, statusIcon[s.Status], words(s.Status),
 			s.Attempts, s.Duration, escapeMarkdown(note))
 	}
 	if r.ForceReason != "" {
-		fmt.Fprintf(&b, "\n**Forced**: %s — evicted: %v, terminated: %v\n", escapeMarkdown(r.ForceReason), r.Evicted, r.Terminated)
+		fmt.Fprintf(&b, "\n**Forced** because %s: %s\n", escapeMarkdown(r.ForceReason), escapeMarkdown(r.ForceDeeds()))
 	}
 	if r.Convergence != "" {
 		fmt.Fprintf(&b, "\n**Convergence**: %s after %s", r.Convergence, r.ConvergenceTook)
@@ -159,7 +227,13 @@ func (r *ShutdownReport) Markdown(p plan.Plan) string {
 		if r.Slow {
 			fmt.Fprintf(&b, " — slow (slowest step: %s)", r.SlowestStep)
 		}
+		if why := r.Explain(); why != "" {
+			fmt.Fprintf(&b, "\n\n**Why**: %s", escapeMarkdown(why))
+		}
 		b.WriteString("\n")
+	}
+	if r.NodeStateAtStart != "" {
+		fmt.Fprintf(&b, "\nThe node was %s when the shutdown began.\n", escapeMarkdown(r.NodeStateAtStart))
 	}
 	if r.Error != "" {
 		fmt.Fprintf(&b, "\n%s\n", escapeMarkdown(r.Error))
@@ -171,12 +245,39 @@ func (r *ShutdownReport) Markdown(p plan.Plan) string {
 	return b.String()
 }
 
-// StepLines are the report's steps one line each ("1/4 set-gracefully-left: succeeded,
-// 1 attempt, 12ms"), kept in the run's memo so the step table reads after the run closed.
+// ForceDeeds says what the force did: "evicted by observer-1, its process terminated".
+func (r *ShutdownReport) ForceDeeds() string {
+	var did []string
+	switch {
+	case r.Evicted && r.EvictedBy != "":
+		did = append(did, "evicted by "+r.EvictedBy)
+	case r.Evicted:
+		did = append(did, "evicted by a peer")
+	default:
+		did = append(did, "not evicted")
+	}
+	if r.Terminated {
+		did = append(did, "its process terminated")
+	} else {
+		did = append(did, "its process not terminated")
+	}
+	return strings.Join(did, ", ")
+}
+
+// StepLines are the request, the report's steps one line each ("1/4
+// set-gracefully-left: succeeded, 1 attempt, 12ms"), the force and the outcome, kept in
+// the run's memo so the run reads after it closed.
 func (r *ShutdownReport) StepLines() []string {
-	lines := make([]string, 0, len(r.Steps)+1)
+	lines := make([]string, 0, len(r.Steps)+3)
+	if r.RequestedBy != "" || r.Reason != "" {
+		line := "requested by " + orNone(r.RequestedBy)
+		if r.Reason != "" {
+			line += ": " + r.Reason
+		}
+		lines = append(lines, line)
+	}
 	for i, s := range r.Steps {
-		line := fmt.Sprintf("%d/%d %s: %s", i+1, len(r.Steps), s.Name, s.Status)
+		line := fmt.Sprintf("%d/%d %s: %s", i+1, len(r.Steps), s.Name, words(s.Status))
 		if s.Status != plan.StepSkipped {
 			line += fmt.Sprintf(", %d attempt%s, %s", s.Attempts, plural(s.Attempts), s.Duration)
 		}
@@ -188,11 +289,20 @@ func (r *ShutdownReport) StepLines() []string {
 		}
 		lines = append(lines, line)
 	}
+	if r.ForceReason != "" {
+		lines = append(lines, "forced because "+r.ForceReason+": "+r.ForceDeeds())
+	}
 	if r.Outcome != "" {
 		lines = append(lines, fmt.Sprintf("outcome: %s in %s, convergence %s", r.Outcome, r.Total, orNone(string(r.Convergence))))
+		if why := r.Explain(); why != "" {
+			lines = append(lines, "why: "+why)
+		}
 	}
 	return lines
 }
+
+// count is "1 wave", "3 waves".
+func count(n int, noun string) string { return fmt.Sprintf("%d %s%s", n, noun, plural(n)) }
 
 func plural(n int) string {
 	if n == 1 {

@@ -59,6 +59,10 @@ const (
 // a step, readable in the Temporal UI after the run closed.
 const MemoSteps = "farewell_steps"
 
+// MemoDrain is the memo key under which a finished drain keeps what it did, one line a
+// node after its request and outcome.
+const MemoDrain = "farewell_drain"
+
 // Metrics the workflow records through the Temporal SDK's metrics handler, which skips
 // them while replaying. Durations are histograms in seconds.
 const (

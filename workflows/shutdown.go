@@ -170,9 +170,9 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.report.NodeState, s.report.NodeInstance, s.instance = look.State, look.Instance, look.Instance
+	s.report.NodeStateAtStart, s.report.NodeInstance, s.instance = look.State, look.Instance, look.Instance
 	if s.req.Force {
-		s.facts.ForceReason = "requested: force"
+		s.facts.ForceReason = "force was requested"
 	}
 	// Left and evicted are final; dead is not: a node whose network hangs looks dead to
 	// its peers while it still serves, and comes back when the network does.
@@ -842,7 +842,7 @@ func (s *shutdown) evict() {
 	case ev.Gone != "":
 		s.facts.Gone, s.report.Gone = true, ev.Gone
 	case ev.Confirmed || s.version < versionProcess:
-		s.facts.Evicted, s.report.Evicted = true, true
+		s.facts.Evicted, s.report.Evicted, s.report.EvictedBy = true, true, ev.By
 	default:
 		s.report.Error = "the eviction was not confirmed by any other member"
 		s.log.Error("the eviction was not confirmed by any other member: it may have reached no one")
@@ -942,6 +942,7 @@ func (s *shutdown) conclude(o plan.Outcome, why string) *ShutdownReport {
 	r.Total = plan.Millis(total)
 	r.SlowestStep = plan.Slowest(r.Steps)
 	r.Slow = s.plan.Slow(total)
+	r.Why = r.Explain()
 	s.upsert(OutcomeKey.ValueSet(string(o)), StepKey.ValueSet("done"), SlowKey.ValueSet(r.Slow))
 	metrics := workflow.GetMetricsHandler(s.ctx)
 	byOutcome := metrics.WithTags(map[string]string{"outcome": string(o)})

@@ -412,6 +412,14 @@ func TestConvergenceNotReachedForcesEviction(t *testing.T) {
 	if !strings.Contains(r.ForceReason, "node-2") {
 		t.Errorf("force reason %q does not name the pending member", r.ForceReason)
 	}
+	// The result says why, and who evicted it, in words.
+	if r.EvictedBy != "observer" || !strings.HasPrefix(r.Why, "forced out because ") || !strings.Contains(r.Why, "evicted by observer") {
+		t.Errorf("evicted by %q, why %q", r.EvictedBy, r.Why)
+	}
+	lines := strings.Join(r.StepLines(), "\n")
+	if !strings.Contains(lines, "forced because ") || !strings.Contains(lines, "why: forced out") {
+		t.Errorf("the memo's lines lack the force:\n%s", lines)
+	}
 }
 
 func TestForceDisabled(t *testing.T) {
@@ -777,7 +785,7 @@ func TestMarkdownTable(t *testing.T) {
 	h.set(plan.StopHeartbeat, fails(errors.New("boom | bang")))
 	r := h.run(ShutdownRequest{})
 	md := r.Markdown(plan.Default())
-	for _, want := range []string{"| 2/4 | stop-heartbeat | ❌ failed | 2 |", `boom \| bang`, "**Outcome: degraded**"} {
+	for _, want := range []string{"| 2/4 | stop-heartbeat | ✗ failed | 2 |", "**Why**: the node left without an eviction, though stop-heartbeat failed", `boom \| bang`, "**Outcome: degraded**"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

@@ -21,6 +21,18 @@ type SweepRequest struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
+// Describe says in a few words what a sweep does with what it finds.
+func (r SweepRequest) Describe() string {
+	s := "report zombies"
+	if r.Action == SweepActionShutdown {
+		s = "shut zombies down"
+	}
+	if r.DryRun {
+		s += " (dry run)"
+	}
+	return s
+}
+
 // Sweep actions.
 const (
 	SweepActionReport   = "report"
@@ -41,12 +53,11 @@ type SweepFinding struct {
 type SweepReport struct {
 	Findings []SweepFinding `json:"findings"`
 	// Nodes counts the nodes looked at.
-	Nodes    int           `json:"nodes"`
-	Action   string        `json:"action"`
-	DryRun   bool          `json:"dry_run,omitempty"`
-	Started  time.Time     `json:"started"`
-	Total    plan.Duration `json:"total"`
-	Observer string        `json:"observer,omitempty"`
+	Nodes    int       `json:"nodes"`
+	Action   string    `json:"action"`
+	DryRun   bool      `json:"dry_run,omitempty"`
+	Started  time.Time `json:"started"`
+	Observer string    `json:"observer,omitempty"`
 }
 
 // Sweep is the watchdog: it looks through the orchestrator observer's view for nodes
@@ -56,7 +67,10 @@ type SweepReport struct {
 // starts its shutdown with reason "watchdog: <why>", requested by "watchdog".
 func Sweep(ctx workflow.Context, req SweepRequest) (*SweepReport, error) {
 	log := workflow.GetLogger(ctx)
-	r := &SweepReport{Action: req.Action, DryRun: req.DryRun, Started: workflow.Now(ctx)}
+	// Findings is [] when there are none (the result reads "findings": [], not null).
+	// The report has no duration: workflow time stands still within one task, so it
+	// would say 0s; the run's own duration is Temporal's.
+	r := &SweepReport{Findings: []SweepFinding{}, Action: req.Action, DryRun: req.DryRun, Started: workflow.Now(ctx)}
 	if req.Action != SweepActionReport && req.Action != SweepActionShutdown {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("sweep action %q: want report or shutdown", req.Action), ErrTypeBadRequest, nil)
 	}
@@ -101,7 +115,6 @@ func Sweep(ctx workflow.Context, req SweepRequest) (*SweepReport, error) {
 		metrics.WithTags(map[string]string{"kind": z.Kind, "action": req.Action}).Counter(MetricZombies).Inc(1)
 		r.Findings = append(r.Findings, f)
 	}
-	r.Total = plan.Millis(workflow.Now(ctx).Sub(r.Started))
 	if err := workflow.UpsertTypedSearchAttributes(ctx, ZombiesKey.ValueSet(int64(len(r.Findings)))); err != nil {
 		log.Warn("search attributes not updated", "error", err)
 	}
@@ -112,7 +125,7 @@ func Sweep(ctx workflow.Context, req SweepRequest) (*SweepReport, error) {
 // Markdown renders a sweep for the Temporal UI.
 func (r *SweepReport) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Watchdog sweep** of %d nodes: %d zombie(s), action %s", r.Nodes, len(r.Findings), r.Action)
+	fmt.Fprintf(&b, "**Watchdog sweep** of %s: %s, action %s", count(r.Nodes, "node"), count(len(r.Findings), "zombie"), r.Action)
 	if r.DryRun {
 		b.WriteString(" (dry run)")
 	}

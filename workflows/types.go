@@ -67,21 +67,29 @@ func (r ShutdownRequest) Validate() error {
 
 // ShutdownReport is the result of a shutdown, and its progress while it runs.
 type ShutdownReport struct {
-	WorkflowID  string       `json:"workflow_id"`
-	RunID       string       `json:"run_id"`
-	Node        string       `json:"node"`
-	Reason      string       `json:"reason,omitempty"`
-	RequestedBy string       `json:"requested_by,omitempty"`
-	Outcome     plan.Outcome `json:"outcome,omitempty"`
-	// NodeState is the node's state when the shutdown began (set once it was looked up).
-	NodeState string `json:"node_state,omitempty"`
+	// The first fields are what a person reads first in the result's JSON: how it
+	// ended and why, whose node, who asked and why, what forced it.
+	Outcome plan.Outcome `json:"outcome,omitempty"`
+	// Why says in one sentence why the run ended as it did (set when it ends; Explain
+	// writes it for runs recorded before it existed).
+	Why         string `json:"why,omitempty"`
+	Node        string `json:"node"`
+	Reason      string `json:"reason,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty"`
+	// ForceReason says why the eviction was used.
+	ForceReason string `json:"force_reason,omitempty"`
+	// EvictedBy names the member that evicted the node, when one did.
+	EvictedBy  string `json:"evicted_by,omitempty"`
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	// NodeStateAtStart is the node's state when the shutdown began (set once it was
+	// looked up), not its state now.
+	NodeStateAtStart string `json:"node_state_at_start,omitempty"`
 	// NodeInstance identifies the node's process the shutdown acted on.
 	NodeInstance string            `json:"node_instance,omitempty"`
 	Steps        []plan.StepResult `json:"steps"`
 	// Evicted is set when the node was force-evicted.
 	Evicted bool `json:"evicted"`
-	// ForceReason says why the eviction was used.
-	ForceReason string `json:"force_reason,omitempty"`
 	// Terminated is set when the node's forced termination ran.
 	Terminated bool `json:"terminated"`
 	// RolledBack is set when an abort put the node back in service.
@@ -115,14 +123,15 @@ type ShutdownReport struct {
 	TraceID string `json:"trace_id,omitempty"`
 }
 
-// UnmarshalJSON also reads the millisecond fields of reports recorded by earlier
-// versions (total_ms, convergence_ms).
+// UnmarshalJSON also reads the fields of reports recorded by earlier versions
+// (total_ms, convergence_ms, node_state), and explains a run recorded without why.
 func (r *ShutdownReport) UnmarshalJSON(b []byte) error {
 	type plain ShutdownReport
 	var w struct {
 		plain
 		TotalMS       *int64 `json:"total_ms"`
 		ConvergenceMS *int64 `json:"convergence_ms"`
+		NodeState     string `json:"node_state"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -133,6 +142,12 @@ func (r *ShutdownReport) UnmarshalJSON(b []byte) error {
 	}
 	if w.ConvergenceMS != nil && r.ConvergenceTook == 0 {
 		r.ConvergenceTook = plan.Duration(time.Duration(*w.ConvergenceMS) * time.Millisecond)
+	}
+	if r.NodeStateAtStart == "" {
+		r.NodeStateAtStart = w.NodeState
+	}
+	if r.Why == "" && r.Outcome != "" {
+		r.Why = r.Explain()
 	}
 	return nil
 }

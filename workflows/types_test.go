@@ -1,0 +1,28 @@
+package workflows
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// A report recorded before node_state_at_start and why existed reads with both.
+func TestOlderReportReadsWithNewFields(t *testing.T) {
+	old := `{"workflow_id":"farewell-shutdown-node-1","run_id":"r1","node":"node-1","outcome":"degraded","node_state":"alive",
+	"steps":[{"name":"deregister","status":"timed_out","attempts":2}],"evicted":false,"terminated":false,"total_ms":1500}`
+	var r ShutdownReport
+	if err := json.Unmarshal([]byte(old), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.NodeStateAtStart != "alive" || r.Total.String() != "1.5s" {
+		t.Errorf("node state at start %q, total %s", r.NodeStateAtStart, r.Total)
+	}
+	if r.Why != "the node left without an eviction, though deregister timed out" {
+		t.Errorf("why %q", r.Why)
+	}
+	// What a person reads first comes first in the JSON.
+	b, _ := json.Marshal(r)
+	if !strings.HasPrefix(string(b), `{"outcome":"degraded","why":"the node left`) {
+		t.Errorf("the result starts %s", b[:min(len(b), 80)])
+	}
+}
