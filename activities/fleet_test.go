@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,49 @@ func TestSelectorValidate(t *testing.T) {
 	}
 	if err := (Selector{Tags: map[string]string{"rack": "r1"}}).Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// The watchdog's thresholds: a node is a zombie only once it is past its state's
+// threshold (blocked_after, leaving_after, evicted_after), never at it; orchestrators and
+// the observer itself are never zombies; an evicted node is one only when it was heard
+// heartbeating after its eviction was evicted_after old.
+func TestFindZombiesThresholds(t *testing.T) {
+	const (
+		blocked = time.Minute
+		leaving = 5 * time.Minute
+		evicted = 30 * time.Second
+		ms      = time.Millisecond
+	)
+	q := ZombieQuery{BlockedAfter: plan.Duration(blocked), LeavingAfter: plan.Duration(leaving), EvictedAfter: plan.Duration(evicted)}
+	members := []MemberInfo{
+		{Name: "observer", Role: RoleNode, State: StateAlive, HeartbeatAge: time.Hour}, // itself
+		{Name: "orch", Role: RoleObserver, State: StateAlive, HeartbeatAge: time.Hour},
+		{Name: "at-blocked", Role: RoleNode, State: StateAlive, HeartbeatAge: blocked},
+		{Name: "past-blocked", Role: RoleNode, State: StateAlive, HeartbeatAge: blocked + ms},
+		{Name: "leaving-long-ago-beating", Role: RoleNode, State: StateLeaving, StateAge: leaving, HeartbeatAge: blocked + ms},
+		{Name: "past-leaving", Role: RoleNode, State: StateLeaving, StateAge: leaving + ms},
+		{Name: "evicted-silent", Role: RoleNode, State: StateEvicted, StateAge: time.Hour},
+		{Name: "evicted-beat-early", Role: RoleNode, State: StateEvicted, StateAge: evicted + 10*time.Second, EvictedHeartbeatAge: 10 * time.Second},
+		{Name: "evicted-beat-late", Role: RoleNode, State: StateEvicted, StateAge: evicted + 10*time.Second, EvictedHeartbeatAge: 10*time.Second - ms},
+		{Name: "evicted-young", Role: RoleNode, State: StateEvicted, StateAge: evicted, EvictedHeartbeatAge: ms},
+		{Name: "left", Role: RoleNode, State: StateLeft, StateAge: time.Hour, HeartbeatAge: time.Hour},
+		{Name: "dead", Role: RoleNode, State: StateDead, StateAge: time.Hour, HeartbeatAge: time.Hour},
+	}
+	acts := &ClusterActivities{Observer: fakeObserver{members: members}}
+	out, err := acts.FindZombies(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, z := range out.Zombies {
+		got[z.Node] = z.Kind
+	}
+	want := map[string]string{"past-blocked": ZombieBlocked, "past-leaving": ZombieLeaving, "evicted-beat-late": ZombieEvictedAlive}
+	if !maps.Equal(got, want) {
+		t.Errorf("zombies %v, want %v", got, want)
+	}
+	if out.Nodes != len(members)-2 {
+		t.Errorf("looked at %d nodes, want %d (not itself, not the orchestrator)", out.Nodes, len(members)-2)
 	}
 }

@@ -21,6 +21,8 @@ type fakeMember struct {
 	left         bool
 	leaveTimeout time.Duration
 	setStateErr  error
+	terminated   int // Terminate calls
+	stopped      int // StopServices calls
 }
 
 var _ Member = (*fakeMember)(nil)
@@ -61,9 +63,36 @@ func (f *fakeMember) Left() (bool, error)                       { f.mu.Lock(); d
 func (f *fakeMember) Evicted() (string, string, bool)           { return "", "", false }
 func (f *fakeMember) Services() []string                        { return nil }
 func (f *fakeMember) RunningServices() []string                 { return nil }
-func (f *fakeMember) Terminate(context.Context) []ServiceResult { return nil }
-func (f *fakeMember) StopServices(context.Context, func(ServiceResult)) []ServiceResult {
+func (f *fakeMember) Terminate(context.Context) []ServiceResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.terminated++
 	return nil
+}
+func (f *fakeMember) StopServices(context.Context, func(ServiceResult)) []ServiceResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped++
+	return nil
+}
+
+// untouched says what a refused step did to the member, if anything.
+func (f *fakeMember) untouched() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.state != "" && f.state != StateAlive:
+		return "set its state to " + f.state
+	case f.heartbeatOff:
+		return "stopped its heartbeat"
+	case f.left:
+		return "made it leave"
+	case f.terminated > 0:
+		return "terminated it"
+	case f.stopped > 0:
+		return "stopped its services"
+	}
+	return ""
 }
 
 func stepIn(step string) StepInput { return StepInput{Node: "node-1", Instance: "p1", Step: step} }
@@ -114,6 +143,43 @@ func TestStepsCheckNodeAndProcess(t *testing.T) {
 	}
 	if !a.Member.HeartbeatRunning() {
 		t.Error("a refused step acted")
+	}
+}
+
+// Every step — the termination and the rollback too — acts only on the process the run
+// looked up: asked of another process under the node's name (a restart), it refuses and
+// touches nothing.
+func TestEveryStepRefusesAnotherProcess(t *testing.T) {
+	steps := map[string]func(*NodeActivities, context.Context, StepInput) (StepOutput, error){
+		plan.SetGracefullyLeft: (*NodeActivities).SetGracefullyLeft,
+		plan.StopHeartbeat:     (*NodeActivities).StopHeartbeat,
+		plan.Deregister:        (*NodeActivities).Deregister,
+		plan.StopServices:      (*NodeActivities).StopServices,
+		plan.Rollback:          (*NodeActivities).Rollback,
+		plan.Terminate:         (*NodeActivities).Terminate,
+		"host step":            (*NodeActivities).RunHostStep,
+	}
+	for name, step := range steps {
+		for _, instance := range []string{"p0", ""} {
+			m := &fakeMember{}
+			a := &NodeActivities{Member: m}
+			ran := false
+			a.Host = map[string]HostStepFunc{"host step": func(context.Context) error { ran = true; return nil }}
+			_, err := step(a, context.Background(), StepInput{Node: "node-1", Instance: instance, Step: name})
+			want := ErrTypeProcessGone
+			if instance == "" {
+				want = ErrTypeWrongNode
+			}
+			if errType(err) != want {
+				t.Errorf("%s of process %q: %v, want %s", name, instance, err, want)
+			}
+			if did := m.untouched(); did != "" || ran {
+				t.Errorf("%s of process %q refused, yet it %s (host step ran: %v)", name, instance, did, ran)
+			}
+		}
+	}
+	if _, err := (&NodeActivities{Member: &fakeMember{}}).HostSteps(context.Background(), StepInput{Node: "node-1", Instance: "p0"}); errType(err) != ErrTypeProcessGone {
+		t.Errorf("HostSteps of another process: %v", err)
 	}
 }
 

@@ -75,12 +75,7 @@ func (m *Member) CheckConvergence(ctx context.Context, q ConvergenceQuery) (Conv
 	conv := Convergence{Views: m.ask(ctx, q, peers, nil)}
 	conv.Answered = len(conv.Views)
 	conv.Views[m.name] = self
-	switch {
-	case len(peers) > 0:
-		conv.Needed = len(peers)/2 + 1
-	case dead > 0:
-		conv.Needed = 1 // nobody alive to answer: cut off, or alone among the dead
-	}
+	conv.Needed = answersNeeded(len(peers), dead)
 	in := !q.out(self)
 	if in {
 		conv.Pending = append(conv.Pending, m.name)
@@ -103,6 +98,19 @@ func (m *Member) CheckConvergence(ctx context.Context, q ConvergenceQuery) (Conv
 		conv.Status, conv.Converged = Converged, true
 	}
 	return conv, nil
+}
+
+// answersNeeded is how many of the other members must answer for a verdict: a strict
+// majority of the peers this member sees alive; one when it sees none alive but some
+// dead (cut off, or alone among the dead: it cannot tell); none when it is alone.
+func answersNeeded(peers, dead int) int {
+	switch {
+	case peers > 0:
+		return peers/2 + 1
+	case dead > 0:
+		return 1
+	}
+	return 0
 }
 
 // viewOf is this member's answer about a process: its state, Replaced when another

@@ -205,3 +205,19 @@ func TestNewcomerLearnsEvictionsWithoutKeys(t *testing.T) {
 		return e.State == StateEvicted && e.Instance == target.Instance()
 	})
 }
+
+// The verdict needs a strict majority of the peers seen alive, at every size (every
+// end-to-end test has three peers, where ⌈n/2⌉ and ⌊n/2⌋+1 agree).
+func TestAnswersNeededIsAStrictMajority(t *testing.T) {
+	for _, tc := range []struct{ peers, dead, want int }{
+		{0, 0, 0}, {0, 3, 1}, {1, 0, 1}, {2, 0, 2}, {3, 0, 2}, {4, 0, 3}, {4, 5, 3}, {5, 0, 3}, {6, 0, 4}, {10, 0, 6}, {99, 0, 50}, {100, 0, 51},
+	} {
+		got := answersNeeded(tc.peers, tc.dead)
+		if got != tc.want {
+			t.Errorf("%d peers alive, %d dead: %d answers needed, want %d", tc.peers, tc.dead, got, tc.want)
+		}
+		if tc.peers > 0 && (2*got <= tc.peers || 2*(got-1) > tc.peers) {
+			t.Errorf("%d of %d is not the smallest strict majority", got, tc.peers)
+		}
+	}
+}

@@ -87,3 +87,33 @@ func TestOlderMembersStillGetHeartbeats(t *testing.T) {
 		}
 	}
 }
+
+// A state message signed by the node itself still may not jump its version past the
+// bound (a replayed or forged-ahead state would pin it); within the bound it counts.
+func TestStateVersionJumpsAreBounded(t *testing.T) {
+	members := newTestCluster(t, 3)
+	node, witness := members[0], members[1]
+	version := func() uint64 {
+		witness.mu.Lock()
+		defer witness.mu.Unlock()
+		return witness.view[node.Name()].version
+	}
+	state := func(s State, v uint64) stateMsg {
+		st := stateMsg{Node: node.Name(), Instance: node.Instance(), State: s, Version: v}
+		st.Sig = sign(node.key, domainState, st)
+		return st
+	}
+	v := version()
+	witness.onState(state(StateLeaving, v+maxVersionJump+1))
+	if got, _ := witness.Member(node.Name()); got.State != StateAlive || version() != v {
+		t.Errorf("a jump of %d versions took effect: %s, version %d (was %d)", maxVersionJump+1, got.State, version(), v)
+	}
+	witness.onState(state(StateLeaving, v)) // not newer
+	if got, _ := witness.Member(node.Name()); got.State != StateAlive {
+		t.Errorf("a state of the same version took effect: %s", got.State)
+	}
+	witness.onState(state(StateLeaving, v+maxVersionJump))
+	if got, _ := witness.Member(node.Name()); got.State != StateLeaving || version() != v+maxVersionJump {
+		t.Errorf("a newer state within the bound did not count: %s, version %d", got.State, version())
+	}
+}

@@ -264,6 +264,9 @@ func TestBadInputIsRefused(t *testing.T) {
 	}{
 		{[]string{"shutdown", "node;rm -rf /"}, "node:"},
 		{[]string{"shutdown", strings.Repeat("n", 200)}, "node:"},
+		{[]string{"shutdown", "node-1\x1b[31m"}, "node:"},
+		{[]string{"shutdown", "node\n1"}, "node:"},
+		{[]string{"drain", "node-1", "node\x01"}, "node:"},
 		{[]string{"shutdown", "node-1", "--reason", "line\nbreak"}, "reason:"},
 		{[]string{"shutdown", "node-1", "--reason", "\x1b[31mred"}, "reason:"},
 		{[]string{"shutdown", "node-1", "--reason", strings.Repeat("r", 1025)}, "reason:"},
