@@ -59,10 +59,10 @@ func (f *fakeMember) Leave(d time.Duration) error {
 	f.left, f.leaveTimeout = true, d
 	return nil
 }
-func (f *fakeMember) Left() (bool, error)                       { f.mu.Lock(); defer f.mu.Unlock(); return f.left, nil }
-func (f *fakeMember) Evicted() (string, string, bool)           { return "", "", false }
-func (f *fakeMember) Services() []string                        { return nil }
-func (f *fakeMember) RunningServices() []string                 { return nil }
+func (f *fakeMember) Left() (bool, error)             { f.mu.Lock(); defer f.mu.Unlock(); return f.left, nil }
+func (f *fakeMember) Evicted() (string, string, bool) { return "", "", false }
+func (f *fakeMember) Services() []string              { return nil }
+func (f *fakeMember) RunningServices() []string       { return nil }
 func (f *fakeMember) Terminate(context.Context) []ServiceResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
