@@ -277,7 +277,7 @@ func TestConvergence(t *testing.T) {
 	waitAll(t, append([]*Member{observer}, members...), "everyone sees everyone", func(m *Member) bool { return len(m.Members()) == 5 })
 
 	q := ConvergenceQuery{Target: "node-4", Instance: members[3].Instance()}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline) // returns once all answered
 	conv, err := observer.CheckConvergence(ctx, q)
 	cancel()
 	if err != nil {
@@ -313,7 +313,8 @@ func TestConvergence(t *testing.T) {
 }
 
 func TestMembersThatLeftAreForgottenAfterAWhile(t *testing.T) {
-	keeper := newTestMember(t, "keeper", func(o *Options) { o.ForgetAfter = 300 * time.Millisecond })
+	// Long enough that a loaded machine still sees it left before it is forgotten.
+	keeper := newTestMember(t, "keeper", func(o *Options) { o.ForgetAfter = 2 * time.Second })
 	leaver := newTestMember(t, "leaver")
 	if err := leaver.Join(context.Background(), []string{keeper.Addr()}); err != nil {
 		t.Fatal(err)
