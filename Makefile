@@ -8,7 +8,7 @@ UNIT          = $(shell $(GO) list ./... | grep -v /e2e)
 # binary do): the race detector runs over these.
 NOSERVER      = $(shell $(GO) list ./... | grep -v -e /e2e -e /devserver -e /cmd/)
 
-.PHONY: test unit race lint tidy build release release-check dev demo bench histories ui-check faults faults-net soak mutants
+.PHONY: test unit race race-e2e lint tidy build release release-check dev demo bench histories ui-check faults faults-net soak mutants
 
 ## test: lint, tidy, the race detector over the packages that do not link the server,
 ## then every test (CI runs this)
@@ -137,6 +137,13 @@ SOAK_DURATION ?= 5m
 soak:
 	FAREWELL_NETBED=require SOAK_DURATION=$(SOAK_DURATION) SOAK_SEED=$(SOAK_SEED) \
 		$(GO) test ./e2e -run '^TestSoak$$' -count=1 -v -timeout 24h
+
+## race-e2e: the race detector over the end-to-end tests where the orchestrator, the
+## agent, the drain and the budget run concurrently in one process (slow: it builds the
+## server with -race; the time it took is in docs/mutants.md)
+RACE_E2E ?= TestShutdownEndToEnd|TestDrainsShareTheBudgetOnARealCluster|TestHostStepsRunUnderTheWorkflowsRules|TestSteerAndCancelFromTheCLI|TestExportReplayRetry|TestTelemetryEndToEnd
+race-e2e:
+	$(GO) test -race -count=1 -timeout 60m ./e2e -run '^($(RACE_E2E))$$'
 
 ## mutants: mutation testing (gremlins, pinned, run with go run) over the packages that
 ## hold the rules; per package: killed, lived, not covered, efficacy, and every living
