@@ -132,11 +132,14 @@ func (s *soak) runEpoch() {
 	if !ep.cut.IsZero() {
 		ep.fault = time.Since(ep.cut)
 	}
-	for i := len(ep.heals) - 1; i >= 0; i-- {
-		ep.heals[i]()
-	}
+	// The network first: a process restarted (a killed orchestrator) must find its
+	// peers, as it would once the partition that hid them is over (the soak found a
+	// restart inside a split that could not join: the harness's order, not the product).
 	if err := b.bed.HealAll(); err != nil {
 		s.t.Fatal(err)
+	}
+	for i := len(ep.heals) - 1; i >= 0; i-- {
+		ep.heals[i]()
 	}
 	for _, w := range ep.waits {
 		w(3 * time.Minute)
