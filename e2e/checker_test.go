@@ -331,8 +331,11 @@ func (ck *checker) sampleBudget(ctx context.Context, b *budgetWatch, procs []wat
 			inFlight++
 		}
 	}
-	inService := 0
+	inService, views := 0, 0
 	for i, p := range procs {
+		if results[i].view != nil {
+			views++
+		}
 		if p.Role != "node" && p.Role != "hostapp" {
 			continue
 		}
@@ -342,7 +345,9 @@ func (ck *checker) sampleBudget(ctx context.Context, b *budgetWatch, procs []wat
 	}
 	ck.mu.Lock()
 	ck.worstIn = max(ck.worstIn, inFlight)
-	ck.worstSv = min(ck.worstSv, inService)
+	if views > 0 { // with no member's view read, "alive for most" cannot be told: no sample of it
+		ck.worstSv = min(ck.worstSv, inService)
+	}
 	ck.samples++
 	ck.mu.Unlock()
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,9 +32,10 @@ var soakFaults = []string{"", "", "", "set-gracefully-left=hang", "stop-heartbea
 
 // soak is one soak run.
 type soak struct {
-	t   *testing.T
-	b   *prodBed
-	rnd *rand.Rand
+	t    *testing.T
+	b    *prodBed
+	rnd  *rand.Rand
+	seed uint64
 
 	shutdowns, faults, drains, epochs int
 	violations                        []string
@@ -65,7 +68,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	t.Logf("soak: seed %d, for %s (reproduce: make soak SOAK_SEED=%d SOAK_DURATION=%s)", seed, duration, seed, duration)
-	s := &soak{t: t, rnd: rand.New(rand.NewPCG(seed, seed^0x5eed))}
+	s := &soak{t: t, seed: seed, rnd: rand.New(rand.NewPCG(seed, seed^0x5eed))}
 	s.b = newProdBed(t, bedOptions{nodes: 8, hostApp: true})
 	start := time.Now()
 	for time.Since(start) < duration {
@@ -81,6 +84,32 @@ func TestSoak(t *testing.T) {
 	for _, v := range s.violations {
 		t.Errorf("violation: %s", v)
 	}
+}
+
+// keepEvidence copies every process's whole log so far and each judged shutdown's
+// status (its report, from Temporal) out of the testbed, which is removed at the end:
+// to FAREWELL_SOAK_EVIDENCE, by default .farewell/soak/seed-SEED/epoch-N/ in the
+// repository, so that a violation can be understood after the run.
+func (s *soak) keepEvidence(ep *epoch) {
+	dir := os.Getenv("FAREWELL_SOAK_EVIDENCE")
+	if dir == "" {
+		dir = filepath.Join("..", ".farewell", "soak")
+	}
+	dir = filepath.Join(dir, fmt.Sprintf("seed-%d", s.seed), fmt.Sprintf("epoch-%d", s.epochs))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.logf("evidence not kept: %v", err)
+		return
+	}
+	if out, err := exec.Command("cp", "-r", s.b.logs, filepath.Join(dir, "logs")).CombinedOutput(); err != nil {
+		s.logf("logs not kept: %v: %s", err, out)
+	}
+	for _, j := range ep.judged {
+		p := s.b.opsStart("status", j.Node, "-o", "json")
+		p.WaitFor(time.Minute)
+		_ = os.WriteFile(filepath.Join(dir, j.Node+"-status.json"), []byte(p.Stdout()), 0o644)
+	}
+	abs, _ := filepath.Abs(dir)
+	s.logf("evidence kept in %s", abs)
 }
 
 func (s *soak) logf(format string, args ...any) {
@@ -154,7 +183,10 @@ func (s *soak) runEpoch() {
 	var budget checkerAnswer
 	if ep.drain != nil {
 		budget = b.checker.ask(checkerCommand{Op: "budget-end"})
-		s.violations = append(s.violations, budget.Violations...)
+		for _, v := range budget.Violations {
+			s.violations = append(s.violations, fmt.Sprintf("epoch %d: %s", s.epochs, v))
+			s.logf("VIOLATION: %s", v)
+		}
 	}
 	ans := b.checker.ask(checkerCommand{Op: "verdict", Settle: 2 * time.Minute, Shutdowns: ep.judged, Touched: ep.touched})
 	outcomes := []string{}
@@ -166,6 +198,9 @@ func (s *soak) runEpoch() {
 	for _, v := range ans.Violations {
 		s.violations = append(s.violations, fmt.Sprintf("epoch %d: %s", s.epochs, v))
 		s.logf("VIOLATION: %s", v)
+	}
+	if len(ans.Violations)+len(budget.Violations) > 0 {
+		s.keepEvidence(ep)
 	}
 	// Keep the fleet: a new process for every node that is out.
 	for _, bp := range b.nodes {
