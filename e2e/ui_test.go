@@ -28,8 +28,9 @@ import (
 // and checks what a person must see on each: the list filtered by the query link
 // docs/ui.md gives (the runs that did not end graceful) and the click from it to a
 // forced run, whose result names its outcome and why and whose summary names the
-// requester and the reason; a graceful run's summary, step table and memo; a drain's
-// summary, details and memo; a watchdog sweep's summary. It needs chromium
+// requester and the reason; a degraded run's failed step and why; a graceful run's
+// summary, step table and memo; a drain's summary, details and memo; a watchdog
+// sweep's summary. It needs chromium
 // (apt-get install chromium) and runs with `make ui-check`, not in CI; with
 // FAREWELL_UI_SCREENSHOTS=DIR it saves what it saw there (docs/ui/ is made so).
 func TestUIShowsTheRun(t *testing.T) {
@@ -66,6 +67,11 @@ func TestUIShowsTheRun(t *testing.T) {
 	_, forced, err := s.run(t, workflows.ShutdownRequest{Node: "node-2", Reason: "disk gone", RequestedBy: "oncall@test", Force: true})
 	if err != nil || forced.Outcome != plan.Forced {
 		t.Fatalf("node-2: %v %+v", err, forced)
+	}
+	s.nodes["node-4"].faults.Set(plan.StopHeartbeat, activities.FaultError)
+	_, degraded, err := s.run(t, workflows.ShutdownRequest{Node: "node-4", Reason: "rack move", RequestedBy: "ops@test"})
+	if err != nil || degraded.Outcome != plan.Degraded {
+		t.Fatalf("node-4: %v %+v", err, degraded)
 	}
 	ctx, cancelRuns := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancelRuns()
@@ -149,7 +155,7 @@ func TestUIShowsTheRun(t *testing.T) {
 		t.Fatal("docs/ui.md gives no link to the runs that did not end graceful")
 	}
 	open(ns + string(link[1]))
-	list := see("the list of runs not graceful", body, workflows.WorkflowID("node-2"))
+	list := see("the list of runs not graceful", body, workflows.WorkflowID("node-2"), workflows.WorkflowID("node-4"))
 	if strings.Contains(list, workflows.WorkflowID("node-1")) {
 		t.Errorf("the list of runs not graceful shows node-1's graceful run:\n%s", list)
 	}
@@ -164,6 +170,11 @@ func TestUIShowsTheRun(t *testing.T) {
 	see("the forced run's summary", frame("user-metadata-summary"), "shut down node-2: disk gone — requested by oncall@test")
 	see("the forced run's details", frames, "Outcome: forced", "Forced because force was requested", "evicted by")
 	shot("run-forced-metadata")
+
+	// A degraded run: the step that failed, and why it is degraded.
+	open(page(degraded.WorkflowID, degraded.RunID) + "user-metadata")
+	see("the degraded run's details", frames, "Outcome: degraded", "stop-heartbeat", "✗ failed",
+		"Why: the node left without an eviction, though stop-heartbeat failed")
 
 	// A graceful run: summary, step table, and the memo kept after it closed.
 	open(page(graceful.WorkflowID, graceful.RunID) + "user-metadata")
