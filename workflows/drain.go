@@ -497,10 +497,11 @@ func (d *drain) reason() string {
 // requester is who asked for a node's shutdown: the person who started the drain, and
 // the drain ("ops@example (drain d1)"), or the drain alone when nobody is named.
 func (d *drain) requester() string {
-	if d.req.RequestedBy == "" {
-		return "drain " + d.req.Name
+	both := d.req.RequestedBy + " (drain " + d.req.Name + ")"
+	if d.req.RequestedBy == "" || len(both) > plan.MaxReason {
+		return "drain " + d.req.Name // a requester near the bound would make the child's request invalid
 	}
-	return d.req.RequestedBy + " (drain " + d.req.Name + ")"
+	return both
 }
 
 // follow waits for the end of a shutdown the drain did not start (or started in an

@@ -190,6 +190,15 @@ func TestDrainKeepsToMaxParallelAndRunsOrdinaryShutdowns(t *testing.T) {
 			t.Errorf("child request requested by %q, want the drain's requester and the drain", sr.RequestedBy)
 		}
 	}
+	// A requester at the bound: the children's requests stay valid.
+	h = newDrainHarness(t)
+	req.RequestedBy = strings.Repeat("r", plan.MaxReason)
+	h.run(req)
+	for _, sr := range h.requests {
+		if err := sr.Validate(); err != nil || sr.RequestedBy != "drain d1" {
+			t.Errorf("child of a drain whose requester is %d bytes: requested by %d bytes, %v", plan.MaxReason, len(sr.RequestedBy), err)
+		}
+	}
 	if lines := strings.Join(r.Lines(), "\n"); !strings.Contains(lines, "outcome: completed") || !strings.Contains(lines, "n6: done, graceful") {
 		t.Errorf("the drain's memo lines:\n%s", lines)
 	}
