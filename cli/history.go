@@ -279,7 +279,7 @@ refused (exit 2); a running one is joined. With --wait, exit codes are those of
 			if output == "text" {
 				fmt.Fprintf(w, "retrying run %s (%s)\n", plan.Of.RunID, plan.Why)
 			}
-			_, err = waitAndReport(ctx, st, run, output, w)
+			_, err = waitAndReport(ctx, st, run, output, w, false)
 			return err
 		},
 	}

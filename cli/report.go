@@ -69,9 +69,13 @@ func attempts(n int) string { return count(n, "attempt") }
 func words[S ~string](s S) string { return strings.ReplaceAll(string(s), "_", " ") }
 
 // printReport renders a report for people.
-func printReport(w io.Writer, r *workflows.ShutdownReport) {
+func printReport(w io.Writer, r *workflows.ShutdownReport) { printReportWith(w, r, true) }
+
+// printReportWith renders a report, with its workflow and run IDs in the header unless
+// they were printed already.
+func printReportWith(w io.Writer, r *workflows.ShutdownReport, ids bool) {
 	fmt.Fprintf(w, "%s: %s in %s", r.Node, strings.ToUpper(string(r.Outcome)), r.Total)
-	if r.WorkflowID != "" {
+	if ids && r.WorkflowID != "" {
 		fmt.Fprintf(w, "  (workflow %s, run %s)", r.WorkflowID, r.RunID)
 	}
 	fmt.Fprintln(w)

@@ -167,7 +167,7 @@ or failed (the node is not out); 2 bad input (unknown node, bad flags); 1 runtim
 					fmt.Fprintf(out, "started shutdown of %s: workflow %s run %s\n", args[0], run.WorkflowID, run.RunID)
 				}
 			}
-			report, err := waitAndReport(ctx, st, run, output, out)
+			report, err := waitAndReport(ctx, st, run, output, out, output == "text")
 			if report != nil {
 				span.SetAttributes(attribute.String("farewell.outcome", string(report.Outcome)))
 			} else if err != nil {
@@ -194,7 +194,8 @@ func printNotApplied(w io.Writer, run starter.Run) {
 
 // waitAndReport follows a run to its end (one line per step change in text output),
 // prints its report, and turns its outcome into the exit code of `--wait`.
-func waitAndReport(ctx context.Context, st *starter.Starter, run starter.Run, output string, w io.Writer) (*workflows.ShutdownReport, error) {
+// idsShown says the caller printed the run's IDs already.
+func waitAndReport(ctx context.Context, st *starter.Starter, run starter.Run, output string, w io.Writer, idsShown bool) (*workflows.ShutdownReport, error) {
 	var progress func(workflows.ShutdownReport)
 	if output == "text" {
 		progress = newProgressPrinter(w).update
@@ -203,16 +204,13 @@ func waitAndReport(ctx context.Context, st *starter.Starter, run starter.Run, ou
 	if err != nil {
 		return nil, err
 	}
-	if progress != nil {
-		progress(*report) // the steps that began and ended since the last look
-	}
 	if output == "json" {
 		if err := writeJSON(w, report); err != nil {
 			return report, err
 		}
 	} else {
 		fmt.Fprintln(w)
-		printReport(w, report)
+		printReportWith(w, report, !idsShown)
 	}
 	if code := outcomeExitCode(report.Outcome); code != ExitOK {
 		return report, &exitError{code: code}

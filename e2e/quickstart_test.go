@@ -200,7 +200,7 @@ func TestProductionQuickstart(t *testing.T) {
 
 	// node-3, shut down from the orchestrator host: graceful, its process exited 0.
 	shutdown := outputs[fmt.Sprintf("orch:%d", lineOf(t, blocks, "farewell shutdown node-3"))]
-	if !strings.Contains(shutdown, "graceful") {
+	if !regexp.MustCompile(`(?m)^node-3: GRACEFUL in `).MatchString(shutdown) {
 		t.Errorf("farewell shutdown node-3 did not end graceful:\n%s", shutdown)
 	}
 	if st := hosts["node-3"].unitStatus(); st != "0" {

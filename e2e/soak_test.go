@@ -100,13 +100,16 @@ func (s *soak) keepEvidence(ep *epoch) {
 		s.logf("evidence not kept: %v", err)
 		return
 	}
+	_ = os.RemoveAll(filepath.Join(dir, "logs")) // an earlier run of the same seed's
 	if out, err := exec.Command("cp", "-r", s.b.logs, filepath.Join(dir, "logs")).CombinedOutput(); err != nil {
 		s.logf("logs not kept: %v: %s", err, out)
 	}
 	for _, j := range ep.judged {
 		p := s.b.opsStart("status", j.Node, "-o", "json")
-		p.WaitFor(time.Minute)
-		_ = os.WriteFile(filepath.Join(dir, j.Node+"-status.json"), []byte(p.Stdout()), 0o644)
+		if code := p.WaitFor(time.Minute); code != 0 {
+			s.logf("status of %s: exit %d", j.Node, code)
+		}
+		_ = os.WriteFile(filepath.Join(dir, j.Node+"-status.json"), []byte(p.Log()), 0o644)
 	}
 	abs, _ := filepath.Abs(dir)
 	s.logf("evidence kept in %s", abs)

@@ -184,7 +184,10 @@ func TestDrainKeepsToMaxParallelAndRunsOrdinaryShutdowns(t *testing.T) {
 	// The person who started the drain is named in each shutdown it starts.
 	h = newDrainHarness(t)
 	req.RequestedBy = "ops@example"
-	h.run(req)
+	named := h.run(req)
+	if len(h.requests) != 6 {
+		t.Fatalf("%d shutdowns started, want 6", len(h.requests))
+	}
 	for _, sr := range h.requests {
 		if sr.RequestedBy != "ops@example (drain d1)" {
 			t.Errorf("child request requested by %q, want the drain's requester and the drain", sr.RequestedBy)
@@ -194,12 +197,15 @@ func TestDrainKeepsToMaxParallelAndRunsOrdinaryShutdowns(t *testing.T) {
 	h = newDrainHarness(t)
 	req.RequestedBy = strings.Repeat("r", plan.MaxReason)
 	h.run(req)
+	if len(h.requests) != 6 {
+		t.Fatalf("%d shutdowns started, want 6", len(h.requests))
+	}
 	for _, sr := range h.requests {
 		if err := sr.Validate(); err != nil || sr.RequestedBy != "drain d1" {
 			t.Errorf("child of a drain whose requester is %d bytes: requested by %d bytes, %v", plan.MaxReason, len(sr.RequestedBy), err)
 		}
 	}
-	if lines := strings.Join(r.Lines(), "\n"); !strings.Contains(lines, "outcome: completed") || !strings.Contains(lines, "n6: done, graceful") {
+	if lines := strings.Join(named.Lines(), "\n"); !strings.Contains(lines, "requested by ops@example") || !strings.Contains(lines, "outcome: completed") || !strings.Contains(lines, "n6: done, graceful") {
 		t.Errorf("the drain's memo lines:\n%s", lines)
 	}
 	// Each node its own ordinary shutdown, under the cluster's budget (min-alive passed on).

@@ -30,12 +30,20 @@ func (r *ShutdownReport) Explain() string {
 		}
 	}
 	steps := strings.Join(notOK, ", ")
+	// and adds what the run concluded beyond the steps (a termination that did not run,
+	// a convergence nobody could verify, an eviction that failed), when it says so.
+	and := func(why string) string {
+		if r.Error != "" {
+			return why + "; " + r.Error
+		}
+		return why
+	}
 	switch r.Outcome {
 	case plan.Graceful:
 		if r.Converged {
-			return "every step succeeded and the members saw the node leave"
+			return and("every step succeeded and the members saw the node leave")
 		}
-		return "every step succeeded"
+		return and("every step succeeded")
 	case plan.Degraded:
 		why := "the node left without an eviction"
 		if steps != "" {
@@ -44,7 +52,7 @@ func (r *ShutdownReport) Explain() string {
 		if r.Gone != "" {
 			why += "; " + r.Gone
 		}
-		return why
+		return and(why)
 	case plan.Forced:
 		var did []string
 		if r.Evicted {
@@ -67,7 +75,7 @@ func (r *ShutdownReport) Explain() string {
 		if len(did) > 0 {
 			why += ": " + strings.Join(did, ", ")
 		}
-		return why
+		return and(why)
 	case plan.Aborted:
 		why := "put back in service"
 		if r.Error != "" {

@@ -170,7 +170,8 @@ func (s *shutdown) run(ctx workflow.Context) (*ShutdownReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.report.NodeStateAtStart, s.report.NodeInstance, s.instance = look.State, look.Instance, look.Instance
+	s.report.NodeStateAtStart, s.report.NodeState = look.State, look.State
+	s.report.NodeInstance, s.instance = look.Instance, look.Instance
 	if s.req.Force {
 		s.facts.ForceReason = "force was requested"
 	}

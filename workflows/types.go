@@ -85,6 +85,9 @@ type ShutdownReport struct {
 	// NodeStateAtStart is the node's state when the shutdown began (set once it was
 	// looked up), not its state now.
 	NodeStateAtStart string `json:"node_state_at_start,omitempty"`
+	// NodeState is the same, under its earlier name, for clients of earlier versions
+	// (their CLI waits for it to know the lookup is done).
+	NodeState string `json:"node_state,omitempty"`
 	// NodeInstance identifies the node's process the shutdown acted on.
 	NodeInstance string            `json:"node_instance,omitempty"`
 	Steps        []plan.StepResult `json:"steps"`
@@ -131,7 +134,6 @@ func (r *ShutdownReport) UnmarshalJSON(b []byte) error {
 		plain
 		TotalMS       *int64 `json:"total_ms"`
 		ConvergenceMS *int64 `json:"convergence_ms"`
-		NodeState     string `json:"node_state"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -144,7 +146,7 @@ func (r *ShutdownReport) UnmarshalJSON(b []byte) error {
 		r.ConvergenceTook = plan.Duration(time.Duration(*w.ConvergenceMS) * time.Millisecond)
 	}
 	if r.NodeStateAtStart == "" {
-		r.NodeStateAtStart = w.NodeState
+		r.NodeStateAtStart = r.NodeState
 	}
 	if r.Why == "" && r.Outcome != "" {
 		r.Why = r.Explain()

@@ -26,3 +26,20 @@ func TestOlderReportReadsWithNewFields(t *testing.T) {
 		t.Errorf("the result starts %s", b[:min(len(b), 80)])
 	}
 }
+
+// Why carries what the run concluded beyond its steps, so that it never contradicts it.
+func TestWhySaysWhatTheRunConcluded(t *testing.T) {
+	r := ShutdownReport{Outcome: "degraded", Error: "it left, but its termination did not run: its services may still serve"}
+	if got := r.Explain(); got != "the node left without an eviction; it left, but its termination did not run: its services may still serve" {
+		t.Errorf("why %q", got)
+	}
+	r = ShutdownReport{Outcome: "forced", Error: "the eviction was not confirmed by any other member"}
+	if got := r.Explain(); !strings.HasSuffix(got, "; the eviction was not confirmed by any other member") {
+		t.Errorf("why %q", got)
+	}
+	// Clients of earlier versions still find node_state.
+	b, _ := json.Marshal(ShutdownReport{NodeStateAtStart: "alive", NodeState: "alive"})
+	if !strings.Contains(string(b), `"node_state":"alive"`) || !strings.Contains(string(b), `"node_state_at_start":"alive"`) {
+		t.Errorf("%s", b)
+	}
+}
