@@ -17,6 +17,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/farewell-project/farewell/internal/netbed"
@@ -352,13 +353,29 @@ func (ck *checker) sampleBudget(ctx context.Context, b *budgetWatch, procs []wat
 	ck.mu.Unlock()
 }
 
-// aliveForMost: p's process is alive (same instance) for most of the members that
-// answered about their view.
+// aliveForMost: p's process is alive (same instance) for most of the members on its
+// side of the network that answered about their view. Its side is the members p itself
+// sees alive: during a split each side sees the other dead, and a node serving on the
+// minority side is no less in service for it (the soak found a split of three beside a
+// killed orchestrator that left no side a majority of all who answered). A process
+// that says nothing about its view (the host app) is judged by every member that
+// answered. A zombie that sees everyone while they see it dead is out either way.
 func aliveForMost(p watched, procs []watched, results []sampleOf) bool {
+	var own map[string]viewEntry
+	for i, q := range procs {
+		if q.Name == p.Name {
+			own = results[i].view
+		}
+	}
 	answered, alive := 0, 0
 	for i, q := range procs {
 		if q.Name == p.Name || results[i].view == nil {
 			continue
+		}
+		if own != nil {
+			if e, ok := own[q.Name]; !ok || e.State != "alive" {
+				continue // on the other side, or not in p's cluster at all
+			}
 		}
 		answered++
 		if e, ok := results[i].view[p.Name]; ok && e.State == "alive" && (p.Instance == "" || e.Instance == p.Instance) {
@@ -422,9 +439,33 @@ type runFacts struct {
 }
 
 // run reads a shutdown's run from Temporal: its outcome and its length by the server's
-// clock. It waits for the run to close.
+// clock. It waits for the run to close, asking again while Temporal cannot answer (a
+// history host that was killed owns the run's shard until its restart is noticed: the
+// soak saw a wait end with the server's "context deadline exceeded" while the run went
+// on and closed), for five minutes in all.
 func (ck *checker) run(ctx context.Context, s judged) (runFacts, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for {
+		f, err := ck.runOnce(ctx, s)
+		if err == nil || ctx.Err() != nil || isNotFound(err) {
+			return f, err
+		}
+		select {
+		case <-ctx.Done():
+			return f, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func isNotFound(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}
+
+func (ck *checker) runOnce(ctx context.Context, s judged) (runFacts, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var r workflows.ShutdownReport
 	if err := ck.c.GetWorkflow(ctx, workflows.WorkflowID(s.Node), s.RunID).Get(ctx, &r); err != nil {
