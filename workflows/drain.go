@@ -69,6 +69,22 @@ func (w *Shutdowns) Drain(ctx workflow.Context, req DrainRequest) (*DrainReport,
 			}
 		})
 	}
+	// With no limit to keep — none in the cluster's budget, no min-alive of its own —
+	// the drain takes no lease: nothing to ask the budget, one round trip less per node
+	// (runs of this version on). The cluster's limits are looked at again before each
+	// start: set meanwhile, they are kept from then on.
+	if workflow.GetVersion(ctx, "drain-unbudgeted", workflow.DefaultVersion, 1) >= 1 {
+		same := func(a, c any) bool { return fmt.Sprint(a) == fmt.Sprint(c) }
+		d.free = map[string]bool{}
+		d.clusterLimits = func(ctx workflow.Context) plan.Limits {
+			var l plan.Limits
+			if err := workflow.MutableSideEffect(ctx, "drain-cluster-limits", func(workflow.Context) any { return w.Limits }, same).Get(&l); err != nil {
+				d.log.Warn("the cluster's limits not read; asking the budget", "error", err)
+				return plan.Limits{MaxParallel: -1}
+			}
+			return l
+		}
+	}
 	if req.Carry == nil {
 		if err := d.preflight(ctx, w.setup(ctx)); err != nil {
 			return nil, err
@@ -152,6 +168,10 @@ type drain struct {
 	queue   bool
 	answers map[string]activities.LeaseGrant
 	asked   map[string]time.Time
+	// clusterLimits reads the cluster's budget (nil in runs before it); free are the
+	// nodes started without a lease, there being no limit to keep.
+	clusterLimits func(workflow.Context) plan.Limits
+	free          map[string]bool
 }
 
 func (d *drain) preflight(ctx workflow.Context, setup drainSetup) error {
@@ -325,6 +345,11 @@ func (d *drain) pauseBetween(ctx workflow.Context) bool {
 // The floor blocks the node for good; a full budget makes the drain wait.
 func (d *drain) lease(ctx workflow.Context, i int) bool {
 	n := &d.r.Nodes[i]
+	if d.clusterLimits != nil && d.req.Limits.MinAlive == 0 && d.clusterLimits(ctx) == (plan.Limits{}) {
+		d.flush(ctx) // leases taken while the cluster had limits
+		d.free[n.Node] = true
+		return true
+	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: drainLeaseWait + 20*time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
@@ -482,7 +507,10 @@ func (d *drain) start(ctx workflow.Context, i int) {
 			return
 		}
 		// Its lease is the drain's to give back: with the next lease request.
-		d.returning = append(d.returning, activities.LeaseRef{Holder: WorkflowID(node), Run: exec.RunID})
+		if !d.free[node] {
+			d.returning = append(d.returning, activities.LeaseRef{Holder: WorkflowID(node), Run: exec.RunID})
+		}
+		delete(d.free, node)
 		d.finish(gctx, node, &r, "")
 	})
 }
@@ -555,6 +583,10 @@ func (d *drain) flush(ctx workflow.Context) {
 
 // release gives back a lease the run did not (it never started, or failed early).
 func (d *drain) release(ctx workflow.Context, node, run string) {
+	if d.free[node] {
+		delete(d.free, node) // started without a lease
+		return
+	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 20 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},

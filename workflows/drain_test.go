@@ -25,6 +25,8 @@ import (
 type drainHarness struct {
 	t   *testing.T
 	env *testsuite.TestWorkflowEnvironment
+	// shutdowns is the orchestrator's workflow host: its Limits are the cluster's budget.
+	shutdowns *Shutdowns
 
 	mu           sync.Mutex
 	preflight    func(activities.PreflightInput) activities.DrainPlan
@@ -38,6 +40,8 @@ type drainHarness struct {
 	started               map[string]time.Time
 	requests              []ShutdownRequest
 	released              []activities.LeaseRef
+	asked                 int                   // lease requests the budget received
+	returned              []activities.LeaseRef // leases handed back with them
 }
 
 func newDrainHarness(t *testing.T) *drainHarness {
@@ -62,6 +66,7 @@ func newDrainHarness(t *testing.T) *drainHarness {
 
 	env := h.env
 	s := &Shutdowns{Plan: plan.Default(), Limits: plan.Limits{MaxParallel: 10}}
+	h.shutdowns = s
 	env.RegisterWorkflowWithOptions(s.Drain, workflow.RegisterOptions{Name: DrainWorkflowName})
 	env.RegisterWorkflowWithOptions(GracefulShutdown, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivity(&activities.ClusterActivities{})
@@ -92,6 +97,8 @@ func newDrainHarness(t *testing.T) *drainHarness {
 		func(_ context.Context, in activities.LeaseRequest) (activities.LeaseGrant, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
+			h.asked++
+			h.returned = append(h.returned, in.Returning...)
 			g := h.grant(in)
 			// The budget's answer, at once (the tests of its answers by signal answer
 			// from the test's own callbacks).
@@ -472,5 +479,45 @@ func TestDrainContinuesAsNew(t *testing.T) {
 	}
 	if _, again := h2.started["n1"]; again || len(h2.started) != 3 {
 		t.Errorf("the second run started %v; want n3, n4, n5 only", h2.started)
+	}
+}
+
+// With no limit to keep (none in the cluster's budget, no min-alive of the drain's own)
+// a drain asks the budget nothing and gives nothing back; with a min-alive floor of its
+// own it asks for every node, the floor being the budget's to judge.
+func TestDrainAsksTheBudgetOnlyWithALimitToKeep(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cluster plan.Limits
+		floor   int
+		asks    bool
+	}{
+		{"no limit anywhere", plan.Limits{}, 0, false},
+		{"the cluster's max_parallel", plan.Limits{MaxParallel: 3}, 0, true},
+		{"the cluster's min_alive", plan.Limits{MinAlive: 1}, 0, true},
+		{"the drain's own floor", plan.Limits{}, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newDrainHarness(t)
+			h.shutdowns.Limits = tc.cluster
+			req := drainOf("n1", "n2", "n3")
+			req.Limits.MinAlive = tc.floor
+			r := h.run(req)
+			if got := r.Count()[DrainDone]; got != 3 {
+				t.Fatalf("%d of 3 nodes done: %+v", got, r.Nodes)
+			}
+			for _, q := range h.requests {
+				if !q.Leased {
+					t.Errorf("%s's shutdown would ask the budget itself: the drain's children never do", q.Node)
+				}
+			}
+			back := len(h.released) + len(h.returned)
+			if tc.asks && (h.asked < 3 || back < 3) {
+				t.Errorf("asked the budget %d times and gave back %d leases; want one of each per node", h.asked, back)
+			}
+			if !tc.asks && (h.asked != 0 || back != 0) {
+				t.Errorf("asked the budget %d times and gave back %d leases; with no limit to keep, want neither", h.asked, back)
+			}
+		})
 	}
 }
