@@ -254,12 +254,10 @@ func (s *shutdown) lease() {
 			s.facts.AbortReason = "the shutdown was cancelled while it waited for the budget"
 			s.report.Waiting = ""
 			return
-		case err != nil && s.req.Unblockable:
-			s.log.Warn("the budget did not answer; a node's own SIGTERM goes on without a lease", "error", err)
-			s.report.Budget = "went on without a lease: the budget did not answer (" + errorMessage(err, plan.StepSpec{}) + ")"
-			return
 		case err != nil:
-			s.waitForBudget("the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
+			if s.unanswered(err) {
+				return
+			}
 			continue
 		case g.Granted:
 			s.granted(g, start)
@@ -273,6 +271,18 @@ func (s *shutdown) lease() {
 			s.waitForBudget(g.Why, time.Second)
 		}
 	}
+}
+
+// unanswered handles a request the budget did not answer (err): a node's own SIGTERM
+// goes on without a lease (true); any other shutdown waits budgetRetry to ask again.
+func (s *shutdown) unanswered(err error) bool {
+	if s.req.Unblockable {
+		s.log.Warn("the budget did not answer; a node's own SIGTERM goes on without a lease", "error", err)
+		s.report.Budget = "went on without a lease: the budget did not answer (" + errorMessage(err, plan.StepSpec{}) + ")"
+		return true
+	}
+	s.waitForBudget("the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
+	return false
 }
 
 // granted records the lease the budget granted (g), asked for since start.
@@ -334,12 +344,10 @@ func (s *shutdown) leaseBySignal() {
 			switch {
 			case cancelled():
 				return
-			case err != nil && s.req.Unblockable:
-				s.log.Warn("the budget did not answer; a node's own SIGTERM goes on without a lease", "error", err)
-				s.report.Budget = "went on without a lease: the budget did not answer (" + errorMessage(err, plan.StepSpec{}) + ")"
-				return
 			case err != nil:
-				s.waitForBudget("the budget did not answer: "+errorMessage(err, plan.StepSpec{}), budgetRetry)
+				if s.unanswered(err) {
+					return
+				}
 				continue
 			}
 			ask = false
