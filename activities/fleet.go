@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -414,6 +415,10 @@ func (a *ClusterActivities) PreflightDrain(ctx context.Context, in PreflightInpu
 			left++
 		}
 	}
+	looked, err := a.lookUp(ctx, chosen, byName)
+	if err != nil {
+		return p, err
+	}
 	for _, name := range chosen {
 		c := NodeCheck{Node: name}
 		m, known := byName[name]
@@ -428,10 +433,7 @@ func (a *ClusterActivities) PreflightDrain(ctx context.Context, in PreflightInpu
 			continue
 		}
 		c.State, c.Instance = m.State, m.Instance
-		info, err := a.Fleet.Running(ctx, name)
-		if err != nil {
-			return p, fmt.Errorf("look up the shutdown of %s: %w", name, err)
-		}
+		info := looked[name].running
 		serving := m.State == StateAlive && !m.Blocked
 		switch {
 		case info.Running:
@@ -450,9 +452,7 @@ func (a *ClusterActivities) PreflightDrain(ctx context.Context, in PreflightInpu
 			c.Blocker, c.Note = BlockNotAlive, "blocked (no heartbeat): not in service, the floor does not hold it back"
 		}
 		if !c.Skip && !c.Join {
-			if n, err := a.Fleet.Pollers(ctx, name); err != nil {
-				return p, fmt.Errorf("look up the workers of %s: %w", name, err)
-			} else if n == 0 {
+			if looked[name].pollers == 0 {
 				c.Blocker = BlockNoWorker
 				c.Note = strings.TrimSpace(c.Note + " no worker polls its task queue: its graceful steps cannot run, it will be forced out")
 			}
@@ -475,6 +475,56 @@ func (a *ClusterActivities) PreflightDrain(ctx context.Context, in PreflightInpu
 	p.Waves = plan.Waves(p.Takes, k)
 	p.WorstCase = plan.Duration(plan.WorstCase(p.Takes, k, in.Budget.Std(), in.Pause.Std()))
 	return p, nil
+}
+
+// lookups is what Temporal says of one chosen node.
+type lookups struct {
+	running ShutdownInfo
+	pollers int
+}
+
+// preflightLookups is how many chosen nodes a pre-flight looks up in Temporal at once:
+// one after the other, a thousand nodes' two lookups each took longer than the
+// pre-flight may.
+const preflightLookups = 16
+
+// lookUp asks Temporal, preflightLookups nodes at a time, whether each chosen member
+// has a shutdown running and how many workers poll its task queue.
+func (a *ClusterActivities) lookUp(ctx context.Context, chosen []string, members map[string]MemberInfo) (map[string]lookups, error) {
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+		out   = map[string]lookups{}
+		slots = make(chan struct{}, preflightLookups)
+	)
+	for _, name := range chosen {
+		if m, ok := members[name]; !ok || m.Role != RoleNode {
+			continue // refused without a lookup
+		}
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			var l lookups
+			info, err := a.Fleet.Running(ctx, name)
+			if err != nil {
+				err = fmt.Errorf("look up the shutdown of %s: %w", name, err)
+			} else if l.running = info; !info.Running {
+				if l.pollers, err = a.Fleet.Pollers(ctx, name); err != nil {
+					err = fmt.Errorf("look up the workers of %s: %w", name, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			out[name] = l
+		}()
+	}
+	wg.Wait()
+	return out, first
 }
 
 // GateInput asks whether a drain may start its next shutdown.

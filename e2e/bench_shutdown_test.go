@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +53,26 @@ func (f *benchFixture) close() {
 	}
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quietLogger discards what the benchmarks' servers and workers log, unless
+// FAREWELL_BENCH_LOG names a file: warnings and errors go there (a benchmark that stalls
+// says why).
+func quietLogger() *slog.Logger { return slog.New(benchLogHandler()) }
+
+var benchLog = sync.OnceValue(func() io.Writer {
+	if p := os.Getenv("FAREWELL_BENCH_LOG"); p != "" {
+		if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			return f
+		}
+	}
+	return nil
+})
+
+func benchLogHandler() slog.Handler {
+	if w := benchLog(); w != nil {
+		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})
+	}
+	return slog.DiscardHandler
+}
 
 func quietMemberlist(c *memberlist.Config) { c.LogOutput = io.Discard }
 

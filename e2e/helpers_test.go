@@ -132,5 +132,5 @@ func runCLI(t testing.TB, env []string, args ...string) (code int, stdout, stder
 }
 
 func quietSDKLogger() sdklog.Logger {
-	return sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	return sdklog.NewStructuredLogger(slog.New(benchLogHandler()))
 }

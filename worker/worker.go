@@ -72,6 +72,12 @@ func NewNode(c client.Client, acts *activities.NodeActivities) sdkworker.Worker 
 		// A node runs a handful of steps in its life, one at a time: one long poll is
 		// plenty, and a fleet of nodes costs the server half the polls.
 		MaxConcurrentActivityTaskPollers: 1,
+		// It runs no workflow: without this it would hold two workflow-task long polls
+		// (and a sticky one) for nothing, and Temporal's frontend allows 1,200 long
+		// polls per API and namespace (frontend.namespaceCount): a fleet of 600 nodes
+		// used them all, and the orchestrators' polls were refused — every shutdown
+		// and drain stood still (BenchmarkDrainFleet).
+		DisableWorkflowWorker: true,
 	})
 	w.RegisterActivity(acts)
 	return w

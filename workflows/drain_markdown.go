@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/farewell-project/farewell/activities"
+	"github.com/farewell-project/farewell/plan"
 )
 
 // drainTableRows bounds the node table of a drain in the Temporal UI: those in flight,
@@ -70,15 +71,35 @@ func (r *DrainReport) Lines() []string {
 		}
 		lines = append(lines, line)
 	}
-	for _, n := range r.Nodes {
-		line := fmt.Sprintf("%s: %s", n.Node, n.State)
-		if n.Outcome != "" {
-			line += fmt.Sprintf(", %s in %s", n.Outcome, n.Took)
+	// A memo over 32 kB is one Temporal warns about (a drain of 1,000 nodes wrote
+	// 50 kB): past drainTableRows nodes, the most telling lines — what did not end
+	// graceful or degraded — then as many others as fit, and how many more.
+	shown := 0
+	add := func(keep func(DrainNode) bool) {
+		for _, n := range r.Nodes {
+			if !keep(n) || shown >= drainTableRows {
+				continue
+			}
+			shown++
+			line := fmt.Sprintf("%s: %s", n.Node, n.State)
+			if n.Outcome != "" {
+				line += fmt.Sprintf(", %s in %s", n.Outcome, n.Took)
+			}
+			if n.Note != "" {
+				line += " — " + n.Note
+			}
+			lines = append(lines, line)
 		}
-		if n.Note != "" {
-			line += " — " + n.Note
-		}
-		lines = append(lines, line)
+	}
+	fine := func(n DrainNode) bool { return n.Outcome == plan.Graceful || n.Outcome == plan.Degraded }
+	if len(r.Nodes) <= drainTableRows {
+		add(func(DrainNode) bool { return true })
+	} else {
+		add(func(n DrainNode) bool { return !fine(n) })
+		add(fine)
+	}
+	if more := len(r.Nodes) - shown; more > 0 {
+		lines = append(lines, fmt.Sprintf("… and %d more (farewell drain status %s lists every node)", more, r.Name))
 	}
 	return lines
 }

@@ -521,3 +521,34 @@ func TestDrainAsksTheBudgetOnlyWithALimitToKeep(t *testing.T) {
 		})
 	}
 }
+
+// A drain of a thousand nodes keeps its memo under the size Temporal warns about, with
+// every node that did not end graceful or degraded named, and says how many it left out.
+func TestDrainMemoIsBoundedAndKeepsTheFailures(t *testing.T) {
+	r := DrainReport{Name: "big", Selector: activities.Selector{All: true}, Outcome: DrainCompleted}
+	for i := range 1000 {
+		n := DrainNode{Node: fmt.Sprintf("node-%04d", i), State: DrainDone, Outcome: plan.Graceful, Took: plan.Millis(time.Second)}
+		if i%250 == 7 {
+			n.Outcome, n.Note = plan.Forced, "deregister: timed out"
+		}
+		r.Nodes = append(r.Nodes, n)
+	}
+	lines := r.Lines()
+	memo := strings.Join(lines, "\n")
+	if len(memo) > 32<<10 {
+		t.Errorf("memo of %d bytes; want under 32 kB", len(memo))
+	}
+	for _, n := range []string{"node-0007", "node-0257", "node-0507", "node-0757"} {
+		if !strings.Contains(memo, n+": done, forced") {
+			t.Errorf("forced node %s is not in the memo", n)
+		}
+	}
+	if last := lines[len(lines)-1]; !strings.Contains(last, fmt.Sprintf("and %d more", 1000-drainTableRows)) {
+		t.Errorf("last line %q: want how many were left out", last)
+	}
+	// A small drain names every node, in order.
+	r.Nodes = r.Nodes[:5]
+	if got := len(r.Lines()); got != 2+5 {
+		t.Errorf("a drain of 5: %d lines, want its 2 and one a node", got)
+	}
+}
