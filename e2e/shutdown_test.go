@@ -17,6 +17,7 @@ import (
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/cluster"
+	"github.com/farewell-project/farewell/internal/testkit"
 	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
 	"github.com/farewell-project/farewell/workflows"
@@ -38,6 +39,24 @@ func TestShutdownEndToEnd(t *testing.T) {
 	cfg := testConfig()
 	p := cfg.Shutdown.MustPlan()
 	s := newStack(t, cfg, 7)
+
+	t.Run("a node's worker holds one long poll", func(t *testing.T) {
+		// Temporal's frontend allows 1,200 long polls per API and namespace: a node
+		// worker that also polled for workflow tasks spent two of them for nothing, and
+		// 600 nodes starved the orchestrators.
+		q := workflows.NodeTaskQueue("node-7")
+		testkit.Eventually(t, 10*time.Second, "node-7's worker polling for its steps", func() bool {
+			d, err := s.client.DescribeTaskQueue(context.Background(), q, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+			return err == nil && len(d.GetPollers()) == 1
+		})
+		d, err := s.client.DescribeTaskQueue(context.Background(), q, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(d.GetPollers()); n != 0 {
+			t.Errorf("%d workflow-task pollers on %s; a node runs no workflow, want none", n, q)
+		}
+	})
 
 	t.Run("graceful", func(t *testing.T) {
 		r := s.shutdown(t, "node-1")
