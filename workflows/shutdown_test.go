@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,9 +256,22 @@ func TestAllStepsSucceed(t *testing.T) {
 	if h.called("evict") != 0 || h.called(plan.Terminate) != 0 {
 		t.Error("a graceful shutdown evicted the node")
 	}
-	// Search attributes: the node at once, each step as it starts, the outcome at the end.
-	var node, outcome string
-	var steps []string
+	// Search attributes: the node at once (not set at the start here), the outcome at
+	// the end; a run that ends within stepColumnAfter never shows a step in between.
+	node, steps, outcome := h.listed()
+	if node != "node-3" || outcome != "graceful" {
+		t.Errorf("search attributes: node %q outcome %q", node, outcome)
+	}
+	if want := []string{"done"}; !slices.Equal(steps, want) {
+		t.Errorf("FarewellStep went %v, want %v", steps, want)
+	}
+}
+
+// listed reads the run's search attributes as they were upserted: the node, every
+// value FarewellStep took, and the outcome.
+func (h *harness) listed() (node string, steps []string, outcome string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, sa := range h.upserts {
 		if v, ok := sa.GetKeyword(NodeKey); ok {
 			node = v
@@ -269,11 +283,34 @@ func TestAllStepsSucceed(t *testing.T) {
 			outcome = v
 		}
 	}
-	if node != "node-3" || outcome != "graceful" {
-		t.Errorf("search attributes: node %q outcome %q", node, outcome)
+	return node, steps, outcome
+}
+
+// A run still going after stepColumnAfter shows the step it is at in the list's
+// FarewellStep column, then every step as it starts; a node named at the start is not
+// upserted again.
+func TestStepColumnFollowsARunPastItsFirstSecond(t *testing.T) {
+	h := newHarness(t)
+	if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
+		t.Fatal(err)
+	}
+	var holder string
+	h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
+		h.mu.Lock()
+		holder = in.Holder
+		h.mu.Unlock()
+		return activities.LeaseGrant{Asked: true}, nil // answered 3 s later
+	}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: holder, Granted: true})
+	}, 3*time.Second)
+	r := h.run(ShutdownRequest{})
+	node, steps, outcome := h.listed()
+	if r.Outcome != plan.Graceful || outcome != "graceful" || node != "" {
+		t.Errorf("outcome %s (listed %q), node upserted %q; want graceful, and the node not upserted again", r.Outcome, outcome, node)
 	}
 	want := []string{"lookup", "set-gracefully-left", "stop-heartbeat", "deregister", "stop-services", "convergence", "done"}
-	if strings.Join(steps, ",") != strings.Join(want, ",") {
+	if !slices.Equal(steps, want) {
 		t.Errorf("FarewellStep went %v, want %v", steps, want)
 	}
 }
