@@ -74,6 +74,7 @@ type shutdown struct {
 	done          bool
 	atStep        string      // the step the run is at, for the list's FarewellStep column
 	listed        bool        // the column follows the run's steps (see stepColumnAfter)
+	listGen       int         // which listAfter may still make it follow them
 	leased        bool        // holds a lease of the budget
 	limits        plan.Limits // the cluster's budget, as the orchestrator was configured
 }
@@ -301,6 +302,13 @@ func (s *shutdown) unanswered(err error) bool {
 // granted records the lease the budget granted (g), asked for since start.
 func (s *shutdown) granted(g activities.LeaseGrant, start time.Time) {
 	s.leased = true
+	if s.listed && s.version >= versionStepColumn {
+		// The column said "budget" while the run waited; from the grant on it follows
+		// the steps again only if they last (a queue of 200 shutdowns wrote seven
+		// visibility records each instead of two).
+		s.listed = false
+		s.listAfter()
+	}
 	waited := workflow.Now(s.ctx).Sub(start)
 	switch {
 	case g.Why != "":
@@ -321,6 +329,9 @@ func (s *shutdown) granted(g activities.LeaseGrant, start time.Time) {
 func (s *shutdown) leaseBySignal() {
 	if s.limits == (plan.Limits{}) {
 		return // no budget to keep: nothing to ask
+	}
+	if s.version >= versionStepColumn {
+		s.atStep = "budget" // what the list's column shows if the answer takes a while
 	}
 	start := workflow.Now(s.ctx)
 	req := activities.LeaseRequest{Holder: s.report.WorkflowID, Run: s.report.RunID, Node: s.req.Node, Drain: s.req.Drain,
@@ -1002,9 +1013,17 @@ func (s *shutdown) listStart() {
 	if v, ok := workflow.GetTypedSearchAttributes(s.ctx).GetKeyword(NodeKey); !ok || v != s.req.Node {
 		s.upsert(NodeKey.ValueSet(s.req.Node))
 	}
+	s.listAfter()
+}
+
+// listAfter has the list's FarewellStep column follow the run from stepColumnAfter on,
+// showing the step it is at then.
+func (s *shutdown) listAfter() {
+	s.listGen++
+	gen := s.listGen
 	timer := workflow.NewTimer(s.ctx, stepColumnAfter)
 	workflow.Go(s.ctx, func(ctx workflow.Context) {
-		if timer.Get(ctx, nil) == nil && !s.done {
+		if timer.Get(ctx, nil) == nil && !s.done && s.listGen == gen {
 			s.listed = true
 			s.upsert(StepKey.ValueSet(s.atStep))
 		}

@@ -294,6 +294,33 @@ func TestStepColumnFollowsARunPastItsFirstSecond(t *testing.T) {
 	if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
 		t.Fatal(err)
 	}
+	// deregister's first attempt fails, its second comes 2 s later.
+	p := plan.Default()
+	p.Steps[p.Index(plan.Deregister)].Backoff = 2 * time.Second
+	h.steps[plan.Deregister] = func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
+		if h.called(plan.Deregister) == 1 {
+			return activities.StepOutput{}, errors.New("not yet")
+		}
+		return activities.StepOutput{Attempt: 2}, nil
+	}
+	r := h.run(ShutdownRequest{Plan: &p})
+	node, steps, outcome := h.listed()
+	if r.Outcome != plan.Graceful || outcome != "graceful" || node != "" {
+		t.Errorf("outcome %s (listed %q), node upserted %q; want graceful, and the node not upserted again", r.Outcome, outcome, node)
+	}
+	want := []string{"deregister", "stop-services", "convergence", "done"}
+	if !slices.Equal(steps, want) {
+		t.Errorf("FarewellStep went %v, want %v", steps, want)
+	}
+}
+
+// A run that waits for the budget shows "budget" in the list's column once it has
+// waited stepColumnAfter; granted, it shows its steps only if they last as long.
+func TestStepColumnShowsAWaitForTheBudget(t *testing.T) {
+	h := newHarness(t)
+	if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
+		t.Fatal(err)
+	}
 	var holder string
 	h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
 		h.mu.Lock()
@@ -309,7 +336,7 @@ func TestStepColumnFollowsARunPastItsFirstSecond(t *testing.T) {
 	if r.Outcome != plan.Graceful || outcome != "graceful" || node != "" {
 		t.Errorf("outcome %s (listed %q), node upserted %q; want graceful, and the node not upserted again", r.Outcome, outcome, node)
 	}
-	want := []string{"lookup", "set-gracefully-left", "stop-heartbeat", "deregister", "stop-services", "convergence", "done"}
+	want := []string{"budget", "done"}
 	if !slices.Equal(steps, want) {
 		t.Errorf("FarewellStep went %v, want %v", steps, want)
 	}
