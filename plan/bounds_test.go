@@ -23,6 +23,13 @@ func TestPlanBoundsAtTheirEdges(t *testing.T) {
 		{"no attempt", func(p *Plan) { p.Steps[0].MaxAttempts = 0 }, "max_attempts"},
 		{"attempts at the bound", func(p *Plan) { p.Steps[0].MaxAttempts = MaxAttempts }, ""},
 		{"attempts past it", func(p *Plan) { p.Steps[0].MaxAttempts = MaxAttempts + 1 }, "max_attempts"},
+		{"start-to-close at its bound", func(p *Plan) { p.Steps[0].StartToClose = MaxStartToClose }, ""},
+		{"start-to-close past it", func(p *Plan) { p.Steps[0].StartToClose = MaxStartToClose + time.Nanosecond }, "start_to_close"},
+		{"schedule-to-start at its bound", func(p *Plan) { p.Steps[0].ScheduleToStart = MaxScheduleToStart }, ""},
+		{"schedule-to-start past it", func(p *Plan) { p.Steps[0].ScheduleToStart = MaxScheduleToStart + time.Nanosecond }, "schedule_to_start"},
+		{"backoff at its bound", func(p *Plan) { p.Steps[0].Backoff = MaxBackoff }, ""},
+		{"backoff past it", func(p *Plan) { p.Steps[0].Backoff = MaxBackoff + time.Nanosecond }, "backoff"},
+		{"no backoff", func(p *Plan) { p.Steps[0].Backoff = 0 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Default()

@@ -183,7 +183,7 @@ func TestDecide(t *testing.T) {
 		// its services stopped, its process ended by itself before its termination.
 		{"left alone, services stopped, nothing confirmed: out, degraded", v5(with(func(f *Facts) {
 			f.LeftAlone, f.Irreversible, f.ServicesStopped = true, true, true
-		})), world{checks: []Convergence{Unverified}}, []Do{DoForce, DoEvict, DoTerminate, DoVerify}, Degraded, "nobody confirmed"},
+		})), world{checks: []Convergence{Unverified}}, []Do{DoForce, DoEvict, DoTerminate, DoVerify}, Degraded, "nobody confirmed its leave, its eviction or its termination; convergence unverified"},
 		{"left alone, services stopped, runs before the rule: failed", v4(with(func(f *Facts) {
 			f.LeftAlone, f.Irreversible, f.ServicesStopped = true, true, true
 		})), world{checks: []Convergence{Unverified}}, []Do{DoForce, DoEvict, DoTerminate, DoVerify}, Failed, "did not take"},

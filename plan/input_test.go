@@ -9,7 +9,7 @@ import (
 // digits, '.', '-' and '_', 1 to MaxNodeName bytes — no control character, space,
 // separator or non-ASCII letter gets in.
 func TestValidateNodeNameBounds(t *testing.T) {
-	good := []string{"a", "Z", "0", "9", "node-1", "db_2.rack-3", "A.b-C_d", strings.Repeat("n", MaxNodeName)}
+	good := []string{"a", "z", "A", "Z", "0", "9", "node-1", "db_2.rack-3", "A.b-C_d", strings.Repeat("n", MaxNodeName)}
 	for _, name := range good {
 		if err := ValidateNodeName(name); err != nil {
 			t.Errorf("%q refused: %v", name, err)
