@@ -47,15 +47,31 @@ type sampler struct {
 func (s *sampler) run(ctx context.Context, c client.Client, observer *cluster.Member, nodes []string) {
 	s.worst = sample{alive: 1 << 30}
 	for ctx.Err() == nil {
+		// One instant: a run counts when it started before it and had not closed by
+		// then, by Temporal's own times — the describes, all at once, come after it, so a
+		// lease handed from one run to the next is never counted twice.
+		at := time.Now()
 		var smp sample
 		ok := true
-		for _, n := range nodes {
-			d, err := c.DescribeWorkflowExecution(ctx, workflows.WorkflowID(n), "")
-			if err != nil && !strings.Contains(err.Error(), "not found") {
-				ok = false // the server is away (the orchestrator restart)
-				break
-			}
-			if err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		running := make([]bool, len(nodes))
+		failed := make([]bool, len(nodes))
+		var wg sync.WaitGroup
+		for i, n := range nodes {
+			wg.Go(func() {
+				d, err := c.DescribeWorkflowExecution(ctx, workflows.WorkflowID(n), "")
+				if err != nil {
+					failed[i] = !strings.Contains(err.Error(), "not found") // else the server is away
+					return
+				}
+				info := d.GetWorkflowExecutionInfo()
+				running[i] = info.GetStartTime().AsTime().Before(at) &&
+					(info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || info.GetCloseTime().AsTime().After(at))
+			})
+		}
+		wg.Wait()
+		for i, n := range nodes {
+			ok = ok && !failed[i]
+			if running[i] {
 				smp.inFlight++
 				smp.running = append(smp.running, n)
 			}
