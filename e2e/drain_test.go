@@ -201,12 +201,13 @@ func TestDrainsShareTheBudgetOnARealCluster(t *testing.T) {
 		reports[name] = rep
 	}
 	outcomes := map[string]plan.Outcome{}
+	notes := map[string]string{}
 	var blocked []string
 	for _, rep := range reports {
 		for _, n := range rep.Nodes {
 			switch n.State {
 			case workflows.DrainDone:
-				outcomes[n.Node] = n.Outcome
+				outcomes[n.Node], notes[n.Node] = n.Outcome, n.Note
 			case workflows.DrainBlocked:
 				blocked = append(blocked, n.Node)
 			default:
@@ -231,8 +232,12 @@ func TestDrainsShareTheBudgetOnARealCluster(t *testing.T) {
 	if len(outcomes) != 9 || len(blocked) != 1 {
 		t.Errorf("%d nodes done, %d held back (%v); want 9 and 1", len(outcomes), len(blocked), blocked)
 	}
-	if o, ok := outcomes["d-07"]; ok && o != plan.Forced {
-		t.Errorf("d-07, whose deregister fails, ended %s; want forced", o)
+	// d-07 is forced out. One exception, seen under the race detector's slowness: the
+	// orchestrator killed after its eviction went out but before the run recorded it —
+	// the restarted one finds the process gone (it fenced itself) and can only say so.
+	gone := strings.Contains(notes["d-07"], "gone before it could be forced")
+	if o, ok := outcomes["d-07"]; ok && o != plan.Forced && !(o == plan.Degraded && gone) {
+		t.Errorf("d-07, whose deregister fails, ended %s (%s); want forced", o, notes["d-07"])
 	}
 	for n, o := range outcomes {
 		if n != "d-07" && o != plan.Graceful && o != plan.Degraded {
