@@ -499,18 +499,27 @@ func (a *ClusterActivities) lookUp(ctx context.Context, chosen []string, members
 		slots = make(chan struct{}, preflightLookups)
 	)
 	for _, name := range chosen {
-		if m, ok := members[name]; !ok || m.Role != RoleNode {
+		m, ok := members[name]
+		if !ok || m.Role != RoleNode {
 			continue // refused without a lookup
 		}
-		wg.Add(1)
 		slots <- struct{}{}
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			<-slots
+			break // the pre-flight fails anyway
+		}
+		wg.Add(1)
+		gone := m.State == StateLeft || m.State == StateEvicted // skipped: no worker to count
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			var l lookups
 			info, err := a.Fleet.Running(ctx, name)
 			if err != nil {
 				err = fmt.Errorf("look up the shutdown of %s: %w", name, err)
-			} else if l.running = info; !info.Running {
+			} else if l.running = info; !info.Running && !gone {
 				if l.pollers, err = a.Fleet.Pollers(ctx, name); err != nil {
 					err = fmt.Errorf("look up the workers of %s: %w", name, err)
 				}
@@ -524,6 +533,9 @@ func (a *ClusterActivities) lookUp(ctx context.Context, chosen []string, members
 		}()
 	}
 	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err() // stopped early: what was not looked up would read as no worker
+	}
 	return out, first
 }
 

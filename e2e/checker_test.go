@@ -19,6 +19,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/farewell-project/farewell/internal/netbed"
 	"github.com/farewell-project/farewell/workflows"
@@ -448,7 +449,8 @@ func (ck *checker) run(ctx context.Context, s judged) (runFacts, error) {
 	defer cancel()
 	for {
 		f, err := ck.runOnce(ctx, s)
-		if err == nil || ctx.Err() != nil || isNotFound(err) {
+		var ended *temporal.WorkflowExecutionError // failed, terminated, timed out: it stays so
+		if err == nil || ctx.Err() != nil || isNotFound(err) || errors.As(err, &ended) {
 			return f, err
 		}
 		select {

@@ -92,10 +92,12 @@ func (r *DrainReport) Lines() []string {
 		}
 	}
 	fine := func(n DrainNode) bool { return n.Outcome == plan.Graceful || n.Outcome == plan.Degraded }
+	bad := func(n DrainNode) bool { return n.State == DrainDone && !fine(n) }
 	if len(r.Nodes) <= drainTableRows {
 		add(func(DrainNode) bool { return true })
 	} else {
-		add(func(n DrainNode) bool { return !fine(n) })
+		add(bad)                                                   // forced, failed, aborted, never started
+		add(func(n DrainNode) bool { return !bad(n) && !fine(n) }) // skipped, held back, not reached
 		add(fine)
 	}
 	if more := len(r.Nodes) - shown; more > 0 {

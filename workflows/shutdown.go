@@ -1021,8 +1021,10 @@ func (s *shutdown) listStart() {
 func (s *shutdown) listAfter() {
 	s.listGen++
 	gen := s.listGen
-	timer := workflow.NewTimer(s.ctx, stepColumnAfter)
-	workflow.Go(s.ctx, func(ctx workflow.Context) {
+	// Disconnected: a cancel request (refused after deregister) must not stop the column.
+	tctx, _ := workflow.NewDisconnectedContext(s.ctx)
+	timer := workflow.NewTimer(tctx, stepColumnAfter)
+	workflow.Go(tctx, func(ctx workflow.Context) {
 		if timer.Get(ctx, nil) == nil && !s.done && s.listGen == gen {
 			s.listed = true
 			s.upsert(StepKey.ValueSet(s.atStep))
@@ -1033,6 +1035,9 @@ func (s *shutdown) listAfter() {
 // showStep records the step the run is at, and shows it in the list's FarewellStep
 // column when the column follows the run (see stepColumnAfter).
 func (s *shutdown) showStep(name string) {
+	if s.version >= versionStepColumn && name == s.atStep {
+		return // shown already, or to be shown by the timer
+	}
 	s.atStep = name
 	if s.version < versionStepColumn || s.listed {
 		s.upsert(StepKey.ValueSet(name))

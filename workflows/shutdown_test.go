@@ -314,6 +314,29 @@ func TestStepColumnFollowsARunPastItsFirstSecond(t *testing.T) {
 	}
 }
 
+// A cancel the run refuses (after deregister) does not stop the column from following
+// it: stop-services, retried 2 s later, is shown once the run is a second old.
+func TestStepColumnFollowsARunWhoseCancelWasRefused(t *testing.T) {
+	h := newHarness(t)
+	p := plan.Default()
+	p.Steps[p.Index(plan.StopServices)].Backoff = 2 * time.Second
+	h.set(plan.StopServices, func(context.Context, activities.StepInput) (activities.StepOutput, error) {
+		if h.called(plan.StopServices) == 1 {
+			h.env.CancelWorkflow() // the operator cancels while this step runs
+			return activities.StepOutput{}, errors.New("not yet")
+		}
+		return activities.StepOutput{Attempt: 2}, nil
+	})
+	r := h.run(ShutdownRequest{Plan: &p})
+	_, steps, _ := h.listed()
+	if r.Outcome != plan.Graceful {
+		t.Errorf("outcome %s: want graceful (the cancel refused)", r.Outcome)
+	}
+	if want := []string{"stop-services", "convergence", "done"}; !slices.Equal(steps, want) {
+		t.Errorf("FarewellStep went %v, want %v", steps, want)
+	}
+}
+
 // A run that waits for the budget shows "budget" in the list's column once it has
 // waited stepColumnAfter; granted, it shows its steps only if they last as long.
 func TestStepColumnShowsAWaitForTheBudget(t *testing.T) {
