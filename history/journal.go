@@ -1,6 +1,7 @@
 package history
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -237,6 +238,12 @@ func Reconstruct(h *historypb.History) (*Journal, error) {
 					if s.Status == plan.StepSucceeded && s.Attempts == 0 {
 						st := stepFor(s.Name) // succeeded in an earlier run: not scheduled in this one
 						st.Status, st.Note = s.Status, s.Note
+					}
+					if i := slices.IndexFunc(j.Steps, func(js JournalStep) bool { return js.Name == s.Name }); i >= 0 &&
+						j.Steps[i].Status == plan.StepRunning && s.Status != plan.StepRunning {
+						// Abandoned by the run (a cancel, force-now): no event closed it, the
+						// report says how it ended.
+						j.Steps[i].Status, j.Steps[i].Error, j.Steps[i].Attempts = s.Status, s.Error, s.Attempts
 					}
 				}
 			}
