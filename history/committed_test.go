@@ -1,8 +1,6 @@
 package history
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -15,24 +13,9 @@ import (
 // order, and a convergence check for every run that says it converged. The journal
 // reads events; the report is what the workflow concluded: two sources, one story.
 func TestEveryCommittedHistoryRebuildsItsReport(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
-	more, _ := filepath.Glob(filepath.Join("..", "testdata", "histories", "*", "*.json"))
-	files = append(files, more...)
-	if len(files) < 20 {
-		t.Fatalf("%d committed histories found; want the 20 and more of testdata/histories", len(files))
-	}
-	for _, f := range files {
-		t.Run(filepath.ToSlash(f[len("../testdata/histories/"):]), func(t *testing.T) {
-			r, err := os.Open(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			h, err := Parse(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			j, err := Reconstruct(h)
+	for name, f := range histories(t) {
+		t.Run(name, func(t *testing.T) {
+			j, err := Reconstruct(parseFile(t, f))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package history
 
 import (
 	"errors"
+	historypb "go.temporal.io/api/history/v1"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,8 @@ func histories(t *testing.T) map[string]string {
 	return out
 }
 
-func load(t *testing.T, file string) *Journal {
+// parseFile reads a committed history.
+func parseFile(t *testing.T, file string) *historypb.History {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
@@ -52,7 +54,12 @@ func load(t *testing.T, file string) *Journal {
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	j, err := Replay(h, ReplayOptions{})
+	return h
+}
+
+func load(t *testing.T, file string) *Journal {
+	t.Helper()
+	j, err := Replay(parseFile(t, file), ReplayOptions{})
 	if err != nil {
 		t.Fatalf("%s does not replay against the current code: %v", file, err)
 	}
