@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"strings"
 	"testing"
@@ -120,6 +121,9 @@ func TestSelectorValidate(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", want, err, sel)
 		}
 	}
+	if err := (Selector{Nodes: []string{"a"}, All: true}).Validate(); err == nil || !strings.Contains(err.Error(), "one way only") {
+		t.Errorf("names and all: %v", err)
+	}
 	if err := (Selector{Tags: map[string]string{"rack": "r1"}}).Validate(); err != nil {
 		t.Error(err)
 	}
@@ -166,5 +170,101 @@ func TestFindZombiesThresholds(t *testing.T) {
 	}
 	if out.Nodes != len(members)-2 {
 		t.Errorf("looked at %d nodes, want %d (not itself, not the orchestrator)", out.Nodes, len(members)-2)
+	}
+}
+
+// The min-alive floor at its edge: a node whose shutdown leaves exactly min-alive nodes
+// in service goes; the next, which would leave one fewer, is held back, and its note
+// says how many it would leave. Nodes a lease already holds count as gone.
+func TestPreflightFloorAtItsEdge(t *testing.T) {
+	blocked := node("x", StateAlive, nil)
+	blocked.Blocked = true
+	obs := fakeObserver{members: []MemberInfo{
+		{Name: "observer", Role: RoleObserver, State: StateAlive},
+		{Name: "orch", Role: "orchestrator", State: StateAlive},
+		node("a", StateAlive, nil), node("b", StateAlive, nil), node("c", StateAlive, nil), node("d", StateAlive, nil),
+		node("gone", StateDead, nil), blocked,
+	}}
+	pollers := map[string]int{"a": 1, "b": 1, "c": 1, "d": 1}
+	acts := &ClusterActivities{Observer: obs, Fleet: fakeFleet{pollers: pollers, leased: []string{"d"}}}
+	p, err := acts.PreflightDrain(context.Background(), PreflightInput{
+		Selector: Selector{Nodes: []string{"a", "b", "c"}}, Limits: plan.Limits{MinAlive: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Serving != 4 || p.InFlight != 1 {
+		t.Errorf("serving %d (want a, b, c, d: 4; not the observer, the orchestrator, the dead or the blocked), in flight %d", p.Serving, p.InFlight)
+	}
+	// d is leased (on its way out): a leaves 2 in service, b leaves 1 = min-alive, c none.
+	want := map[string]string{"a": "", "b": "", "c": BlockFloor}
+	for _, c := range p.Nodes {
+		if c.Blocker != want[c.Node] {
+			t.Errorf("%s: blocker %q (%s), want %q", c.Node, c.Blocker, c.Note, want[c.Node])
+		}
+		if c.Node == "c" && !strings.Contains(c.Note, "it would leave 0 nodes in service, fewer than min-alive 1") {
+			t.Errorf("c's note: %q", c.Note)
+		}
+	}
+
+	// Without a floor, nothing is held back — not even the last node in service when
+	// every other is leased.
+	acts.Fleet = fakeFleet{pollers: pollers, leased: []string{"a", "b", "d"}}
+	p, err = acts.PreflightDrain(context.Background(), PreflightInput{Selector: Selector{Nodes: []string{"a", "c"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Nodes {
+		if c.Blocker != "" {
+			t.Errorf("no floor: %s held back (%s)", c.Node, c.Note)
+		}
+	}
+}
+
+// A drain's waves: at most the tighter of its own and the cluster's max_parallel
+// (either may be unset) at once.
+func TestPreflightWavesUseTheTighterMaxParallel(t *testing.T) {
+	var members []MemberInfo
+	pollers := map[string]int{}
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		members = append(members, node(n, StateAlive, nil))
+		pollers[n] = 1
+	}
+	acts := &ClusterActivities{Observer: fakeObserver{members: members}, Fleet: fakeFleet{pollers: pollers}}
+	for _, tt := range []struct{ own, cluster, waves int }{
+		{2, 0, 3}, {0, 2, 3}, {2, 3, 3}, {3, 2, 3}, {0, 0, 1}, {5, 1, 5},
+	} {
+		p, err := acts.PreflightDrain(context.Background(), PreflightInput{Selector: Selector{All: true},
+			Limits: plan.Limits{MaxParallel: tt.own}, Cluster: plan.Limits{MaxParallel: tt.cluster}})
+		if err != nil || p.Takes != 5 || p.Waves != tt.waves {
+			t.Errorf("own %d, cluster %d: %d nodes in %d waves, want 5 in %d (%v)", tt.own, tt.cluster, p.Takes, p.Waves, tt.waves, err)
+		}
+	}
+}
+
+// failingFleet cannot look a node up.
+type failingFleet struct{ fakeFleet }
+
+func (failingFleet) Running(_ context.Context, node string) (ShutdownInfo, error) {
+	if node == "b" {
+		return ShutdownInfo{}, errors.New("temporal is away")
+	}
+	return ShutdownInfo{}, nil
+}
+
+// A pre-flight that could not look every node up fails, saying which — it does not
+// read a node it never asked about as one without a worker.
+func TestPreflightFailsWhenALookupFails(t *testing.T) {
+	members := []MemberInfo{node("a", StateAlive, nil), node("b", StateAlive, nil)}
+	acts := &ClusterActivities{Observer: fakeObserver{members: members}, Fleet: failingFleet{}}
+	_, err := acts.PreflightDrain(context.Background(), PreflightInput{Selector: Selector{All: true}})
+	if err == nil || !strings.Contains(err.Error(), "look up the shutdown of b") {
+		t.Errorf("a failed lookup: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	acts.Fleet = fakeFleet{pollers: map[string]int{"a": 1, "b": 1}}
+	if _, err := acts.PreflightDrain(ctx, PreflightInput{Selector: Selector{All: true}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a pre-flight stopped before its lookups: %v, want the context's error", err)
 	}
 }

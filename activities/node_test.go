@@ -21,8 +21,9 @@ type fakeMember struct {
 	left         bool
 	leaveTimeout time.Duration
 	setStateErr  error
-	terminated   int // Terminate calls
-	stopped      int // StopServices calls
+	evictedBy    string // the member that evicted it, if one did
+	terminated   int    // Terminate calls
+	stopped      int    // StopServices calls
 }
 
 var _ Member = (*fakeMember)(nil)
@@ -59,10 +60,12 @@ func (f *fakeMember) Leave(d time.Duration) error {
 	f.left, f.leaveTimeout = true, d
 	return nil
 }
-func (f *fakeMember) Left() (bool, error)             { f.mu.Lock(); defer f.mu.Unlock(); return f.left, nil }
-func (f *fakeMember) Evicted() (string, string, bool) { return "", "", false }
-func (f *fakeMember) Services() []string              { return nil }
-func (f *fakeMember) RunningServices() []string       { return nil }
+func (f *fakeMember) Left() (bool, error) { f.mu.Lock(); defer f.mu.Unlock(); return f.left, nil }
+func (f *fakeMember) Evicted() (string, string, bool) {
+	return f.evictedBy, "test", f.evictedBy != ""
+}
+func (f *fakeMember) Services() []string        { return nil }
+func (f *fakeMember) RunningServices() []string { return nil }
 func (f *fakeMember) Terminate(context.Context) []ServiceResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -196,5 +199,67 @@ func TestSetStateFailuresAreClassified(t *testing.T) {
 		if _, err := a.SetGracefullyLeft(context.Background(), stepIn(plan.SetGracefullyLeft)); errType(err) != tt.want {
 			t.Errorf("%s: %v, want %s", name, err, tt.want)
 		}
+	}
+}
+
+// An evicted node runs no step but its termination: the eviction is the cluster's
+// word that it is out, and only the process's end is left to do.
+func TestAnEvictedNodeRunsOnlyItsTermination(t *testing.T) {
+	steps := map[string]func(*NodeActivities, context.Context, StepInput) (StepOutput, error){
+		plan.SetGracefullyLeft: (*NodeActivities).SetGracefullyLeft,
+		plan.StopHeartbeat:     (*NodeActivities).StopHeartbeat,
+		plan.Deregister:        (*NodeActivities).Deregister,
+		plan.StopServices:      (*NodeActivities).StopServices,
+		plan.Rollback:          (*NodeActivities).Rollback,
+	}
+	for name, step := range steps {
+		m := &fakeMember{evictedBy: "orch-1"}
+		if _, err := step(&NodeActivities{Member: m}, context.Background(), stepIn(name)); errType(err) != ErrTypeEvicted {
+			t.Errorf("%s of an evicted node: %v, want %s", name, err, ErrTypeEvicted)
+		}
+		if did := m.untouched(); did != "" {
+			t.Errorf("%s of an evicted node refused, yet it %s", name, did)
+		}
+	}
+	m := &fakeMember{evictedBy: "orch-1"}
+	if _, err := (&NodeActivities{Member: m}).Terminate(context.Background(), stepIn(plan.Terminate)); err != nil || m.terminated != 1 {
+		t.Errorf("terminate of an evicted node: %v, terminated %d times", err, m.terminated)
+	}
+}
+
+// set-gracefully-left says when the node was leaving already, and only then.
+func TestSetGracefullyLeftNotesALeaveAlreadyUnderWay(t *testing.T) {
+	for state, note := range map[string]string{StateLeaving: "state was already leaving", StateAlive: ""} {
+		out, err := (&NodeActivities{Member: &fakeMember{state: state}}).SetGracefullyLeft(context.Background(), stepIn(plan.SetGracefullyLeft))
+		if err != nil || out.Note != note {
+			t.Errorf("from %s: note %q, want %q (%v)", state, out.Note, note, err)
+		}
+	}
+}
+
+// A step's own deadline comes before its StartToClose, by a tenth of the time left and
+// never more than 250 ms, so that it returns an explanation before the server times it out.
+func TestAStepEndsBeforeItsDeadline(t *testing.T) {
+	for left, margin := range map[time.Duration]time.Duration{
+		time.Second: 100 * time.Millisecond, 2500 * time.Millisecond: 250 * time.Millisecond,
+		time.Minute: 250 * time.Millisecond, 0: 0,
+	} {
+		if got := stepMargin(left); got != margin {
+			t.Errorf("margin with %s left: %s, want %s", left, got, margin)
+		}
+	}
+	var seen time.Time
+	a := &NodeActivities{Member: &fakeMember{}, Host: map[string]HostStepFunc{"drain": func(ctx context.Context) error {
+		seen, _ = ctx.Deadline()
+		return nil
+	}}}
+	deadline := time.Now().Add(2 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if _, err := a.RunHostStep(ctx, stepIn("drain")); err != nil {
+		t.Fatal(err)
+	}
+	if early := deadline.Sub(seen); early < 150*time.Millisecond || early > 250*time.Millisecond {
+		t.Errorf("the step's deadline is %s before the activity's, want about 200 ms", early)
 	}
 }
