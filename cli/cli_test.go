@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/farewell-project/farewell/config"
+	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/starter"
+	"github.com/farewell-project/farewell/workflows"
 )
 
 // run runs the CLI in-process, with nothing of the machine's environment, against a
@@ -166,5 +168,40 @@ func TestNodeOnlyRootIsTheNode(t *testing.T) {
 				t.Errorf("%s: role %q", sub.CommandPath(), got)
 			}
 		}
+	}
+}
+
+// `farewell budget` lists the leases in flight, then the queue in the order it will
+// be granted; a name that carries a terminal escape is shown harmless.
+func TestBudgetShowsLeasesThenTheQueue(t *testing.T) {
+	at := time.Date(2026, 12, 6, 20, 0, 0, 0, time.Local)
+	view := workflows.BudgetView{
+		Limits:  plan.Limits{MaxParallel: 1},
+		Leases:  []workflows.Lease{{Node: "node-1", Run: "r1", Since: at}},
+		Waiting: 2,
+		Queue: []workflows.Waiter{{Node: "node-2", Drain: "d1", Since: at.Add(time.Second)},
+			{Node: "node-3\x1b[2J", Run: "r3", Since: at.Add(2 * time.Second)}},
+	}
+	var out bytes.Buffer
+	if err := writeBudget(&out, view, true); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	var lines []string
+	for l := range strings.Lines(got) {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	want := []string{"budget: at most 1 at once, no floor on nodes in service; 1 in flight, 2 waiting",
+		"NODE DRAIN SINCE RUN NOTE", "node-1 - 20:00:00 r1 -", "",
+		"QUEUE NODE DRAIN WAITING SINCE RUN", "1 node-2 d1 20:00:01 -", `2 node-3\x1b[2J - 20:00:02 r3`}
+	if !slices.Equal(lines, want) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.ContainsRune(got, '\x1b') {
+		t.Errorf("an escape let through:\n%s", got)
+	}
+	out.Reset()
+	if err := writeBudget(&out, workflows.BudgetView{}, false); err != nil || !strings.Contains(out.String(), "no shutdown has asked the budget yet") {
+		t.Errorf("%v: %s", err, out.String())
 	}
 }

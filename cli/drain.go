@@ -427,11 +427,12 @@ func (a *app) budgetCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "budget",
-		Short: "Show the cluster's disruption budget: its limits and the leases in flight",
+		Short: "Show the cluster's disruption budget: its limits, the leases in flight and the queue",
 		Long: `Show the cluster's disruption budget (the workflow farewell-budget): its limits, from
 budget.max_parallel and budget.min_alive of the orchestrator, and one lease per shutdown
-in flight, whoever started it. A node's own SIGTERM is never held back by the budget but
-holds a lease like any other.`,
+in flight, whoever started it; then the shutdowns waiting for a lease, in the order they
+will be granted. A node's own SIGTERM is never held back by the budget but holds a lease
+like any other.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -453,23 +454,34 @@ holds a lease like any other.`,
 				}
 				return writeJSON(out, view)
 			}
-			if !running {
-				fmt.Fprintln(out, "no shutdown has asked the budget yet: no lease in flight (its limits are the orchestrator's budget.* settings)")
-				return nil
-			}
-			fmt.Fprintf(out, "budget: %s; %d in flight, %d waiting\n", view.Limits, len(view.Leases), view.Waiting)
-			if len(view.Leases) > 0 {
-				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "NODE\tDRAIN\tSINCE\tRUN\tNOTE")
-				for _, l := range view.Leases {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", safe(l.Node), orDash(safe(l.Drain)), l.Since.Local().Format(time.TimeOnly),
-						orDash(l.Run), orDash(safe(l.Over)))
-				}
-				return tw.Flush()
-			}
-			return nil
+			return writeBudget(out, view, running)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// writeBudget writes the budget as text: its limits, the leases in flight, and the
+// requests waiting, in the order they will be granted.
+func writeBudget(out io.Writer, view workflows.BudgetView, running bool) error {
+	if !running {
+		_, err := fmt.Fprintln(out, "no shutdown has asked the budget yet: no lease in flight (its limits are the orchestrator's budget.* settings)")
+		return err
+	}
+	fmt.Fprintf(out, "budget: %s; %d in flight, %d waiting\n", view.Limits, len(view.Leases), view.Waiting)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	if len(view.Leases) > 0 {
+		fmt.Fprintln(tw, "NODE\tDRAIN\tSINCE\tRUN\tNOTE")
+		for _, l := range view.Leases {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", safe(l.Node), orDash(safe(l.Drain)), l.Since.Local().Format(time.TimeOnly),
+				orDash(l.Run), orDash(safe(l.Over)))
+		}
+	}
+	if len(view.Queue) > 0 {
+		fmt.Fprintln(tw, "\nQUEUE\tNODE\tDRAIN\tWAITING SINCE\tRUN")
+		for i, w := range view.Queue {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, safe(w.Node), orDash(safe(w.Drain)), w.Since.Local().Format(time.TimeOnly), orDash(w.Run))
+		}
+	}
+	return tw.Flush()
 }
