@@ -416,3 +416,68 @@ func TestUnknownEnvNamesTheMisspeltVariables(t *testing.T) {
 		t.Errorf("UnknownEnv =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// Each rule of Validate at its edge: the last value it takes and the first it refuses,
+// each refusal naming its key — and only the problem that is there.
+func TestValidateAtEachEdge(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "x")
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	for _, tt := range []struct {
+		name string
+		set  func(c *Config)
+		key  string // "" when valid
+		not  string // a problem that must not be reported
+	}{
+		{"one secret key", func(c *Config) { c.Cluster.SecretKey = key }, "", ""},
+		{"a list of secret keys", func(c *Config) { c.Cluster.SecretKeys = []string{key} }, "", ""},
+		{"both", func(c *Config) { c.Cluster.SecretKey, c.Cluster.SecretKeys = key, []string{key} }, "cluster.secret_keys", ""},
+		{"no name", func(c *Config) { c.Cluster.Name = " " }, "cluster.name", "has ' '"}, // said once: must not be empty
+		{"a name with a newline", func(c *Config) { c.Cluster.Name = "a\nb" }, "cluster.name", ""},
+		{"expiration just past the interval", func(c *Config) {
+			c.Cluster.HeartbeatInterval, c.Cluster.HeartbeatExpiration = time.Second, time.Second+time.Nanosecond
+		}, "", ""},
+		{"expiration equal to the interval", func(c *Config) {
+			c.Cluster.HeartbeatInterval, c.Cluster.HeartbeatExpiration = time.Second, time.Second
+		}, "cluster.heartbeat_expiration", ""},
+		{"no expiration", func(c *Config) { c.Cluster.HeartbeatExpiration = 0 }, "cluster.heartbeat_expiration", "must be longer"},
+		{"grace period 5s", func(c *Config) { c.Shutdown.GracePeriod = 5 * time.Second }, "", ""},
+		{"grace period just under 5s", func(c *Config) { c.Shutdown.GracePeriod = 5*time.Second - time.Millisecond }, "shutdown.grace_period", ""},
+		{"a sweep every second", func(c *Config) { c.Watchdog.Interval = time.Second }, "", ""},
+		{"a sweep every 999ms", func(c *Config) { c.Watchdog.Interval = 999 * time.Millisecond }, "watchdog.interval", ""},
+		{"no sweep interval", func(c *Config) { c.Watchdog.Interval = 0 }, "watchdog.interval", "less than a second"},
+		{"blocked_after 0", func(c *Config) { c.Watchdog.BlockedAfter = 0 }, "watchdog.blocked_after", ""},
+		{"blocked_after 1ns", func(c *Config) { c.Watchdog.BlockedAfter = 1 }, "", ""},
+		{"client certificates with TLS", func(c *Config) {
+			c.Dev.TLS.Cert, c.Dev.TLS.Key, c.Dev.TLS.ClientCA = file, file, file
+			c.Temporal.TLS.Cert, c.Temporal.TLS.Key = file, file
+		}, "", ""},
+		{"client certificates without TLS", func(c *Config) { c.Dev.TLS.ClientCA = file }, "dev.tls.client_ca", ""},
+		{"client certificates, no client cert for the workers", func(c *Config) {
+			c.Dev.TLS.Cert, c.Dev.TLS.Key, c.Dev.TLS.ClientCA = file, file, file
+		}, "temporal.tls.cert", ""},
+		{"a file that is not there", func(c *Config) { c.Dev.TLS.Cert, c.Dev.TLS.Key = file+".gone", file }, "dev.tls.cert", ""},
+		{"no dev nodes", func(c *Config) { c.Dev.Nodes = 0 }, "", ""},
+		{"-1 dev nodes", func(c *Config) { c.Dev.Nodes = -1 }, "dev.nodes", ""},
+		{"port 1 and 65535", func(c *Config) { c.Dev.Port, c.Dev.UIPort = 1, 65535 }, "", ""},
+		{"port 0", func(c *Config) { c.Dev.Port = 0 }, "dev.port", ""},
+		{"port 65536", func(c *Config) { c.Dev.UIPort = 65536 }, "dev.ui_port", ""},
+		{"a join address without its port", func(c *Config) { c.Cluster.Join = []string{"seed"} }, "", ""},
+		{"join ports 0 and 65535", func(c *Config) { c.Cluster.Join = []string{"seed:0", "seed:65535"} }, "", ""},
+		{"join port 65536", func(c *Config) { c.Cluster.Join = []string{"seed:65536"} }, "cluster.join[0]", ""},
+		{"join port -1", func(c *Config) { c.Cluster.Join = []string{"seed:-1"} }, "cluster.join[0]", ""},
+		{"an empty join address", func(c *Config) { c.Cluster.Join = []string{""} }, "cluster.join[0]", ""},
+	} {
+		c := DefaultConfig()
+		tt.set(&c)
+		err := c.Validate()
+		switch {
+		case tt.key == "" && err != nil:
+			t.Errorf("%s: refused: %v", tt.name, err)
+		case tt.key != "" && (err == nil || !strings.Contains(err.Error(), tt.key+":")):
+			t.Errorf("%s: %v, want a problem with %s", tt.name, err, tt.key)
+		case tt.not != "" && strings.Contains(err.Error(), tt.not):
+			t.Errorf("%s: %v, which should not say %q", tt.name, err, tt.not)
+		}
+	}
+}
