@@ -49,3 +49,27 @@ func TestRunLocal(t *testing.T) {
 		})
 	}
 }
+
+// The local plan waits its backoff between two attempts, doubling it — and not after
+// the last attempt, whose error is the step's answer.
+func TestRunLocalBacksOffBetweenAttemptsOnly(t *testing.T) {
+	var at []time.Time
+	busy := func(context.Context, activities.StepInput) (activities.StepOutput, error) {
+		at = append(at, time.Now())
+		return activities.StepOutput{}, errors.New("busy")
+	}
+	spec := plan.StepSpec{Name: plan.StopHeartbeat, StartToClose: time.Second, MaxAttempts: 3, Backoff: 30 * time.Millisecond}
+	if _, attempts, err := runLocal(context.Background(), spec, activities.StepInput{}, busy); attempts != 3 || err == nil || len(at) != 3 {
+		t.Fatalf("%d attempts, err %v", attempts, err)
+	}
+	if gap1, gap2 := at[1].Sub(at[0]), at[2].Sub(at[1]); gap1 < 30*time.Millisecond || gap2 < 60*time.Millisecond {
+		t.Errorf("attempts %s and %s apart; want at least the backoff, 30ms, then twice it", gap1, gap2)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	spec.MaxAttempts, spec.Backoff = 1, time.Hour
+	if _, _, err := runLocal(ctx, spec, activities.StepInput{}, busy); err == nil || err.Error() != "busy" {
+		t.Errorf("a single attempt that failed: %v; want its own error, not a wait for a backoff no attempt follows", err)
+	}
+}

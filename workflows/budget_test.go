@@ -401,3 +401,180 @@ func TestBudgetOfAnEarlierVersionHandsRequestsByItsSignalOver(t *testing.T) {
 		t.Errorf("carried %+v; want node-1's lease and node-2's request", carried)
 	}
 }
+
+// budgetView queries the budget.
+func budgetView(t *testing.T, env *testsuite.TestWorkflowEnvironment) BudgetView {
+	t.Helper()
+	var view BudgetView
+	v, err := env.QueryWorkflow(QueryBudget)
+	if err == nil {
+		err = v.Get(&view)
+	}
+	if err != nil {
+		t.Error(err)
+	}
+	return view
+}
+
+func leaseNodes(v BudgetView) []string {
+	var out []string
+	for _, l := range v.Leases {
+		out = append(out, l.Node)
+	}
+	return out
+}
+
+func queueNodes(v BudgetView) []string {
+	var out []string
+	for _, w := range v.Queue {
+		out = append(out, w.Node)
+	}
+	return out
+}
+
+// A release gives back the lease of its run only (or, with no run named, the holder's
+// lease); a waiter that gives up leaves the queue the same way; asking again keeps a
+// waiter's place.
+func TestBudgetReleasesOnlyTheRunsOwn(t *testing.T) {
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 1})
+	recordSignals(env)
+	release := func(node, run string) {
+		env.SignalWorkflow(SignalRelease, activities.LeaseRef{Holder: WorkflowID(node), Run: run})
+	}
+	type step struct {
+		at     time.Duration
+		do     func()
+		leases []string
+		queue  []string
+	}
+	steps := []step{
+		{time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-1", five...)) }, []string{"node-1"}, nil},
+		{2 * time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-2", five...)) }, []string{"node-1"}, []string{"node-2"}},
+		{3 * time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-3", five...)) }, []string{"node-1"}, []string{"node-2", "node-3"}},
+		// The head of the queue asks again: it keeps its place, once.
+		{4 * time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-2", five...)) }, []string{"node-1"}, []string{"node-2", "node-3"}},
+		// Another run of node-1's ID gives back nothing of this one's.
+		{5 * time.Second, func() { release("node-1", "run-other") }, []string{"node-1"}, []string{"node-2", "node-3"}},
+		{6 * time.Second, func() { release("node-2", "run-other") }, []string{"node-1"}, []string{"node-2", "node-3"}},
+		// No run named: the holder's place goes, whatever its run.
+		{7 * time.Second, func() { release("node-2", "") }, []string{"node-1"}, []string{"node-3"}},
+		{8 * time.Second, func() { release("node-1", "") }, []string{"node-3"}, nil},
+	}
+	for i, s := range steps {
+		env.RegisterDelayedCallback(s.do, s.at)
+		env.RegisterDelayedCallback(func() {
+			v := budgetView(t, env)
+			if !slices.Equal(leaseNodes(v), s.leases) || !slices.Equal(queueNodes(v), s.queue) || v.Waiting != len(s.queue) {
+				t.Errorf("after step %d: leases %v, queue %v (waiting %d); want %v and %v", i+1, leaseNodes(v), queueNodes(v), v.Waiting, s.leases, s.queue)
+			}
+		}, s.at+500*time.Millisecond)
+	}
+	env.RegisterDelayedCallback(env.CancelWorkflow, 10*time.Second)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+}
+
+// The reaper asks about every lease bound to a run and every waiter with a run, and
+// about a drain's reserved lease or request only once it is older than reserveGrace;
+// what closed goes, and the room it makes goes to the queue.
+func TestBudgetReapsWhatClosedAndSparesWhatIsReserved(t *testing.T) {
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 2})
+	recordSignals(env)
+	var mu sync.Mutex
+	var rounds [][]string
+	env.OnActivity(clusterActs.ClosedLeases, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, refs []activities.LeaseRef) ([]activities.LeaseRef, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			var asked []string
+			for _, r := range refs {
+				asked = append(asked, strings.TrimPrefix(r.Holder, activities.ShutdownWorkflowIDPrefix)+"/"+r.Run)
+			}
+			rounds = append(rounds, asked)
+			if len(rounds) == 1 {
+				return refs, nil // every run asked about has closed
+			}
+			return nil, nil
+		})
+	reserved := func(node string) activities.LeaseRequest {
+		r := queued(node, five...)
+		r.Run, r.Drain, r.Notify = "", "d1", "farewell-drain-d1"
+		return r
+	}
+	at := func(d time.Duration, fn func()) { env.RegisterDelayedCallback(fn, d) }
+	at(time.Second, func() { env.SignalWorkflow(SignalAcquire, reserved("node-1")) })
+	at(2*time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-2", five...)) })
+	at(3*time.Second, func() { env.SignalWorkflow(SignalAcquire, reserved("node-3")) })
+	at(4*time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-4", five...)) })
+	var first, second BudgetView
+	at(61*time.Second, func() { first = budgetView(t, env) })
+	at(121*time.Second, func() { second = budgetView(t, env) })
+	at(125*time.Second, env.CancelWorkflow)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+	mu.Lock()
+	defer mu.Unlock()
+	// At 60 s: node-2's lease and node-4's place are bound to runs; node-1's reserved
+	// lease (59 s) and node-3's request (57 s) are not old enough to ask about.
+	// At 120 s: node-1's lease is; node-3's, granted at 60 s, is exactly reserveGrace old.
+	want := [][]string{{"node-2/run-node-2", "node-4/run-node-4"}, {"node-1/"}}
+	if len(rounds) != 2 || !slices.Equal(rounds[0], want[0]) || !slices.Equal(rounds[1], want[1]) {
+		t.Errorf("the reaper asked about %v; want %v", rounds, want)
+	}
+	if !slices.Equal(leaseNodes(first), []string{"node-1", "node-3"}) || len(first.Queue) != 0 {
+		t.Errorf("after the first reap: leases %v, queue %v; want node-1 and node-3 (granted the room), none waiting", leaseNodes(first), queueNodes(first))
+	}
+	if !slices.Equal(leaseNodes(second), []string{"node-1", "node-3"}) {
+		t.Errorf("after the second reap: leases %v; want both reserved leases kept (their runs had not closed)", leaseNodes(second))
+	}
+}
+
+// Limits changed in the budget's worker apply to the next request: the queue is granted
+// as far as the new limits allow.
+func TestBudgetTakesNewLimits(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(sdklog.NewStructuredLogger(testkit.Logger(t)))
+	env := suite.NewTestWorkflowEnvironment()
+	w := &Shutdowns{Plan: plan.Default(), Limits: plan.Limits{MaxParallel: 1}}
+	env.RegisterWorkflowWithOptions(w.Budget, workflow.RegisterOptions{Name: BudgetWorkflowName})
+	env.RegisterActivity(&activities.ClusterActivities{})
+	recordSignals(env)
+	at := func(d time.Duration, fn func()) { env.RegisterDelayedCallback(fn, d) }
+	at(time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-1", five...)) })
+	at(2*time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-2", five...)) })
+	at(3*time.Second, func() { w.Limits = plan.Limits{MaxParallel: 2} })
+	at(4*time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-3", five...)) })
+	var view BudgetView
+	at(5*time.Second, func() { view = budgetView(t, env); env.CancelWorkflow() })
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+	if !slices.Equal(leaseNodes(view), []string{"node-1", "node-2"}) || !slices.Equal(queueNodes(view), []string{"node-3"}) || view.Limits.MaxParallel != 2 {
+		t.Errorf("after max_parallel 1 → 2: leases %v, queue %v, limits %s; want node-1 and node-2, node-3 waiting, at most 2", leaseNodes(view), queueNodes(view), view.Limits)
+	}
+}
+
+// A budget run of the version before the queue moves on for a release by signal too,
+// and only for a signal: it stays, reaping, while nobody signals it.
+func TestBudgetOfAnEarlierVersionMovesOnlyForASignal(t *testing.T) {
+	for _, release := range []bool{true, false} {
+		env := newBudgetEnv(t, plan.Limits{MaxParallel: 2})
+		env.OnGetVersion("budget-queue", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		if release {
+			env.RegisterDelayedCallback(func() {
+				env.SignalWorkflow(SignalRelease, activities.LeaseRef{Holder: WorkflowID("node-1"), Run: "run-node-1"})
+			}, time.Second)
+		}
+		env.RegisterDelayedCallback(env.CancelWorkflow, 90*time.Second)
+		env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+		var can *workflow.ContinueAsNewError
+		err := env.GetWorkflowError()
+		switch {
+		case release && !errors.As(err, &can):
+			t.Errorf("a release by signal: %v, want a continue-as-new", err)
+		case release:
+			var carried BudgetState
+			if err := decodePayloads(can.Input, &carried); err != nil || len(carried.Releases) != 1 {
+				t.Errorf("carried %+v (%v); want the release", carried, err)
+			}
+		case errors.As(err, &can):
+			t.Errorf("no signal, yet it moved to a new run")
+		}
+	}
+}

@@ -552,3 +552,45 @@ func TestDrainMemoIsBoundedAndKeepsTheFailures(t *testing.T) {
 		t.Errorf("a drain of 5: %d lines, want its 2 and one a node", got)
 	}
 }
+
+// A failure threshold of 0 never stops the drain; a drain's max_parallel can be set to
+// anything from 1 to plan.MaxLimit while it runs.
+func TestDrainThresholdZeroAndMaxParallelBounds(t *testing.T) {
+	h := newDrainHarness(t)
+	h.outcome = func(node string) plan.Outcome {
+		if node == "n1" || node == "n2" {
+			return plan.Forced
+		}
+		return plan.Graceful
+	}
+	errs := make([]error, 3)
+	for i, k := range []int{plan.MaxLimit, plan.MaxLimit + 1, 1} {
+		h.update(time.Duration(i+1)*time.Second, UpdateDrainSetMaxParallel, SetMaxParallelRequest{MaxParallel: k}, &errs[i])
+	}
+	req := drainOf("n1", "n2", "n3")
+	req.FailureThreshold = 0
+	r := h.run(req)
+	if r.Outcome == DrainStopped || r.Failures != 2 || r.Nodes[2].Outcome != plan.Graceful {
+		t.Errorf("threshold 0: outcome %s (%s), %d failures, n3 %+v; want every node shut down", r.Outcome, r.Why, r.Failures, r.Nodes[2])
+	}
+	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Errorf("max_parallel %d: %v; %d: %v; 1: %v; want the middle one refused", plan.MaxLimit, errs[0], plan.MaxLimit+1, errs[1], errs[2])
+	}
+}
+
+// A drain request is checked field by field before anything starts.
+func TestDrainRequestValidate(t *testing.T) {
+	for want, r := range map[string]DrainRequest{
+		"one way only":      {Name: "d1", Selector: activities.Selector{All: true, Glob: "n*"}},
+		"max_parallel":      {Name: "d1", Selector: activities.Selector{All: true}, Limits: plan.Limits{MaxParallel: -1}},
+		"failure_threshold": {Name: "d1", Selector: activities.Selector{All: true}, FailureThreshold: -1},
+		"name":              {Name: "d 1", Selector: activities.Selector{All: true}},
+	} {
+		if err := r.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", r, err, want)
+		}
+	}
+	if err := (DrainRequest{Name: "d1", Selector: activities.Selector{All: true}, Limits: plan.Limits{MaxParallel: 2, MinAlive: 1}}).Validate(); err != nil {
+		t.Error(err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -957,4 +958,41 @@ func TestTheProcessTheRunActsOn(t *testing.T) {
 			t.Fatalf("heartbeat timeout %s, want the plan's %s", timeout, plan.Default().HeartbeatTimeout)
 		}
 	})
+}
+
+// extend-timeout takes only a longer StartToClose, up to plan.MaxStartToClose.
+func TestExtendTimeoutAtItsBounds(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	var running atomic.Bool
+	h.set(plan.SetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
+		running.Store(true)
+		<-release
+		return activities.StepOutput{Attempt: 1}, nil
+	})
+	current, _ := plan.Default().Step(plan.Deregister)
+	tries := []time.Duration{current.StartToClose, plan.MaxStartToClose + time.Nanosecond, plan.MaxStartToClose}
+	results := make([]updateResult, len(tries))
+	var steer func()
+	steer = func() {
+		if !running.Load() {
+			h.env.RegisterDelayedCallback(steer, time.Millisecond)
+			return
+		}
+		for i, d := range tries {
+			h.env.UpdateWorkflow(UpdateExtendTimeout, strconv.Itoa(i), results[i].callbacks(), ExtendTimeoutRequest{Step: plan.Deregister, StartToClose: plan.Duration(d)})
+		}
+		close(release)
+	}
+	h.env.RegisterDelayedCallback(steer, time.Millisecond)
+	h.run(ShutdownRequest{})
+	if results[0].rejected == nil || !strings.Contains(results[0].rejected.Error(), "does not extend") {
+		t.Errorf("the same start_to_close: %v, want refused", results[0].rejected)
+	}
+	if results[1].rejected == nil || !strings.Contains(results[1].rejected.Error(), "more than the most") {
+		t.Errorf("past the most a step may take: %v, want refused", results[1].rejected)
+	}
+	if !results[2].accepted {
+		t.Errorf("the most a step may take: %v, want accepted", results[2].rejected)
+	}
 }
