@@ -996,3 +996,27 @@ func TestExtendTimeoutAtItsBounds(t *testing.T) {
 		t.Errorf("the most a step may take: %v, want accepted", results[2].rejected)
 	}
 }
+
+// The attempts of a failed step: the one its error or last heartbeat says, when it
+// says one (an attempt is counted from 1); none before it was picked up.
+func TestAttemptsOfAFailedStep(t *testing.T) {
+	spec := plan.StepSpec{MaxAttempts: 5}
+	withAttempt := func(n int32) error {
+		return temporal.NewApplicationErrorWithOptions("boom", "StepFailed", temporal.ApplicationErrorOptions{Details: []any{activities.Progress{Attempt: n}}})
+	}
+	for name, tt := range map[string]struct {
+		err  error
+		want int
+	}{
+		"its error says 3":           {withAttempt(3), 3},
+		"its error says 0":           {withAttempt(0), 1},
+		"its heartbeat says 4":       {temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil, activities.Progress{Attempt: 4}), 4},
+		"its heartbeat says 0":       {temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil, activities.Progress{Attempt: 0}), 1},
+		"never picked up":            {temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil), 0},
+		"an error that says no more": {errors.New("boom"), 1},
+	} {
+		if got := attempts(tt.err, spec); got != tt.want {
+			t.Errorf("%s: %d attempts, want %d", name, got, tt.want)
+		}
+	}
+}
