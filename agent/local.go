@@ -44,6 +44,9 @@ func (a *Agent) shutdownLocal(ctx context.Context, reason, requestedBy string, d
 	}
 	// A node alone may always end itself; only a peer's eviction needs force allowed.
 	l.facts.ForceAllowed, l.facts.TerminateLeft, l.facts.LeftAloneIsOut = true, true, true
+	// Out of the cluster with a service that did not stop, it ends itself as the
+	// workflow would end it: nothing of it may go on serving.
+	l.facts.TerminateUnstopped = true
 	l.facts.ServicesStopped = a.plan.Index(plan.StopServices) < 0
 	for _, spec := range a.plan.Steps {
 		if l.step(spec) {

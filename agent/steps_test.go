@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/farewell-project/farewell/config"
 	"github.com/farewell-project/farewell/internal/testkit"
@@ -89,5 +90,21 @@ func TestHostStepsRunInTheLocalPlan(t *testing.T) {
 	defer mu.Unlock()
 	if got := strings.Join(ran, " "); got != "drain-connections flush-state flush-state flush-state" {
 		t.Errorf("ran %s (flush-state: 3 attempts from the configuration)", got)
+	}
+}
+
+// A service that will not stop keeps the node from leaving in peace: the local plan
+// ends the process's membership itself (terminate), and says so.
+func TestLocalPlanTerminatesWhenAServiceWillNotStop(t *testing.T) {
+	a, err := Start(context.Background(), Options{Config: offlineConfig("host-3"), Offline: true, Logger: testkit.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Member().Services().Register("stuck", func(context.Context) error { return errors.New("still serving") }, time.Second)
+	r := a.ShutdownLocal(context.Background(), "test", "test")
+	res, _ := r.Step(plan.StopServices)
+	if res.Status != plan.StepFailed || !r.Terminated || r.Outcome != plan.Forced || !strings.Contains(r.Error, "terminated, but not every service stopped: stuck") {
+		t.Errorf("stop-services %s; outcome %s, terminated %v (%s); want the node terminated, forced, saying which service did not stop", res.Status, r.Outcome, r.Terminated, r.Error)
 	}
 }
