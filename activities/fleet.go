@@ -128,6 +128,43 @@ type Budget interface {
 	// Closed returns the leases whose holder has no open run any more (the run given,
 	// or, for a lease not bound to a run, any).
 	Closed(ctx context.Context, refs []LeaseRef) ([]LeaseRef, error)
+	// Tell signals the budget's answer g to the workflow that asked (notify); a
+	// workflow that closed meanwhile is not an error.
+	Tell(ctx context.Context, notify string, g LeaseGrant) error
+	// GiveBack gives a lease back by a signal to the budget.
+	GiveBack(ctx context.Context, ref LeaseRef) error
+}
+
+// Told is one answer of the budget, for the workflow that asked.
+type Told struct {
+	Notify string     `json:"notify"`
+	Grant  LeaseGrant `json:"grant"`
+}
+
+// TellLeases signals the budget's answers, each to the workflow that asked: what the
+// budget runs as a local activity instead of signalling from the workflow, which takes
+// a transfer task and one more workflow task of the budget per answer. It tells every
+// one it can and returns the first error (a retry tells them again: an answer told
+// twice is heard once).
+func (a *ClusterActivities) TellLeases(ctx context.Context, told []Told) error {
+	if a.Budget == nil {
+		return temporal.NewNonRetryableApplicationError("this worker has no budget", ErrTypeNoBudget, nil)
+	}
+	var first error
+	for _, t := range told {
+		if err := a.Budget.Tell(ctx, t.Notify, t.Grant); err != nil && first == nil {
+			first = fmt.Errorf("tell %s: %w", t.Notify, err)
+		}
+	}
+	return first
+}
+
+// GiveBackLease gives a lease back by a signal to the budget.
+func (a *ClusterActivities) GiveBackLease(ctx context.Context, ref LeaseRef) error {
+	if a.Budget == nil {
+		return temporal.NewNonRetryableApplicationError("this worker has no budget", ErrTypeNoBudget, nil)
+	}
+	return a.Budget.GiveBack(ctx, ref)
 }
 
 // AcquireLease asks the budget for a lease, telling it the nodes in service as this

@@ -188,3 +188,19 @@ var (
 	_ activities.Budget = (*Starter)(nil)
 	_ activities.Fleet  = (*Starter)(nil)
 )
+
+// Tell signals the budget's answer to the workflow that asked; one that closed
+// meanwhile is not an error (the budget reaps what it leaves).
+func (s *Starter) Tell(ctx context.Context, notify string, g activities.LeaseGrant) error {
+	err := s.c.SignalWorkflow(ctx, notify, "", workflows.SignalBudget, g)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil
+	}
+	return err
+}
+
+// GiveBack gives a lease back by a signal to the budget.
+func (s *Starter) GiveBack(ctx context.Context, ref activities.LeaseRef) error {
+	return s.c.SignalWorkflow(ctx, workflows.BudgetWorkflowID, "", workflows.SignalRelease, ref)
+}

@@ -74,6 +74,9 @@ type signals struct {
 	to  []string
 	at  []time.Time
 	env *testsuite.TestWorkflowEnvironment
+	// bySignal counts the answers signalled from the workflow, flushes the local
+	// activities that told the others.
+	bySignal, flushes int
 }
 
 func recordSignals(env *testsuite.TestWorkflowEnvironment) *signals {
@@ -83,6 +86,18 @@ func recordSignals(env *testsuite.TestWorkflowEnvironment) *signals {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.to, s.at = append(s.to, workflowID), append(s.at, env.Now())
+			s.bySignal++
+			return nil
+		})
+	// Budgets of budget-tell-by-activity on send their answers from a local activity.
+	env.OnActivity(clusterActs.TellLeases, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, told []activities.Told) error {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, t := range told {
+				s.to, s.at = append(s.to, t.Notify), append(s.at, env.Now())
+			}
+			s.flushes++
 			return nil
 		})
 	return s
@@ -576,5 +591,48 @@ func TestBudgetOfAnEarlierVersionMovesOnlyForASignal(t *testing.T) {
 		case errors.As(err, &can):
 			t.Errorf("no signal, yet it moved to a new run")
 		}
+	}
+}
+
+// The budget tells its answers from a local activity, every answer of a workflow task
+// in one, never by a signal from the workflow; a budget run from before budget-tell-by-activity signals each from the
+// workflow, and tells the same requests.
+func TestBudgetTellsItsAnswersFromALocalActivity(t *testing.T) {
+	var told [2][]string
+	for i, byActivity := range []bool{true, false} {
+		env := newBudgetEnv(t, plan.Limits{MaxParallel: 2})
+		if !byActivity {
+			env.OnGetVersion("budget-tell-by-activity", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		}
+		sig := recordSignals(env)
+		env.RegisterDelayedCallback(func() {
+			for _, n := range five[:4] {
+				env.SignalWorkflow(SignalAcquire, queued(n, five...))
+			}
+		}, time.Second)
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(SignalRelease, activities.LeaseRef{Holder: WorkflowID("node-1"), Run: "run-node-1"})
+			env.SignalWorkflow(SignalRelease, activities.LeaseRef{Holder: WorkflowID("node-2"), Run: "run-node-2"})
+		}, 2*time.Second)
+		env.RegisterDelayedCallback(env.CancelWorkflow, 3*time.Second)
+		env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+		told[i], _ = sig.sent()
+		sig.mu.Lock()
+		bySignal, flushes := sig.bySignal, sig.flushes
+		sig.mu.Unlock()
+		switch {
+		case byActivity && (bySignal != 0 || flushes == 0 || flushes > 6):
+			// (The test environment delivers each signal in a task of its own: how many
+			// answers one activity tells is the server's batching, seen in P6.)
+			t.Errorf("by activity: %d answers signalled from the workflow, %d local activities; want none, and at most one per answer", bySignal, flushes)
+		case !byActivity && (bySignal != 6 || flushes != 0):
+			t.Errorf("an earlier budget: %d answers signalled, %d local activities; want 6 and 0", bySignal, flushes)
+		}
+	}
+	// node-1 and node-2 granted, node-3 and node-4 queued; then the two released and
+	// the two queued granted.
+	want := []string{WorkflowID("node-1"), WorkflowID("node-2"), WorkflowID("node-3"), WorkflowID("node-4"), WorkflowID("node-3"), WorkflowID("node-4")}
+	if !slices.Equal(told[0], want) || !slices.Equal(told[1], want) {
+		t.Errorf("told %v (by activity) and %v (by signal); want %v", told[0], told[1], want)
 	}
 }

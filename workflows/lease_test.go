@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/plan"
 )
@@ -25,6 +27,17 @@ func TestShutdownTakesAndGivesBackALease(t *testing.T) {
 	}
 	if got.Holder != r.WorkflowID || got.Run != r.RunID || got.Node != "node-3" || got.Unblockable {
 		t.Errorf("lease request %+v", got)
+	}
+	if h.called("give-back") != 1 {
+		t.Errorf("the lease went back %d times from a local activity; want once", h.called("give-back"))
+	}
+
+	// A run from before versionGiveBackByActivity gives it back by a signal from the
+	// workflow, as it did.
+	h = newHarness(t)
+	h.env.OnGetVersion("farewell", workflow.DefaultVersion, versionGiveBackByActivity).Return(workflow.Version(versionStepColumn))
+	if r := h.run(ShutdownRequest{}); r.Outcome != plan.Graceful || h.called("release") != 1 || h.called("give-back") != 0 {
+		t.Errorf("a run of version %d: outcome %s, released %d times, %d of them from a local activity; want once, by signal", versionStepColumn, r.Outcome, h.called("release"), h.called("give-back"))
 	}
 }
 

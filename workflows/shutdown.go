@@ -107,6 +107,10 @@ const (
 	// versionStepColumn shows the step in the list's FarewellStep column only once the
 	// run is stepColumnAfter old (see showStep).
 	versionStepColumn = 6
+	// versionGiveBackByActivity gives a lease that came by signal back from a local
+	// activity (a signal the budget gets at once) instead of a signal command (a transfer
+	// task on the server first): the next in the budget's queue starts sooner.
+	versionGiveBackByActivity = 7
 )
 
 // stepColumnAfter is how old a run is when the list's FarewellStep column starts to
@@ -139,7 +143,7 @@ func (w *Shutdowns) newShutdown(ctx workflow.Context, req ShutdownRequest) (*shu
 	s := &shutdown{
 		req:     req,
 		plan:    effective,
-		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionStepColumn),
+		version: workflow.GetVersion(ctx, "farewell", workflow.DefaultVersion, versionGiveBackByActivity),
 		log:     log.With(workflow.GetLogger(ctx), "node", req.Node),
 		root:    ctx,
 		ctx:     ctx,
@@ -463,14 +467,26 @@ func (s *shutdown) releaseLease() {
 	}
 	ref := activities.LeaseRef{Holder: s.report.WorkflowID, Run: s.report.RunID}
 	if s.version >= versionBudgetQueue {
-		// Its lease came from a budget that takes signals: give it back the same way,
-		// from the workflow itself — the budget hands it to the next in its queue as soon
-		// as the signal reaches it. (A signal command must be waited for: one left with
-		// the run's completing task is dropped.) Should it fail, the budget reaps the
-		// lease once it sees the run closed.
+		// Its lease came from a budget that takes signals: give it back the same way —
+		// from a local activity (runs of versionGiveBackByActivity on), which signals at
+		// once, or from the workflow itself (a signal command must be waited for: one
+		// left with the run's completing task is dropped). The budget hands it to the
+		// next in its queue as soon as the signal reaches it. Should it fail, the budget
+		// reaps the lease once it sees the run closed.
 		dctx, cancel := workflow.NewDisconnectedContext(s.ctx)
 		defer cancel()
-		if err := workflow.SignalExternalWorkflow(dctx, BudgetWorkflowID, "", SignalRelease, ref).Get(dctx, nil); err != nil {
+		var err error
+		if s.version >= versionGiveBackByActivity {
+			lctx := workflow.WithLocalActivityOptions(dctx, workflow.LocalActivityOptions{
+				StartToCloseTimeout: 10 * time.Second,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeNoBudget}},
+				Summary:             "give the lease of " + s.req.Node + " back",
+			})
+			err = workflow.ExecuteLocalActivity(lctx, clusterActs.GiveBackLease, ref).Get(lctx, nil)
+		} else {
+			err = workflow.SignalExternalWorkflow(dctx, BudgetWorkflowID, "", SignalRelease, ref).Get(dctx, nil)
+		}
+		if err != nil {
 			s.log.Warn("lease not given back; the budget reaps it", "error", err)
 		}
 		s.leased = false

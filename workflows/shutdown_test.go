@@ -133,7 +133,14 @@ func newHarnessWith(t *testing.T, limits plan.Limits) *harness {
 			h.count("release")
 			return nil
 		})
-	// A lease that came by signal goes back by signal.
+	// A lease that came by signal goes back by signal: from a local activity, or (runs
+	// before versionGiveBackByActivity) from the workflow.
+	env.OnActivity(clusterActs.GiveBackLease, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ref activities.LeaseRef) error {
+			h.count("release")
+			h.count("give-back")
+			return nil
+		})
 	env.OnSignalExternalWorkflow(mock.Anything, BudgetWorkflowID, "", SignalRelease, mock.Anything).Return(
 		func(_, _, _, _ string, _ any) error {
 			h.count("release")
