@@ -22,7 +22,7 @@ import (
 func histories(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, dir := range []string{"", "v0", "v1", "v2"} {
+	for _, dir := range []string{"", "v0", "v1", "v2", "v4"} {
 		files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", dir, "*.json"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("no committed histories under testdata/histories/%s (%v)", dir, err)
