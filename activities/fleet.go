@@ -106,7 +106,10 @@ type LeaseGrant struct {
 	Position int  `json:"position,omitempty"`
 	// Asked: the request went to the budget as a signal (Notify); its answer comes the
 	// same way.
-	Asked    bool        `json:"asked,omitempty"`
+	Asked bool `json:"asked,omitempty"`
+	// Run is the run of Holder the answer is for, when the request named one: an answer
+	// that comes late (a retried signal) is not taken by a later run of the same ID.
+	Run      string      `json:"run,omitempty"`
 	InFlight int         `json:"in_flight"`
 	Limits   plan.Limits `json:"limits"`
 }
@@ -141,23 +144,41 @@ type Told struct {
 	Grant  LeaseGrant `json:"grant"`
 }
 
-// TellLeases signals the budget's answers, each to the workflow that asked: what the
-// budget runs as a local activity instead of signalling from the workflow, which takes
-// a transfer task and one more workflow task of the budget per answer. It tells every
-// one it can and returns the first error (a retry tells them again: an answer told
-// twice is heard once).
+// TellLeases signals the budget's answers, each to the workflow that asked,
+// tellAtOnce at a time: what the budget runs as a local activity instead of signalling
+// from the workflow, which takes a transfer task and one more workflow task of the
+// budget per answer. It tells every one it can and returns the first error; a retry
+// tells them all again (an answer carries its holder's run, and the same answer heard
+// twice changes nothing).
 func (a *ClusterActivities) TellLeases(ctx context.Context, told []Told) error {
 	if a.Budget == nil {
 		return temporal.NewNonRetryableApplicationError("this worker has no budget", ErrTypeNoBudget, nil)
 	}
-	var first error
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+		slots = make(chan struct{}, tellAtOnce)
+	)
 	for _, t := range told {
-		if err := a.Budget.Tell(ctx, t.Notify, t.Grant); err != nil && first == nil {
-			first = fmt.Errorf("tell %s: %w", t.Notify, err)
-		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := a.Budget.Tell(ctx, t.Notify, t.Grant); err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				if first == nil {
+					first = fmt.Errorf("tell %s: %w", t.Notify, err)
+				}
+			}
+		})
 	}
+	wg.Wait()
 	return first
 }
+
+// tellAtOnce is how many answers TellLeases signals at a time.
+const tellAtOnce = 16
 
 // GiveBackLease gives a lease back by a signal to the budget.
 func (a *ClusterActivities) GiveBackLease(ctx context.Context, ref LeaseRef) error {

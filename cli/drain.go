@@ -474,13 +474,13 @@ func writeBudget(out io.Writer, view workflows.BudgetView, running bool) error {
 		fmt.Fprintln(tw, "NODE\tDRAIN\tSINCE\tRUN\tNOTE")
 		for _, l := range view.Leases {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", safe(l.Node), orDash(safe(l.Drain)), l.Since.Local().Format(time.TimeOnly),
-				orDash(l.Run), orDash(safe(l.Over)))
+				orDash(safe(l.Run)), orDash(safe(l.Over)))
 		}
 	}
 	if len(view.Queue) > 0 {
 		fmt.Fprintln(tw, "\nQUEUE\tNODE\tDRAIN\tWAITING SINCE\tRUN")
 		for i, w := range view.Queue {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, safe(w.Node), orDash(safe(w.Drain)), w.Since.Local().Format(time.TimeOnly), orDash(w.Run))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, safe(w.Node), orDash(safe(w.Drain)), w.Since.Local().Format(time.TimeOnly), orDash(safe(w.Run)))
 		}
 	}
 	return tw.Flush()

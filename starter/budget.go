@@ -200,7 +200,13 @@ func (s *Starter) Tell(ctx context.Context, notify string, g activities.LeaseGra
 	return err
 }
 
-// GiveBack gives a lease back by a signal to the budget.
+// GiveBack gives a lease back by a signal to the budget; a budget that does not run
+// holds no lease.
 func (s *Starter) GiveBack(ctx context.Context, ref activities.LeaseRef) error {
-	return s.c.SignalWorkflow(ctx, workflows.BudgetWorkflowID, "", workflows.SignalRelease, ref)
+	err := s.c.SignalWorkflow(ctx, workflows.BudgetWorkflowID, "", workflows.SignalRelease, ref)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil
+	}
+	return err
 }

@@ -174,6 +174,9 @@ type budget struct {
 	// activity (runs of this version on).
 	tellByActivity bool
 	told           []activities.Told
+	// flushing: a flush is under way; the next waits for it, so that answers go out
+	// in the order they were given.
+	flushing bool
 }
 
 func (b *budget) dueToMove(ctx workflow.Context) bool {
@@ -282,11 +285,18 @@ func (b *budget) serve(ctx workflow.Context) error {
 		b.flush(ctx)
 		if b.dueToMove(ctx) {
 			b.moving = true
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-				return err
+			// Nothing may block between the last signal taken in and the move: a flush
+			// is followed by another look at the channels and the handlers.
+			for {
+				if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && !b.flushing }); err != nil {
+					return err
+				}
+				takeAll()
+				if len(b.told) == 0 {
+					break
+				}
+				b.flush(ctx)
 			}
-			takeAll()
-			b.flush(ctx)
 			return workflow.NewContinueAsNewError(ctx, BudgetWorkflowName, b.st)
 		}
 	}
@@ -306,13 +316,15 @@ func (b *budget) tell(ctx workflow.Context, notify string, g activities.LeaseGra
 // flush sends the answers told since the last flush, in one local activity. Should it
 // fail, those waiting ask again within budgetRecheck and hear the answer then.
 func (b *budget) flush(ctx workflow.Context) {
-	if len(b.told) == 0 {
+	if err := workflow.Await(ctx, func() bool { return !b.flushing }); err != nil || len(b.told) == 0 {
 		return
 	}
+	b.flushing = true
+	defer func() { b.flushing = false }()
 	told := b.told
 	b.told = nil
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
+		StartToCloseTimeout: 10*time.Second + time.Duration(len(told))*50*time.Millisecond,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 		Summary:             fmt.Sprintf("tell %d lease request(s) the budget's answer", len(told)),
 	})
@@ -331,7 +343,7 @@ func (b *budget) onAsk(ctx workflow.Context, req activities.LeaseRequest) {
 	b.moving = false // a request taken in before the move is answered by this run
 	g, _ := b.acquireOrQueue(ctx, req)
 	b.moving = wasMoving
-	g.Holder = req.Holder
+	g.Holder, g.Run = req.Holder, req.Run
 	b.tell(ctx, req.Notify, g)
 }
 
@@ -433,7 +445,7 @@ func (b *budget) grantQueue(ctx workflow.Context, asking string) map[string]stri
 		}
 		b.st.Waiters = slices.Delete(b.st.Waiters, i, i+1)
 		if w.Notify != "" && w.Holder != asking {
-			g := activities.LeaseGrant{Holder: w.Holder, Granted: adm.Granted, Why: adm.Why, Floor: adm.Floor,
+			g := activities.LeaseGrant{Holder: w.Holder, Run: w.Run, Granted: adm.Granted, Why: adm.Why, Floor: adm.Floor,
 				InFlight: len(b.st.Leases), Limits: b.limits.Tighten(w.Limits)}
 			b.tell(ctx, w.Notify, g)
 		}

@@ -163,8 +163,10 @@ func TestShutdownWaitsInTheBudgetsQueueUntilTold(t *testing.T) {
 			_ = v.Get(&p)
 			waiting = p.Waiting
 		}
-		// Another shutdown's answer is not this one's.
+		// Another shutdown's answer is not this one's; nor is one for another run of
+		// this shutdown's ID (late, or told again).
 		h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: WorkflowID("node-9"), Granted: true})
+		h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: holder, Run: "an-earlier-run", Granted: true})
 	}, 10*time.Second)
 	h.env.RegisterDelayedCallback(func() {
 		h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: holder, Granted: true})

@@ -424,7 +424,9 @@ func (s *shutdown) awaitAnswer(answers workflow.ReceiveChannel, holder string, d
 		switch {
 		case !got:
 			return g, false
-		case g.Holder == holder:
+		case g.Holder == holder && (g.Run == "" || g.Run == s.report.RunID):
+			// (An answer for another run of this ID — late, or told again — is not this
+			// run's; budgets before budget-tell-by-activity name no run.)
 			return g, true
 		}
 	}
