@@ -59,7 +59,8 @@ func TestServicesStopInReverseOrderDespiteFailures(t *testing.T) {
 	}
 
 	// A retry resumes: stopped services are not stopped again, the hung stop is awaited
-	// rather than started twice, the failed one is tried again.
+	// rather than started twice (it may have ended by the time the retry looks: then it
+	// is already stopped), the failed one is tried again.
 	mu.Lock()
 	fail = false
 	mu.Unlock()
@@ -69,7 +70,7 @@ func TestServicesStopInReverseOrderDespiteFailures(t *testing.T) {
 		if r.Status != ServiceStopped {
 			t.Errorf("retry: %s %s: %s", r.Name, r.Status, r.Error)
 		}
-		if (r.Name == "http" || r.Name == "db") != r.AlreadyStopped {
+		if r.Name != "worker" && (r.Name == "http" || r.Name == "db") != r.AlreadyStopped {
 			t.Errorf("retry: %s AlreadyStopped = %v", r.Name, r.AlreadyStopped)
 		}
 	}
