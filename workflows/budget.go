@@ -110,8 +110,8 @@ func (w *Shutdowns) Budget(ctx workflow.Context, st BudgetState) error {
 	// Its answers go out from a local activity, all of a workflow task's in one: a
 	// signal from the workflow itself is a transfer task on the server and one more task
 	// of the budget (its acknowledgement) per answer, which the next release queued
-	// behind (P6: 200 at once went from 1.08–1.35× to 0.88–0.99× of the same 200 with no
-	// cap).
+	// behind (P6, three runs each: 200 at once went from 1.08–1.35× to 1.00–1.10× of the
+	// same 200 with no cap).
 	b.tellByActivity = b.queue && workflow.GetVersion(ctx, "budget-tell-by-activity", workflow.DefaultVersion, 1) >= 1
 	b.limits = b.readLimits(ctx)
 	if err := b.register(ctx); err != nil {
