@@ -259,7 +259,9 @@ func TestAStepEndsBeforeItsDeadline(t *testing.T) {
 	if _, err := a.RunHostStep(ctx, stepIn("drain")); err != nil {
 		t.Fatal(err)
 	}
-	if early := deadline.Sub(seen); early < 150*time.Millisecond || early > 250*time.Millisecond {
-		t.Errorf("the step's deadline is %s before the activity's, want about 200 ms", early)
+	// A tenth of what was left when the step began: 200 ms, less on a machine so loaded
+	// that the step began late — but always before the activity's own deadline.
+	if early := deadline.Sub(seen); early <= 0 || early > 250*time.Millisecond {
+		t.Errorf("the step's deadline is %s before the activity's, want up to 200 ms before it", early)
 	}
 }
