@@ -223,3 +223,56 @@ func TestAnswersNeededIsAStrictMajority(t *testing.T) {
 		}
 	}
 }
+
+// An eviction that names no process takes the one that has the name now; the same
+// process evicted again keeps its first eviction; and a new process under a name
+// evicted before is evicted anew: the earlier eviction is of another process.
+func TestEvictionByNameTakesTheCurrentProcess(t *testing.T) {
+	members := newTestCluster(t, 3)
+	observer := withObserver(t, members)
+	old := members[2]
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
+	defer cancel()
+	if res, err := observer.Evict(ctx, "node-3", "", "by name"); err != nil || !res.Confirmed || res.Gone != "" {
+		t.Fatalf("Evict by name: %+v %v", res, err)
+	}
+	// Each peer holds the eviction itself (its reason), not only the state the
+	// evicted process gossips of itself while it fences.
+	evictedEverywhere := func(instance, reason string) func(*Member) bool {
+		return func(m *Member) bool {
+			info, _ := m.Member("node-3")
+			return info.State == StateEvicted && info.Instance == instance && info.EvictReason == reason
+		}
+	}
+	waitAll(t, []*Member{observer, members[0], members[1]}, "the first node-3 evicted", evictedEverywhere(old.Instance(), "by name"))
+	eventually(t, 10*time.Second, "the first node-3 to fence itself", func() bool {
+		_, _, evicted := old.Evicted()
+		return evicted
+	})
+	// The same process evicted again, by another member: the first eviction stands.
+	before, _ := members[0].Member("node-3")
+	if res, err := members[0].Evict(ctx, "node-3", old.Instance(), "repeat"); err != nil || !res.AlreadyEvicted {
+		t.Fatalf("Evict the same process again: %+v %v", res, err)
+	}
+	if info, _ := members[0].Member("node-3"); info.EvictedBy != "observer" || info.EvictReason != "by name" || !info.Since.Equal(before.Since) {
+		t.Errorf("a repeated eviction taken as new: by %s (%q) since %v, was since %v", info.EvictedBy, info.EvictReason, info.Since, before.Since)
+	}
+
+	fresh := newTestMember(t, "node-3")
+	if err := fresh.Join(context.Background(), []string{members[0].Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	fresh.StartHeartbeat()
+	waitAll(t, []*Member{observer, members[0], members[1]}, "the new node-3 seen alive", func(m *Member) bool {
+		info, _ := m.Member("node-3")
+		return info.State == StateAlive && info.Instance == fresh.Instance()
+	})
+	if res, err := observer.Evict(ctx, "node-3", "", "again"); err != nil || !res.Confirmed || res.AlreadyEvicted {
+		t.Fatalf("Evict the new process by name: %+v %v", res, err)
+	}
+	waitAll(t, []*Member{observer, members[0], members[1]}, "the new node-3 evicted", evictedEverywhere(fresh.Instance(), "again"))
+	eventually(t, 10*time.Second, "the new node-3 to fence itself", func() bool {
+		_, _, evicted := fresh.Evicted()
+		return evicted
+	})
+}
