@@ -149,7 +149,7 @@ race-e2e:
 ## hold the rules; per package: killed, lived, not covered, efficacy, and every living
 ## mutant not listed in docs/mutants-ignored.txt (slow: see docs/mutants.md)
 GREMLINS     := github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
-MUTANTS_PKGS ?= plan activities workflows history agent config cluster
+MUTANTS_PKGS ?= plan activities workflows history starter agent config cluster
 MUTANTS_FLAGS ?= --workers 2 --timeout-coefficient 5
 # cluster's tests wait on real members (40 s of wall time, under 2 s of CPU): more
 # workers at once, and a coefficient that gives each run minutes (gremlins takes its
