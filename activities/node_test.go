@@ -149,11 +149,9 @@ func TestStepsCheckNodeAndProcess(t *testing.T) {
 	}
 }
 
-// Every step — the termination and the rollback too — acts only on the process the run
-// looked up: asked of another process under the node's name (a restart), it refuses and
-// touches nothing.
-func TestEveryStepRefusesAnotherProcess(t *testing.T) {
-	steps := map[string]func(*NodeActivities, context.Context, StepInput) (StepOutput, error){
+// nodeSteps are the node's activities that act on its process, by step name.
+func nodeSteps() map[string]func(*NodeActivities, context.Context, StepInput) (StepOutput, error) {
+	return map[string]func(*NodeActivities, context.Context, StepInput) (StepOutput, error){
 		plan.SetGracefullyLeft: (*NodeActivities).SetGracefullyLeft,
 		plan.StopHeartbeat:     (*NodeActivities).StopHeartbeat,
 		plan.Deregister:        (*NodeActivities).Deregister,
@@ -162,7 +160,13 @@ func TestEveryStepRefusesAnotherProcess(t *testing.T) {
 		plan.Terminate:         (*NodeActivities).Terminate,
 		"host step":            (*NodeActivities).RunHostStep,
 	}
-	for name, step := range steps {
+}
+
+// Every step — the termination and the rollback too — acts only on the process the run
+// looked up: asked of another process under the node's name (a restart), it refuses and
+// touches nothing.
+func TestEveryStepRefusesAnotherProcess(t *testing.T) {
+	for name, step := range nodeSteps() {
 		for _, instance := range []string{"p0", ""} {
 			m := &fakeMember{}
 			a := &NodeActivities{Member: m}
@@ -205,20 +209,17 @@ func TestSetStateFailuresAreClassified(t *testing.T) {
 // An evicted node runs no step but its termination: the eviction is the cluster's
 // word that it is out, and only the process's end is left to do.
 func TestAnEvictedNodeRunsOnlyItsTermination(t *testing.T) {
-	steps := map[string]func(*NodeActivities, context.Context, StepInput) (StepOutput, error){
-		plan.SetGracefullyLeft: (*NodeActivities).SetGracefullyLeft,
-		plan.StopHeartbeat:     (*NodeActivities).StopHeartbeat,
-		plan.Deregister:        (*NodeActivities).Deregister,
-		plan.StopServices:      (*NodeActivities).StopServices,
-		plan.Rollback:          (*NodeActivities).Rollback,
-	}
+	steps := nodeSteps()
+	delete(steps, plan.Terminate)
 	for name, step := range steps {
 		m := &fakeMember{evictedBy: "orch-1"}
-		if _, err := step(&NodeActivities{Member: m}, context.Background(), stepIn(name)); errType(err) != ErrTypeEvicted {
+		ran := false
+		a := &NodeActivities{Member: m, Host: map[string]HostStepFunc{"host step": func(context.Context) error { ran = true; return nil }}}
+		if _, err := step(a, context.Background(), stepIn(name)); errType(err) != ErrTypeEvicted {
 			t.Errorf("%s of an evicted node: %v, want %s", name, err, ErrTypeEvicted)
 		}
-		if did := m.untouched(); did != "" {
-			t.Errorf("%s of an evicted node refused, yet it %s", name, did)
+		if did := m.untouched(); did != "" || ran {
+			t.Errorf("%s of an evicted node refused, yet it %s (host step ran: %v)", name, did, ran)
 		}
 	}
 	m := &fakeMember{evictedBy: "orch-1"}

@@ -805,37 +805,43 @@ func (u *updateResult) callbacks() *testsuite.TestUpdateCallback {
 	}
 }
 
+// whileFirstStepRuns holds set-gracefully-left running until send has sent its updates:
+// the callback looks again every millisecond of the test's clock until the step runs.
+func (h *harness) whileFirstStepRuns(send func()) {
+	release := make(chan struct{})
+	var running atomic.Bool
+	h.set(plan.SetGracefullyLeft, func(context.Context, activities.StepInput) (activities.StepOutput, error) {
+		running.Store(true)
+		<-release
+		return activities.StepOutput{Attempt: 1}, nil
+	})
+	var steer func()
+	steer = func() {
+		if !running.Load() {
+			h.env.RegisterDelayedCallback(steer, time.Millisecond)
+			return
+		}
+		send()
+		close(release)
+	}
+	h.env.RegisterDelayedCallback(steer, time.Millisecond)
+}
+
 func TestUpdates(t *testing.T) {
 	t.Run("skip-step and extend-timeout, unknown step rejected", func(t *testing.T) {
 		h := newHarness(t)
 		var skip, extend, unknown, started updateResult
-		release := make(chan struct{})
-		var running atomic.Bool
-		h.set(plan.SetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
-			running.Store(true)
-			<-release
-			return activities.StepOutput{Attempt: 1}, nil
-		})
 		var deregisterTimeout time.Duration
 		h.set(plan.Deregister, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
 			deregisterTimeout = activity.GetInfo(ctx).StartToCloseTimeout
 			return activities.StepOutput{Attempt: 1}, nil
 		})
-		// The updates go in once set-gracefully-left runs: the callback looks again every
-		// millisecond of the test's clock until then.
-		var steer func()
-		steer = func() {
-			if !running.Load() {
-				h.env.RegisterDelayedCallback(steer, time.Millisecond)
-				return
-			}
+		h.whileFirstStepRuns(func() {
 			h.env.UpdateWorkflow(UpdateSkipStep, "1", skip.callbacks(), SkipStepRequest{Step: plan.StopHeartbeat, Reason: "test"})
 			h.env.UpdateWorkflow(UpdateExtendTimeout, "2", extend.callbacks(), ExtendTimeoutRequest{Step: plan.Deregister, StartToClose: plan.Duration(time.Minute)})
 			h.env.UpdateWorkflow(UpdateSkipStep, "3", unknown.callbacks(), SkipStepRequest{Step: "say-goodbye"})
 			h.env.UpdateWorkflow(UpdateSkipStep, "4", started.callbacks(), SkipStepRequest{Step: plan.SetGracefullyLeft})
-			close(release)
-		}
-		h.env.RegisterDelayedCallback(steer, time.Millisecond)
+		})
 		r := h.run(ShutdownRequest{})
 		if !skip.accepted || !extend.accepted {
 			t.Fatalf("updates not accepted: skip %v extend %v", skip.rejected, extend.rejected)
@@ -970,28 +976,14 @@ func TestTheProcessTheRunActsOn(t *testing.T) {
 // extend-timeout takes only a longer StartToClose, up to plan.MaxStartToClose.
 func TestExtendTimeoutAtItsBounds(t *testing.T) {
 	h := newHarness(t)
-	release := make(chan struct{})
-	var running atomic.Bool
-	h.set(plan.SetGracefullyLeft, func(ctx context.Context, _ activities.StepInput) (activities.StepOutput, error) {
-		running.Store(true)
-		<-release
-		return activities.StepOutput{Attempt: 1}, nil
-	})
 	current, _ := plan.Default().Step(plan.Deregister)
 	tries := []time.Duration{current.StartToClose, plan.MaxStartToClose + time.Nanosecond, plan.MaxStartToClose}
 	results := make([]updateResult, len(tries))
-	var steer func()
-	steer = func() {
-		if !running.Load() {
-			h.env.RegisterDelayedCallback(steer, time.Millisecond)
-			return
-		}
+	h.whileFirstStepRuns(func() {
 		for i, d := range tries {
 			h.env.UpdateWorkflow(UpdateExtendTimeout, strconv.Itoa(i), results[i].callbacks(), ExtendTimeoutRequest{Step: plan.Deregister, StartToClose: plan.Duration(d)})
 		}
-		close(release)
-	}
-	h.env.RegisterDelayedCallback(steer, time.Millisecond)
+	})
 	h.run(ShutdownRequest{})
 	if results[0].rejected == nil || !strings.Contains(results[0].rejected.Error(), "does not extend") {
 		t.Errorf("the same start_to_close: %v, want refused", results[0].rejected)
