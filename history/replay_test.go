@@ -11,36 +11,14 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/farewell-project/farewell/internal/testkit"
 	"github.com/farewell-project/farewell/plan"
 	"github.com/farewell-project/farewell/workflows"
 )
 
 // histories are real runs of every outcome and of each way of steering one, written by
-// `make histories` with the current code (testdata/histories) and by earlier versions:
-// v0, before the workflow was versioned; v1, before it acted on the process alone; v2,
-// before the budget and the host's own steps.
-func histories(t *testing.T) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, dir := range []string{"", "v0", "v1", "v2", "v4"} {
-		files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", dir, "*.json"))
-		if err != nil || len(files) == 0 {
-			t.Fatalf("no committed histories under testdata/histories/%s (%v)", dir, err)
-		}
-		for _, f := range files {
-			out[filepath.Join(dir, strings.TrimSuffix(filepath.Base(f), ".json"))] = f
-		}
-	}
-	for _, want := range []string{"graceful", "degraded", "forced", "aborted", "unknown-node", "cancelled", "force-now", "skip-step",
-		"retry", "v0/graceful", "v0/degraded", "v0/forced", "v0/aborted", "v0/unknown-node", "v1/graceful", "v1/forced",
-		"v1/cancelled", "v1/force-now", "v1/skip-step", "v1/retry", "host-steps", "v2/graceful", "v2/degraded", "v2/forced",
-		"v2/aborted", "v2/cancelled", "v2/force-now", "v2/skip-step", "v2/retry"} {
-		if _, ok := out[want]; !ok {
-			t.Errorf("testdata/histories lacks %s.json", want)
-		}
-	}
-	return out
-}
+// the current code and by earlier versions (testkit.HistoryDirs).
+func histories(t *testing.T) map[string]string { return testkit.Histories(t, "..") }
 
 // parseFile reads a committed history.
 func parseFile(t *testing.T, file string) *historypb.History {
