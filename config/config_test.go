@@ -218,6 +218,10 @@ func TestLoadRejects(t *testing.T) {
 			[]string{"log.format", `"xml"`}},
 		{"not yaml", "temporal: [unclosed\n", nil,
 			[]string{"not valid YAML"}},
+		{"a section misspelt by one letter", "shutdwn:\n  convergence_timeout: 5s\n", nil,
+			[]string{"shutdwn.convergence_timeout", "did you mean shutdown.convergence_timeout?"}},
+		{"an unknown section left empty", "bogus: {}\n", nil,
+			[]string{"bogus", "unknown key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -478,6 +482,49 @@ func TestValidateAtEachEdge(t *testing.T) {
 			t.Errorf("%s: %v, want a problem with %s", tt.name, err, tt.key)
 		case tt.not != "" && strings.Contains(err.Error(), tt.not):
 			t.Errorf("%s: %v, which should not say %q", tt.name, err, tt.not)
+		}
+	}
+}
+
+// A heartbeat expiration of zero is one problem (not positive), not two.
+func TestZeroExpirationIsOneProblem(t *testing.T) {
+	c := DefaultConfig()
+	c.Cluster.HeartbeatExpiration = 0
+	err := c.Validate()
+	if err == nil || strings.Count(err.Error(), "cluster.heartbeat_expiration") != 1 {
+		t.Errorf("got %v, want one problem with cluster.heartbeat_expiration", err)
+	}
+}
+
+// With no steps configured at all, each missing step is named, and nothing else.
+func TestNoStepsNamesEachMissingStep(t *testing.T) {
+	s := DefaultConfig().Shutdown
+	s.Steps = nil
+	_, err := s.Plan()
+	var names []string
+	for _, e := range leaves(err) {
+		names = append(names, e.Error())
+	}
+	if len(names) != len(plan.Builtin()) {
+		t.Fatalf("problems %q, want one per built-in step", names)
+	}
+	for i, name := range plan.Builtin() {
+		if names[i] != "shutdown.steps."+name+": missing" {
+			t.Errorf("problem %d: %q", i, names[i])
+		}
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"", "abc", 3}, {"abc", "", 3}, {"abc", "abc", 0},
+		{"kitten", "sitting", 3}, {"a", "b", 1}, {"ab", "ba", 2}, {"timeout", "timout", 1},
+	} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
 	}
 }
