@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/plan"
@@ -35,7 +34,7 @@ func TestShutdownTakesAndGivesBackALease(t *testing.T) {
 	// A run from before versionGiveBackByActivity gives it back by a signal from the
 	// workflow, as it did.
 	h = newHarness(t)
-	h.env.OnGetVersion("farewell", workflow.DefaultVersion, versionGiveBackByActivity).Return(workflow.Version(versionStepColumn))
+	h.atVersion(versionStepColumn)
 	if r := h.run(ShutdownRequest{}); r.Outcome != plan.Graceful || h.called("release") != 1 || h.called("give-back") != 0 {
 		t.Errorf("a run of version %d: outcome %s, released %d times, %d of them from a local activity; want once, by signal", versionStepColumn, r.Outcome, h.called("release"), h.called("give-back"))
 	}

@@ -122,6 +122,9 @@ func newHarnessWith(t *testing.T, limits plan.Limits) *harness {
 	env.OnActivity(clusterActs.AcquireLease, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.LeaseRequest) (activities.LeaseGrant, error) {
 			h.count("acquire")
+			if in.Notify != "" {
+				h.count("ask-by-signal")
+			}
 			// The budget's answer at once, or Asked: it answers by signal (the test's own
 			// callbacks do), or never.
 			g, err := h.acquire(in)
@@ -131,6 +134,7 @@ func newHarnessWith(t *testing.T, limits plan.Limits) *harness {
 	env.OnActivity(clusterActs.ReleaseLease, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.LeaseRef) error {
 			h.count("release")
+			h.count("release-activity")
 			return nil
 		})
 	// A lease that came by signal goes back by signal: from a local activity, or (runs
@@ -298,27 +302,32 @@ func (h *harness) listed() (node string, steps []string, outcome string) {
 // FarewellStep column, then every step as it starts; a node named at the start is not
 // upserted again.
 func TestStepColumnFollowsARunPastItsFirstSecond(t *testing.T) {
-	h := newHarness(t)
-	if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
-		t.Fatal(err)
-	}
-	// deregister's first attempt fails, its second comes 2 s later.
-	p := plan.Default()
-	p.Steps[p.Index(plan.Deregister)].Backoff = 2 * time.Second
-	h.steps[plan.Deregister] = func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
-		if h.called(plan.Deregister) == 1 {
-			return activities.StepOutput{}, errors.New("not yet")
-		}
-		return activities.StepOutput{Attempt: 2}, nil
-	}
-	r := h.run(ShutdownRequest{Plan: &p})
-	node, steps, outcome := h.listed()
-	if r.Outcome != plan.Graceful || outcome != "graceful" || node != "" {
-		t.Errorf("outcome %s (listed %q), node upserted %q; want graceful, and the node not upserted again", r.Outcome, outcome, node)
-	}
-	want := []string{"deregister", "stop-services", "convergence", "done"}
-	if !slices.Equal(steps, want) {
-		t.Errorf("FarewellStep went %v, want %v", steps, want)
+	for _, version := range []workflow.Version{versionStepColumn, workflow.DefaultVersion} {
+		t.Run(versionName(version), func(t *testing.T) {
+			h := newHarness(t)
+			h.atVersion(version)
+			if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
+				t.Fatal(err)
+			}
+			// deregister's first attempt fails, its second comes 2 s later.
+			p := plan.Default()
+			p.Steps[p.Index(plan.Deregister)].Backoff = 2 * time.Second
+			h.steps[plan.Deregister] = func(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
+				if h.called(plan.Deregister) == 1 {
+					return activities.StepOutput{}, errors.New("not yet")
+				}
+				return activities.StepOutput{Attempt: 2}, nil
+			}
+			r := h.run(ShutdownRequest{Plan: &p})
+			node, steps, outcome := h.listed()
+			if r.Outcome != plan.Graceful || outcome != "graceful" || node != "" {
+				t.Errorf("outcome %s (listed %q), node upserted %q; want graceful, and the node not upserted again", r.Outcome, outcome, node)
+			}
+			want := []string{"deregister", "stop-services", "convergence", "done"}
+			if !slices.Equal(steps, want) {
+				t.Errorf("FarewellStep went %v, want %v", steps, want)
+			}
+		})
 	}
 }
 
@@ -348,28 +357,33 @@ func TestStepColumnFollowsARunWhoseCancelWasRefused(t *testing.T) {
 // A run that waits for the budget shows "budget" in the list's column once it has
 // waited stepColumnAfter; granted, it shows its steps only if they last as long.
 func TestStepColumnShowsAWaitForTheBudget(t *testing.T) {
-	h := newHarness(t)
-	if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
-		t.Fatal(err)
-	}
-	var holder string
-	h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
-		h.mu.Lock()
-		holder = in.Holder
-		h.mu.Unlock()
-		return activities.LeaseGrant{Asked: true}, nil // answered 3 s later
-	}
-	h.env.RegisterDelayedCallback(func() {
-		h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: holder, Granted: true})
-	}, 3*time.Second)
-	r := h.run(ShutdownRequest{})
-	node, steps, outcome := h.listed()
-	if r.Outcome != plan.Graceful || outcome != "graceful" || node != "" {
-		t.Errorf("outcome %s (listed %q), node upserted %q; want graceful, and the node not upserted again", r.Outcome, outcome, node)
-	}
-	want := []string{"budget", "done"}
-	if !slices.Equal(steps, want) {
-		t.Errorf("FarewellStep went %v, want %v", steps, want)
+	for _, version := range []workflow.Version{versionStepColumn, workflow.DefaultVersion} {
+		t.Run(versionName(version), func(t *testing.T) {
+			h := newHarness(t)
+			h.atVersion(version)
+			if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
+				t.Fatal(err)
+			}
+			var holder string
+			h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
+				h.mu.Lock()
+				holder = in.Holder
+				h.mu.Unlock()
+				return activities.LeaseGrant{Asked: true}, nil // answered 3 s later
+			}
+			h.env.RegisterDelayedCallback(func() {
+				h.env.SignalWorkflow(SignalBudget, activities.LeaseGrant{Holder: holder, Granted: true})
+			}, 3*time.Second)
+			r := h.run(ShutdownRequest{})
+			node, steps, outcome := h.listed()
+			if r.Outcome != plan.Graceful || outcome != "graceful" || node != "" {
+				t.Errorf("outcome %s (listed %q), node upserted %q; want graceful, and the node not upserted again", r.Outcome, outcome, node)
+			}
+			want := []string{"budget", "done"}
+			if !slices.Equal(steps, want) {
+				t.Errorf("FarewellStep went %v, want %v", steps, want)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,91 @@
+package workflows
+
+import (
+	"fmt"
+	"testing"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/farewell-project/farewell/plan"
+)
+
+// A run keeps the decisions of the version it started with. The committed histories
+// hold runs of versions 0, 1, 2, 4 and 7 (and replay them, in this package too); this
+// runs the same graceful shutdown as each version from 1 on, so that a run of every
+// version — 3, 5 and 6 included — is held to what that version does: whether and how it
+// asks the budget, how it gives the lease back, when the list's step column follows it.
+func TestEachVersionKeepsItsOwnDecisions(t *testing.T) {
+	for _, tc := range []struct {
+		version  workflow.Version
+		asks     int  // leases asked of the budget
+		bySignal bool // asked by signal, the answer awaited outside the budget
+		giveBack string
+		column   bool // the step column follows every step (before versionStepColumn)
+	}{
+		{versionMemo, 0, false, "", true},
+		{versionProcess, 0, false, "", true},
+		{versionBudget, 1, false, "activity", true},
+		{versionHostSteps, 1, false, "activity", true},
+		{versionBudgetQueue, 1, true, "signal", true},
+		{versionStepColumn, 1, true, "signal", false},
+		{versionGiveBackByActivity, 1, true, "local activity", false},
+	} {
+		t.Run(fmt.Sprint("version ", tc.version), func(t *testing.T) {
+			h := newHarness(t)
+			h.atVersion(tc.version)
+			r := h.run(ShutdownRequest{})
+			if r.Outcome != plan.Graceful {
+				t.Fatalf("outcome %s", r.Outcome)
+			}
+			if h.called("acquire") != tc.asks || (h.called("ask-by-signal") > 0) != tc.bySignal {
+				t.Errorf("asked the budget %d times, %d by signal; want %d, by signal: %v", h.called("acquire"), h.called("ask-by-signal"), tc.asks, tc.bySignal)
+			}
+			how := ""
+			switch {
+			case h.called("release-activity") > 0:
+				how = "activity"
+			case h.called("give-back") > 0:
+				how = "local activity"
+			case h.called("release") > 0:
+				how = "signal"
+			}
+			if h.called("release") != tc.asks || how != tc.giveBack {
+				t.Errorf("gave the lease back %d times, by %q; want %d, by %q", h.called("release"), how, tc.asks, tc.giveBack)
+			}
+			_, steps, _ := h.listed()
+			if column := len(steps) > 1; column != tc.column {
+				t.Errorf("the step column showed %v; want it to follow every step: %v", steps, tc.column)
+			}
+		})
+	}
+}
+
+// A run of versionHostSteps on, started by a drain that holds its lease, leaves the
+// lease to the drain; an earlier run gave it back itself.
+func TestALeaseTheDrainHoldsIsTheDrainsFromVersionHostSteps(t *testing.T) {
+	for _, tc := range []struct {
+		version  workflow.Version
+		releases int
+	}{{versionBudget, 1}, {versionHostSteps, 0}, {versionGiveBackByActivity, 0}} {
+		h := newHarness(t)
+		h.atVersion(tc.version)
+		if r := h.run(ShutdownRequest{Leased: true, Drain: "rack-1"}); r.Outcome != plan.Graceful || h.called("release") != tc.releases {
+			t.Errorf("version %d: outcome %s, gave the drain's lease back %d times, want %d", tc.version, r.Outcome, h.called("release"), tc.releases)
+		}
+	}
+}
+
+// atVersion has the run take version v (workflow.DefaultVersion: the latest, as a new
+// run does).
+func (h *harness) atVersion(v workflow.Version) {
+	if v != workflow.DefaultVersion {
+		h.env.OnGetVersion("farewell", workflow.DefaultVersion, versionGiveBackByActivity).Return(v)
+	}
+}
+
+func versionName(v workflow.Version) string {
+	if v == workflow.DefaultVersion {
+		return "latest version"
+	}
+	return fmt.Sprint("version ", v)
+}
