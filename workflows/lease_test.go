@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/plan"
 )
