@@ -108,3 +108,46 @@ func TestLocalPlanTerminatesWhenAServiceWillNotStop(t *testing.T) {
 		t.Errorf("stop-services %s; outcome %s, terminated %v (%s); want the node terminated, forced, saying which service did not stop", res.Status, r.Outcome, r.Terminated, r.Error)
 	}
 }
+
+// A failing step's policy acts in the local plan as in the workflow — abort rolls the
+// node back, force ends it — except that, while a shutdown workflow of the node exists
+// and will resume (durable), abort acts as continue: a rollback would fight the
+// workflow. Only abort is changed so.
+func TestLocalPlanPoliciesAndTheDurableRun(t *testing.T) {
+	for _, tc := range []struct {
+		policy  plan.Policy
+		durable bool
+		outcome plan.Outcome
+		note    string
+	}{
+		{plan.Abort, false, plan.Aborted, ""},
+		{plan.Abort, true, plan.Degraded, "policy abort acts as continue"},
+		{plan.Force, false, plan.Forced, ""},
+		{plan.Force, true, plan.Forced, ""},
+	} {
+		t.Run(string(tc.policy)+map[bool]string{true: ", durable"}[tc.durable], func(t *testing.T) {
+			steps := []Step{{Name: "drain", Before: plan.SetGracefullyLeft, MaxAttempts: 1, OnFailure: tc.policy,
+				Run: func(context.Context) error { return errors.New("cannot drain") }}}
+			a, err := Start(context.Background(), Options{Config: offlineConfig("host-4"), Offline: true, Logger: testkit.Logger(t), Steps: steps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			r := a.shutdownLocal(context.Background(), "test", "test", time.Time{}, tc.durable)
+			res, _ := r.Step("drain")
+			if r.Outcome != tc.outcome || (tc.note != "") != strings.Contains(res.Note, "policy abort acts as continue") {
+				t.Errorf("outcome %s, drain's note %q; want %s, note %q", r.Outcome, res.Note, tc.outcome, tc.note)
+			}
+			switch r.Outcome {
+			case plan.Aborted:
+				if r.Error != "aborted: drain failed (policy abort)" || !r.RolledBack {
+					t.Errorf("aborted: error %q, rolled back %v; want why, and the node rolled back", r.Error, r.RolledBack)
+				}
+			case plan.Forced:
+				if r.ForceReason != "drain failed (policy force)" || !r.Terminated {
+					t.Errorf("forced: reason %q, terminated %v; want why, and the node terminated", r.ForceReason, r.Terminated)
+				}
+			}
+		})
+	}
+}
