@@ -1,6 +1,7 @@
 package history
 
 import (
+	"cmp"
 	"slices"
 	"testing"
 
@@ -33,6 +34,9 @@ func TestEveryCommittedHistoryRebuildsItsReport(t *testing.T) {
 			if j.Node != rep.Node || j.Outcome != rep.Outcome || j.WorkflowID == "" || j.RunID == "" || j.Started.IsZero() || !j.Closed.After(j.Started) {
 				t.Errorf("journal %s/%s %q %s (%s–%s); report %q %s", j.WorkflowID, j.RunID, j.Node, j.Outcome, j.Started, j.Closed, rep.Node, rep.Outcome)
 			}
+			if at := cmp.Or(rep.NodeStateAtStart, rep.NodeState); at != "" && j.NodeState != at {
+				t.Errorf("the lookup found the node %q; the report says %q", j.NodeState, at)
+			}
 			if j.RolledBack != rep.RolledBack || j.Terminated != rep.Terminated {
 				t.Errorf("rolled back %v, terminated %v; the report says %v, %v", j.RolledBack, j.Terminated, rep.RolledBack, rep.Terminated)
 			}
@@ -57,7 +61,11 @@ func TestEveryCommittedHistoryRebuildsItsReport(t *testing.T) {
 					}
 				case plan.StepSucceeded, plan.StepFailed, plan.StepTimedOut:
 					if s.Attempts == 0 && s.Status == plan.StepSucceeded {
-						continue // done by an earlier run
+						// Done by an earlier run: not scheduled in this one, the report says so.
+						if got.Status != plan.StepSucceeded || got.Note != s.Note {
+							t.Errorf("step %s, done by an earlier run: journal %s %q; report %q", s.Name, got.Status, got.Note, s.Note)
+						}
+						continue
 					}
 					if got.Status != s.Status || got.Attempts != s.Attempts {
 						t.Errorf("step %s: journal %s after %d attempts; report %s after %d", s.Name, got.Status, got.Attempts, s.Status, s.Attempts)
