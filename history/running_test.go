@@ -30,7 +30,7 @@ func TestAJournalFollowsARunStillGoing(t *testing.T) {
 	for name, file := range histories(t) {
 		t.Run(name, func(t *testing.T) {
 			h := parseFile(t, file)
-			step := map[int64]string{}  // a step's activity, by its scheduled event
+			step := map[int64]string{} // a step's activity, by its scheduled event
 			attempt := map[int64]int{} // the attempt that started it
 			for i, e := range h.GetEvents() {
 				var scheduled int64
