@@ -152,11 +152,13 @@ GREMLINS     := github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 MUTANTS_PKGS ?= plan activities workflows history starter agent config cluster
 MUTANTS_FLAGS ?= --workers 2 --timeout-coefficient 5
 # cluster's tests wait on real members (40 s of wall time, under 2 s of CPU): more
-# workers at once, and a coefficient that gives each run minutes (gremlins takes its
-# timeout from the coverage run, which go test may have cached).
-MUTANTS_FLAGS_cluster ?= --workers 6 --timeout-coefficient 400
+# workers at once, and a timeout of some 15 minutes a mutant (gremlins takes it from
+# the coverage run, ~45 s uncached, times the coefficient): a mutant that hangs the
+# tests costs one worker that long.
+MUTANTS_FLAGS_cluster ?= --workers 6 --timeout-coefficient 20
 mutants:
 	@mkdir -p .farewell
+	@$(GO) clean -testcache # a cached coverage run would give gremlins a timeout of seconds
 	@set -e; $(foreach p,$(MUTANTS_PKGS),echo "== $(p)"; \
 		$(GO) run $(GREMLINS) unleash ./$(p) $(or $(MUTANTS_FLAGS_$(p)),$(MUTANTS_FLAGS)) -s -o $(CURDIR)/.farewell/mutants-$(p).json;)
 	@$(GO) run ./internal/mutants $(foreach p,$(MUTANTS_PKGS),.farewell/mutants-$(p).json)
