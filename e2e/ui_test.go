@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -79,6 +80,12 @@ func TestUIShowsTheRun(t *testing.T) {
 		Reason: "kernel upgrade", RequestedBy: "ops@test"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A second drain of that name while it runs is refused (had the first ended
+	// already, the name could be used again: a new run).
+	again, err := s.starter.Drain(ctx, workflows.DrainRequest{Name: "ui-check", Selector: activities.Selector{Nodes: []string{"node-3"}}})
+	if !errors.Is(err, starter.ErrDrainRunning) && (err != nil || again.RunID == drain.RunID) {
+		t.Fatalf("a second drain of the name: %+v %v; want ErrDrainRunning", again, err)
 	}
 	if err := c.GetWorkflow(ctx, drain.WorkflowID, "").Get(ctx, nil); err != nil {
 		t.Fatalf("drain: %v", err)

@@ -54,10 +54,12 @@ func (s *Starter) Drain(ctx context.Context, req workflows.DrainRequest) (DrainR
 		ID:                       id,
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		StaticSummary:            workflows.DrainSummary(req),
-		StaticDetails:            workflows.DrainDetails(req),
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.DrainKey.ValueSet(req.Name)),
+		// Without it the SDK answers a running drain of that name as if it had started it.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:                            workflows.DrainSummary(req),
+		StaticDetails:                            workflows.DrainDetails(req),
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.DrainKey.ValueSet(req.Name)),
 	}, workflows.DrainWorkflowName, req)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -30,6 +31,7 @@ type fakeTemporal struct {
 	nextRun int
 
 	started   []client.StartWorkflowOptions
+	withStart []client.StartWorkflowOptions // the starts of update-with-start calls
 	updates   []client.UpdateWorkflowOptions
 	signals   []fakeSignal
 	cancelled []string
@@ -82,14 +84,23 @@ func (f *fakeTemporal) put(r *fakeRun) *fakeRun {
 	return r
 }
 
-func (f *fakeTemporal) run(id string) (*fakeRun, error) {
+// run is the latest run of id as it stands now: a copy, taken under the lock (tests
+// change runs under it while the starter reads them).
+func (f *fakeTemporal) run(id string) (fakeRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.runs[id]
 	if !ok {
-		return nil, serviceerror.NewNotFound("workflow not found for ID: " + id)
+		return fakeRun{}, serviceerror.NewNotFound("workflow not found for ID: " + id)
 	}
-	return r, nil
+	return *r, nil
+}
+
+// change changes a run under the lock.
+func (f *fakeTemporal) change(r *fakeRun, do func(*fakeRun)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	do(r)
 }
 
 // failure is the error the named call returns: the context's, when it is done (as a
@@ -109,10 +120,16 @@ func (f *fakeTemporal) ExecuteWorkflow(ctx context.Context, o client.StartWorkfl
 	}
 	f.mu.Lock()
 	f.started = append(f.started, o)
-	prev, ok := f.runs[o.ID]
+	var prev fakeRun
+	p, ok := f.runs[o.ID]
+	if ok {
+		prev = *p
+	}
 	f.mu.Unlock()
 	if ok && prev.status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		if o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
+		// As the SDK does: a run already going is handed back as if started, unless the
+		// caller asked for the error (a USE_EXISTING policy hands it back on purpose).
+		if o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING && o.WorkflowExecutionErrorWhenAlreadyStarted {
 			return nil, serviceerror.NewWorkflowExecutionAlreadyStarted("already started", "", prev.runID)
 		}
 		return fakeHandle{f, prev.id, prev.runID}, nil
@@ -212,6 +229,9 @@ func (f *fakeTemporal) answerUpdate(o client.UpdateWorkflowOptions) fakeUpdate {
 }
 
 func (f *fakeTemporal) NewWithStartWorkflowOperation(o client.StartWorkflowOptions, _ any, _ ...any) client.WithStartWorkflowOperation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.withStart = append(f.withStart, o)
 	return nil
 }
 
@@ -284,18 +304,27 @@ type fakeHandle struct {
 func (h fakeHandle) GetID() string                  { return h.id }
 func (h fakeHandle) GetRunID() string               { return h.runID }
 func (h fakeHandle) GetFirstExecutionRunID() string { return h.runID }
-func (h fakeHandle) Get(_ context.Context, v any) error {
-	r, err := h.f.run(h.id)
-	if err != nil {
-		return err
+
+// Get waits, as the SDK's does, for the run to close (the fake looks every few
+// milliseconds), then returns its result or its error.
+func (h fakeHandle) Get(ctx context.Context, v any) error {
+	for {
+		r, err := h.f.run(h.id)
+		if err != nil {
+			return err
+		}
+		if r.status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			if r.err != nil {
+				return r.err
+			}
+			return fakeValue{r.result}.Get(v)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
-	if r.err != nil {
-		return r.err
-	}
-	if r.status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		return fmt.Errorf("fake: run %s is %s, and a Get would block", h.id, r.status)
-	}
-	return fakeValue{r.result}.Get(v)
 }
 func (h fakeHandle) GetWithOptions(ctx context.Context, v any, _ client.WorkflowRunGetOptions) error {
 	return h.Get(ctx, v)
