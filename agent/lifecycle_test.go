@@ -11,8 +11,8 @@ import (
 )
 
 // A node that left the cluster while nobody stops its services (its orchestrator is
-// gone) stops them itself once the stop-services budget has passed: left but serving is
-// a zombie too. A node that left with nothing serving ends at once.
+// gone) stops them itself (once the stop-services budget has passed): left but serving
+// is a zombie too. A node that left with nothing serving ends at once.
 func TestALeftNodeStopsWhatStillServes(t *testing.T) {
 	start := func(t *testing.T, stopServices time.Duration) *Agent {
 		cfg := offlineConfig("host-5")
@@ -61,4 +61,16 @@ func TestALeftNodeStopsWhatStillServes(t *testing.T) {
 			}
 		})
 	})
+}
+
+// An agent started with no logger logs to slog's default one.
+func TestAnAgentWithNoLoggerStarts(t *testing.T) {
+	a, err := Start(context.Background(), Options{Config: offlineConfig("host-6"), Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.log == nil {
+		t.Error("no logger")
+	}
 }

@@ -231,9 +231,14 @@ func TestEvictionByNameTakesTheCurrentProcess(t *testing.T) {
 	members := newTestCluster(t, 3)
 	observer := withObserver(t, members)
 	old := members[2]
-	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
-	defer cancel()
-	if res, err := observer.Evict(ctx, "node-3", "", "by name"); err != nil || !res.Confirmed || res.Gone != "" {
+	// Each eviction gets its own deadline: the waits between them may be long on a
+	// loaded machine.
+	evict := func(by *Member, instance, reason string) (EvictResult, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
+		defer cancel()
+		return by.Evict(ctx, "node-3", instance, reason)
+	}
+	if res, err := evict(observer, "", "by name"); err != nil || !res.Confirmed || res.Gone != "" {
 		t.Fatalf("Evict by name: %+v %v", res, err)
 	}
 	// Each peer holds the eviction itself (its reason), not only the state the
@@ -251,7 +256,7 @@ func TestEvictionByNameTakesTheCurrentProcess(t *testing.T) {
 	})
 	// The same process evicted again, by another member: the first eviction stands.
 	before, _ := members[0].Member("node-3")
-	if res, err := members[0].Evict(ctx, "node-3", old.Instance(), "repeat"); err != nil || !res.AlreadyEvicted {
+	if res, err := evict(members[0], old.Instance(), "repeat"); err != nil || !res.AlreadyEvicted {
 		t.Fatalf("Evict the same process again: %+v %v", res, err)
 	}
 	if info, _ := members[0].Member("node-3"); info.EvictedBy != "observer" || info.EvictReason != "by name" || !info.Since.Equal(before.Since) {
@@ -267,7 +272,7 @@ func TestEvictionByNameTakesTheCurrentProcess(t *testing.T) {
 		info, _ := m.Member("node-3")
 		return info.State == StateAlive && info.Instance == fresh.Instance()
 	})
-	if res, err := observer.Evict(ctx, "node-3", "", "again"); err != nil || !res.Confirmed || res.AlreadyEvicted {
+	if res, err := evict(observer, "", "again"); err != nil || !res.Confirmed || res.AlreadyEvicted {
 		t.Fatalf("Evict the new process by name: %+v %v", res, err)
 	}
 	waitAll(t, []*Member{observer, members[0], members[1]}, "the new node-3 evicted", evictedEverywhere(fresh.Instance(), "again"))

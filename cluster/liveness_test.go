@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/ed25519"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -115,5 +117,77 @@ func TestStateVersionJumpsAreBounded(t *testing.T) {
 	witness.onState(state(StateLeaving, v+maxVersionJump))
 	if got, _ := witness.Member(node.Name()); got.State != StateLeaving || version() != v+maxVersionJump {
 		t.Errorf("a newer state within the bound did not count: %s, version %d", got.State, version())
+	}
+}
+
+// The heartbeats of an older Farewell are ordered like liveness records: a beat that is
+// not newer changes nothing, one that jumps past the bound is refused, one within it
+// counts — even when the node signed each itself.
+func TestOlderHeartbeatsAreOrdered(t *testing.T) {
+	members := newTestCluster(t, 3)
+	node, witness := members[0], members[1]
+	node.StopHeartbeat() // its count stands still: the witness flags it blocked
+	waitAll(t, []*Member{witness}, "node-1 blocked", func(m *Member) bool {
+		info, _ := m.Member(node.Name())
+		return info.Blocked
+	})
+	seq := func() uint64 { info, _ := witness.Member(node.Name()); return info.HeartbeatSeq }
+	s := seq()
+	beat := func(n uint64) {
+		hb := heartbeatMsg{Node: node.Name(), Instance: node.Instance(), Seq: n}
+		hb.Sig = sign(node.key, domainHeartbeat, hb)
+		witness.onHeartbeat(hb)
+	}
+	beat(s)
+	if info, _ := witness.Member(node.Name()); !info.Blocked || info.HeartbeatSeq != s {
+		t.Errorf("a beat that is not newer took effect: blocked %v, seq %d (was %d)", info.Blocked, info.HeartbeatSeq, s)
+	}
+	beat(s + maxSeqJump + 1)
+	if info, _ := witness.Member(node.Name()); !info.Blocked || info.HeartbeatSeq != s {
+		t.Errorf("a jump of %d beats took effect: blocked %v, seq %d", maxSeqJump+1, info.Blocked, info.HeartbeatSeq)
+	}
+	beat(s + maxSeqJump)
+	if info, _ := witness.Member(node.Name()); info.Blocked || info.HeartbeatSeq != s+maxSeqJump {
+		t.Errorf("a newer beat within the bound did not count: blocked %v, seq %d", info.Blocked, info.HeartbeatSeq)
+	}
+}
+
+// Metadata the node signed may not move its state by a version jump past the bound,
+// nor back behind a newer state; within the bound, newer metadata counts.
+func TestMetadataVersionsAreBounded(t *testing.T) {
+	members := newTestCluster(t, 3)
+	node, witness := members[0], members[1]
+	version := func() uint64 {
+		witness.mu.Lock()
+		defer witness.mu.Unlock()
+		return witness.view[node.Name()].version
+	}
+	d := &delegate{m: witness}
+	update := func(s State, v uint64) {
+		md := signMeta(node.key, meta{Role: RoleNode, State: s, Instance: node.Instance(), Version: v, Key: node.key.Public().(ed25519.PublicKey)})
+		b, err := json.Marshal(md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.NotifyUpdate(&memberlist.Node{Name: node.Name(), Meta: b, DMax: livenessProtocol})
+	}
+	// Members start at version 0, which any first version may follow: take the
+	// node to version 1 first.
+	update(StateAlive, 1)
+	v := version()
+	if v != 1 {
+		t.Fatalf("version %d after the first metadata", v)
+	}
+	update(StateLeaving, v+maxVersionJump+1)
+	if got, _ := witness.Member(node.Name()); !asNoMessageMade(got.State) || version() != v {
+		t.Errorf("a jump of %d versions took effect: %s, version %d (was %d)", maxVersionJump+1, got.State, version(), v)
+	}
+	update(StateLeaving, v+maxVersionJump)
+	if got, _ := witness.Member(node.Name()); got.State != StateLeaving || version() != v+maxVersionJump {
+		t.Errorf("newer metadata within the bound did not count: %s, version %d", got.State, version())
+	}
+	update(StateAlive, v+maxVersionJump-1)
+	if got, _ := witness.Member(node.Name()); got.State != StateLeaving || version() != v+maxVersionJump {
+		t.Errorf("older metadata took effect: %s, version %d", got.State, version())
 	}
 }

@@ -220,6 +220,8 @@ func TestLoadRejects(t *testing.T) {
 			[]string{"not valid YAML"}},
 		{"a section misspelt by one letter", "shutdwn:\n  convergence_timeout: 5s\n", nil,
 			[]string{"shutdwn.convergence_timeout", "did you mean shutdown.convergence_timeout?"}},
+		{"an unknown step with no settings", "shutdown:\n  steps:\n    say_goodbye: {}\n", nil,
+			[]string{"shutdown.steps.say_goodbye", "unknown step"}},
 		{"an unknown section left empty", "bogus: {}\n", nil,
 			[]string{"bogus", "unknown key"}},
 	}
@@ -411,9 +413,11 @@ func TestUnknownEnvNamesTheMisspeltVariables(t *testing.T) {
 		"FAREWELL_SHUTDOWN_STEPS_STOP_SERVICES_MAX_ATTEMPTS=2",       // a step's setting
 		"FAREWELL_SHUTDOWN_STEPS_STOP_SERVICE_MAX_ATTEMPTS=2",        // a step misspelt
 		"FAREWELL_NETBED=require", "PATH=/bin", "TEMPORAL_ADDRESS=x", // not settings' names
+		"FAREWELL_CLUSTER_name=node-1", // in the wrong case: no setting, yet at no distance from one
 	})
 	want := []string{
 		"FAREWELL_CLUSTER_ADVERTIZE names no setting (did you mean FAREWELL_CLUSTER_ADVERTISE?)",
+		"FAREWELL_CLUSTER_name names no setting (did you mean FAREWELL_CLUSTER_NAME?)",
 		"FAREWELL_SHUTDOWN_STEPS_STOP_SERVICE_MAX_ATTEMPTS names no setting (did you mean FAREWELL_SHUTDOWN_STEPS_STOP_SERVICES_MAX_ATTEMPTS?)",
 	}
 	if !slices.Equal(got, want) {
@@ -526,5 +530,16 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tc.a, tc.b); got != tc.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// A node is named after its host unless the configuration names it.
+func TestANodeIsNamedAfterItsHost(t *testing.T) {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		t.Skipf("this host has no name (%v)", err)
+	}
+	if got := DefaultConfig().Cluster.Name; got != h {
+		t.Errorf("default cluster.name %q, want the host's name %q", got, h)
 	}
 }

@@ -94,18 +94,20 @@ func TestAJournalFollowsARunStillGoing(t *testing.T) {
 	}
 }
 
-// A history exported without its workflow ID in the start event (older servers and
-// tools leave it out) still names the run's workflow.
-func TestAJournalNamesItsWorkflowWithoutTheStartSayingIt(t *testing.T) {
-	h := parseFile(t, histories(t)["graceful"])
-	h = proto.Clone(h).(*historypb.History)
-	h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().WorkflowId = ""
-	j, err := Reconstruct(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j.WorkflowID != workflows.WorkflowID(j.Node) || j.Node == "" {
-		t.Errorf("workflow %q of node %q", j.WorkflowID, j.Node)
+// A journal names the run's workflow as its start event says (a run started by
+// another tool may have any ID), and, in a history exported without it (older servers
+// and tools leave it out), as the starter names a node's shutdown.
+func TestAJournalNamesItsWorkflow(t *testing.T) {
+	for id, want := range map[string]string{"ops-retire-node-1": "ops-retire-node-1", "": workflows.WorkflowID("node-1")} {
+		h := proto.Clone(parseFile(t, histories(t)["graceful"])).(*historypb.History)
+		h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().WorkflowId = id
+		j, err := Reconstruct(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.WorkflowID != want || j.Node != "node-1" {
+			t.Errorf("start naming %q: workflow %q of node %q, want %q", id, j.WorkflowID, j.Node, want)
+		}
 	}
 }
 

@@ -38,6 +38,9 @@ func TestAcquireAsksAgainWhileTheBudgetMoves(t *testing.T) {
 	if err != nil || !g.Granted || len(f.updates) != 2 || f.updates[0].UpdateName != workflows.UpdateAcquire {
 		t.Errorf("moving once: %+v %v after %d asks", g, err, len(f.updates))
 	}
+	if len(f.withStart) != 2 || f.withStart[0].ID != workflows.BudgetWorkflowID {
+		t.Errorf("each ask starts the budget if it does not run: %+v", f.withStart)
+	}
 
 	f.updates = nil
 	f.answer = func(client.UpdateWorkflowOptions) (any, error) { return activities.LeaseGrant{Retry: true}, nil }

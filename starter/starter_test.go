@@ -404,9 +404,28 @@ func TestWaitReturnsTheReportAndShowsProgress(t *testing.T) {
 	if err != nil || report.Outcome != plan.Graceful || !slices.Equal(seen, []plan.Outcome{plan.Graceful}) {
 		t.Errorf("Wait: %+v %v, progress %v", report, err, seen)
 	}
-	r.status, r.err = enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, temporal.NewApplicationError("plan", workflows.ErrTypeBadRequest)
+	// A goroutine of the Wait above may still be reading the run: change it under the lock.
+	f.change(r, func(r *fakeRun) {
+		r.status, r.err = enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, temporal.NewApplicationError("plan", workflows.ErrTypeBadRequest)
+	})
 	if _, err := s.Wait(context.Background(), Run{WorkflowID: id, RunID: r.runID}, nil); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("Wait on a refused run: %v", err)
+	}
+
+	// A run still going: its progress is shown as it changes, then its report.
+	running := f.put(&fakeRun{id: workflows.WorkflowID("node-2"), status: enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+		progress: workflows.ShutdownReport{Node: "node-2", Waiting: "lease"}})
+	var waits []string
+	report, err = s.Wait(context.Background(), Run{WorkflowID: running.id, RunID: running.runID}, func(p workflows.ShutdownReport) {
+		waits = append(waits, p.Waiting+"/"+string(p.Outcome))
+		if p.Waiting == "lease" { // seen: the run gets its lease and ends
+			f.change(running, func(r *fakeRun) {
+				r.status, r.result = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, workflows.ShutdownReport{Node: "node-2", Outcome: plan.Graceful}
+			})
+		}
+	})
+	if err != nil || report.Outcome != plan.Graceful || !slices.Equal(waits, []string{"lease/", "/graceful"}) {
+		t.Errorf("Wait on a running run: %+v %v, progress %v", report, err, waits)
 	}
 }
 

@@ -302,7 +302,7 @@ func (h *harness) listed() (node string, steps []string, outcome string) {
 // FarewellStep column, then every step as it starts; a node named at the start is not
 // upserted again.
 func TestStepColumnFollowsARunPastItsFirstSecond(t *testing.T) {
-	for _, version := range []workflow.Version{versionStepColumn, workflow.DefaultVersion} {
+	for _, version := range []workflow.Version{versionStepColumn, versionGiveBackByActivity} {
 		t.Run(versionName(version), func(t *testing.T) {
 			h := newHarness(t)
 			h.atVersion(version)
@@ -357,7 +357,7 @@ func TestStepColumnFollowsARunWhoseCancelWasRefused(t *testing.T) {
 // A run that waits for the budget shows "budget" in the list's column once it has
 // waited stepColumnAfter; granted, it shows its steps only if they last as long.
 func TestStepColumnShowsAWaitForTheBudget(t *testing.T) {
-	for _, version := range []workflow.Version{versionStepColumn, workflow.DefaultVersion} {
+	for _, version := range []workflow.Version{versionStepColumn, versionGiveBackByActivity} {
 		t.Run(versionName(version), func(t *testing.T) {
 			h := newHarness(t)
 			h.atVersion(version)

@@ -75,17 +75,10 @@ func TestALeaseTheDrainHoldsIsTheDrainsFromVersionHostSteps(t *testing.T) {
 	}
 }
 
-// atVersion has the run take version v (workflow.DefaultVersion: the latest, as a new
-// run does).
+// atVersion has the run take version v, as a run that started under code of that
+// version does.
 func (h *harness) atVersion(v workflow.Version) {
-	if v != workflow.DefaultVersion {
-		h.env.OnGetVersion("farewell", workflow.DefaultVersion, versionGiveBackByActivity).Return(v)
-	}
+	h.env.OnGetVersion("farewell", workflow.DefaultVersion, versionGiveBackByActivity).Return(v)
 }
 
-func versionName(v workflow.Version) string {
-	if v == workflow.DefaultVersion {
-		return "latest version"
-	}
-	return fmt.Sprint("version ", v)
-}
+func versionName(v workflow.Version) string { return fmt.Sprint("version ", v) }

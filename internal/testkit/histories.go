@@ -30,7 +30,8 @@ func Histories(t testing.TB, root string) map[string]string {
 	for _, want := range []string{"graceful", "degraded", "forced", "aborted", "unknown-node", "cancelled", "force-now", "skip-step",
 		"retry", "v0/graceful", "v0/degraded", "v0/forced", "v0/aborted", "v0/unknown-node", "v1/graceful", "v1/forced",
 		"v1/cancelled", "v1/force-now", "v1/skip-step", "v1/retry", "host-steps", "v2/graceful", "v2/degraded", "v2/forced",
-		"v2/aborted", "v2/cancelled", "v2/force-now", "v2/skip-step", "v2/retry"} {
+		"v2/aborted", "v2/cancelled", "v2/force-now", "v2/skip-step", "v2/retry", "v4/graceful", "v4/degraded", "v4/forced",
+		"v4/aborted", "v4/cancelled", "v4/force-now", "v4/skip-step", "v4/retry", "v4/host-steps"} {
 		if _, ok := out[want]; !ok {
 			t.Errorf("testdata/histories lacks %s.json", want)
 		}
