@@ -171,6 +171,16 @@ func TestDrainsShareTheBudgetOnARealCluster(t *testing.T) {
 	start := time.Now()
 	a, b := drain("left-half", names[:5]), drain("right-half", names[5:])
 
+	// A drain of a name that runs already is refused, and changes nothing.
+	eventually(t, time.Minute, "the drain left-half to run", func() bool {
+		d, err := c.DescribeWorkflowExecution(context.Background(), workflows.DrainID("left-half"), "")
+		return err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	})
+	again := startCLI(t, env, "drain", "--name", "left-half", "--max-parallel", "2", names[0])
+	if code := again.wait(t, time.Minute); code == 0 || !strings.Contains(again.Stderr.String(), "already running") {
+		t.Errorf("a second drain left-half: exit %d, %s", code, again.Stderr.String())
+	}
+
 	// Kill the orchestrator (and its Temporal server) once a few nodes are out, and
 	// start it again on the same database.
 	eventually(t, 2*time.Minute, "three drained processes to exit", func() bool {
