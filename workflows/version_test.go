@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -82,3 +83,22 @@ func (h *harness) atVersion(v workflow.Version) {
 }
 
 func versionName(v workflow.Version) string { return fmt.Sprint("version ", v) }
+
+// A node whose services did not all stop is terminated from versionProcess on; a run of
+// version 1 concluded without it, as it did then.
+func TestUnstoppedServicesAreTerminatedFromVersionProcess(t *testing.T) {
+	for _, tc := range []struct {
+		version    workflow.Version
+		terminated bool
+	}{{versionMemo, false}, {versionProcess, true}, {versionGiveBackByActivity, true}} {
+		t.Run(versionName(tc.version), func(t *testing.T) {
+			h := newHarness(t)
+			h.atVersion(tc.version)
+			h.set(plan.StopServices, fails(errors.New("api did not stop")))
+			r := h.run(ShutdownRequest{})
+			if got := h.called(plan.Terminate) > 0; got != tc.terminated || r.Terminated != tc.terminated {
+				t.Errorf("outcome %s, terminate called %v (report: %v); want %v", r.Outcome, got, r.Terminated, tc.terminated)
+			}
+		})
+	}
+}
