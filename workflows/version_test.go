@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/farewell-project/farewell/activities"
 	"github.com/farewell-project/farewell/plan"
 )
 
@@ -98,6 +99,45 @@ func TestUnstoppedServicesAreTerminatedFromVersionProcess(t *testing.T) {
 			r := h.run(ShutdownRequest{})
 			if got := h.called(plan.Terminate) > 0; got != tc.terminated || r.Terminated != tc.terminated {
 				t.Errorf("outcome %s, terminate called %v (report: %v); want %v", r.Outcome, got, r.Terminated, tc.terminated)
+			}
+		})
+	}
+}
+
+// From versionProcess on a forced run evicts the process it looked up (not whichever
+// has the name), counts the eviction only when another member confirmed it, and still
+// terminates a process that was evicted but lives on; a version-1 run did none of it.
+func TestVersionProcessActsOnTheProcess(t *testing.T) {
+	for _, tc := range []struct {
+		version  workflow.Version
+		instance string // the process the eviction names
+		evicted  bool   // an unconfirmed eviction counted
+		zombie   bool   // an evicted process that lives on terminated
+	}{{versionMemo, "", true, false}, {versionProcess, "p1", false, true}} {
+		t.Run(versionName(tc.version), func(t *testing.T) {
+			h := newHarness(t)
+			h.atVersion(tc.version)
+			h.lookup = func(in activities.LookupInput) (activities.LookupOutput, error) {
+				return activities.LookupOutput{Node: in.Node, Instance: "p1", State: activities.StateAlive, Members: 5}, nil
+			}
+			var named string
+			h.evict = func(in activities.EvictInput) (activities.EvictOutput, error) {
+				named = in.Instance
+				return activities.EvictOutput{By: "observer"}, nil // nobody confirmed it
+			}
+			r := h.run(ShutdownRequest{Force: true})
+			if named != tc.instance || r.Evicted != tc.evicted {
+				t.Errorf("the eviction named process %q and counted %v; want %q, %v", named, r.Evicted, tc.instance, tc.evicted)
+			}
+
+			h = newHarness(t)
+			h.atVersion(tc.version)
+			h.lookup = func(in activities.LookupInput) (activities.LookupOutput, error) {
+				return activities.LookupOutput{Node: in.Node, Instance: "p1", State: activities.StateEvicted, Members: 5}, nil
+			}
+			h.run(ShutdownRequest{Force: true})
+			if got := h.called(plan.Terminate) > 0; got != tc.zombie {
+				t.Errorf("an evicted process that lives on terminated: %v, want %v", got, tc.zombie)
 			}
 		})
 	}
