@@ -3,8 +3,10 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/farewell-project/farewell/activities"
@@ -138,6 +140,30 @@ func TestVersionProcessActsOnTheProcess(t *testing.T) {
 			h.run(ShutdownRequest{Force: true})
 			if got := h.called(plan.Terminate) > 0; got != tc.zombie {
 				t.Errorf("an evicted process that lives on terminated: %v, want %v", got, tc.zombie)
+			}
+		})
+	}
+}
+
+// From versionBudgetQueue on, a node that shut its memberlist down and stopped its
+// services by itself is out though nobody confirmed its leave, eviction or termination;
+// a run of version 4 did not count it out.
+func TestANodeLeftAloneIsOutFromVersionBudgetQueue(t *testing.T) {
+	for _, tc := range []struct {
+		version workflow.Version
+		out     bool
+	}{{versionHostSteps, false}, {versionBudgetQueue, true}, {versionGiveBackByActivity, true}} {
+		t.Run(versionName(tc.version), func(t *testing.T) {
+			h := newHarness(t)
+			h.atVersion(tc.version)
+			h.set(plan.Deregister, fails(temporal.NewNonRetryableApplicationError("leave not confirmed; memberlist shut down anyway", activities.ErrTypeLeaveFailed, nil)))
+			h.evict = func(activities.EvictInput) (activities.EvictOutput, error) {
+				return activities.EvictOutput{By: "observer"}, nil
+			} // unconfirmed
+			h.set(plan.Terminate, fails(errors.New("no worker")))
+			r := h.run(ShutdownRequest{})
+			if out := r.Outcome.Out(); out != tc.out || out && !strings.Contains(r.Why, "shut its memberlist down") {
+				t.Errorf("outcome %s (%s); want out: %v", r.Outcome, r.Why, tc.out)
 			}
 		})
 	}
