@@ -93,15 +93,7 @@ func TestReplacedProcessIsOutAndTheNewOneUntouched(t *testing.T) {
 	waitAll(t, []*Member{observer, members[0], members[1]}, "node-3 seen dead", func(m *Member) bool {
 		return stateOf(m, "node-3") == StateDead
 	})
-	fresh := newTestMember(t, "node-3")
-	if err := fresh.Join(context.Background(), []string{members[0].Addr()}); err != nil {
-		t.Fatal(err)
-	}
-	fresh.StartHeartbeat()
-	waitAll(t, []*Member{observer, members[0], members[1]}, "the new node-3 seen alive", func(m *Member) bool {
-		info, _ := m.Member("node-3")
-		return info.State == StateAlive && info.Instance == fresh.Instance()
-	})
+	fresh := restart(t, "node-3", members[0], observer, members[0], members[1])
 
 	if conv := check(t, observer, ConvergenceQuery{Target: "node-3", Instance: oldInstance, StrictLeft: true}); !conv.Converged {
 		t.Errorf("the replaced process is not out: %+v", conv)
@@ -263,15 +255,7 @@ func TestEvictionByNameTakesTheCurrentProcess(t *testing.T) {
 		t.Errorf("a repeated eviction taken as new: by %s (%q) since %v, was since %v", info.EvictedBy, info.EvictReason, info.Since, before.Since)
 	}
 
-	fresh := newTestMember(t, "node-3")
-	if err := fresh.Join(context.Background(), []string{members[0].Addr()}); err != nil {
-		t.Fatal(err)
-	}
-	fresh.StartHeartbeat()
-	waitAll(t, []*Member{observer, members[0], members[1]}, "the new node-3 seen alive", func(m *Member) bool {
-		info, _ := m.Member("node-3")
-		return info.State == StateAlive && info.Instance == fresh.Instance()
-	})
+	fresh := restart(t, "node-3", members[0], observer, members[0], members[1])
 	if res, err := evict(observer, "", "again"); err != nil || !res.Confirmed || res.AlreadyEvicted {
 		t.Fatalf("Evict the new process by name: %+v %v", res, err)
 	}
@@ -280,4 +264,20 @@ func TestEvictionByNameTakesTheCurrentProcess(t *testing.T) {
 		_, _, evicted := fresh.Evicted()
 		return evicted
 	})
+}
+
+// restart starts a new process of name that joins through seed, beats, and is seen
+// alive with its own instance by every one of watchers.
+func restart(t *testing.T, name string, seed *Member, watchers ...*Member) *Member {
+	t.Helper()
+	fresh := newTestMember(t, name)
+	if err := fresh.Join(context.Background(), []string{seed.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	fresh.StartHeartbeat()
+	waitAll(t, watchers, "the new "+name+" seen alive", func(m *Member) bool {
+		info, _ := m.Member(name)
+		return info.State == StateAlive && info.Instance == fresh.Instance()
+	})
+	return fresh
 }

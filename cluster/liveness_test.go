@@ -95,11 +95,7 @@ func TestOlderMembersStillGetHeartbeats(t *testing.T) {
 func TestStateVersionJumpsAreBounded(t *testing.T) {
 	members := newTestCluster(t, 3)
 	node, witness := members[0], members[1]
-	version := func() uint64 {
-		witness.mu.Lock()
-		defer witness.mu.Unlock()
-		return witness.view[node.Name()].version
-	}
+	version := func() uint64 { return versionSeen(witness, node.Name()) }
 	state := func(s State, v uint64) stateMsg {
 		st := stateMsg{Node: node.Name(), Instance: node.Instance(), State: s, Version: v}
 		st.Sig = sign(node.key, domainState, st)
@@ -157,11 +153,7 @@ func TestOlderHeartbeatsAreOrdered(t *testing.T) {
 func TestMetadataVersionsAreBounded(t *testing.T) {
 	members := newTestCluster(t, 3)
 	node, witness := members[0], members[1]
-	version := func() uint64 {
-		witness.mu.Lock()
-		defer witness.mu.Unlock()
-		return witness.view[node.Name()].version
-	}
+	version := func() uint64 { return versionSeen(witness, node.Name()) }
 	d := &delegate{m: witness}
 	update := func(s State, v uint64) {
 		md := signMeta(node.key, meta{Role: RoleNode, State: s, Instance: node.Instance(), Version: v, Key: node.key.Public().(ed25519.PublicKey)})
@@ -190,4 +182,11 @@ func TestMetadataVersionsAreBounded(t *testing.T) {
 	if got, _ := witness.Member(node.Name()); got.State != StateLeaving || version() != v+maxVersionJump {
 		t.Errorf("older metadata took effect: %s, version %d", got.State, version())
 	}
+}
+
+// versionSeen is the state version by which witness orders node's state.
+func versionSeen(witness *Member, node string) uint64 {
+	witness.mu.Lock()
+	defer witness.mu.Unlock()
+	return witness.view[node].version
 }

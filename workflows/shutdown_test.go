@@ -298,17 +298,24 @@ func (h *harness) listed() (node string, steps []string, outcome string) {
 	return node, steps, outcome
 }
 
+// listedHarness is a harness whose run, of version v, a starter put in the list with
+// its node (as starters do).
+func listedHarness(t *testing.T, v workflow.Version) *harness {
+	h := newHarness(t)
+	h.atVersion(v)
+	if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // A run still going after stepColumnAfter shows the step it is at in the list's
 // FarewellStep column, then every step as it starts; a node named at the start is not
 // upserted again.
 func TestStepColumnFollowsARunPastItsFirstSecond(t *testing.T) {
 	for _, version := range []workflow.Version{versionStepColumn, versionGiveBackByActivity} {
 		t.Run(versionName(version), func(t *testing.T) {
-			h := newHarness(t)
-			h.atVersion(version)
-			if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
-				t.Fatal(err)
-			}
+			h := listedHarness(t, version)
 			// deregister's first attempt fails, its second comes 2 s later.
 			p := plan.Default()
 			p.Steps[p.Index(plan.Deregister)].Backoff = 2 * time.Second
@@ -359,11 +366,7 @@ func TestStepColumnFollowsARunWhoseCancelWasRefused(t *testing.T) {
 func TestStepColumnShowsAWaitForTheBudget(t *testing.T) {
 	for _, version := range []workflow.Version{versionStepColumn, versionGiveBackByActivity} {
 		t.Run(versionName(version), func(t *testing.T) {
-			h := newHarness(t)
-			h.atVersion(version)
-			if err := h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(NodeKey.ValueSet("node-3"))); err != nil {
-				t.Fatal(err)
-			}
+			h := listedHarness(t, version)
 			var holder string
 			h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
 				h.mu.Lock()
