@@ -351,6 +351,11 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 		delete(m.lefts, n.Name)
 		if info, ok := m.view[n.Name]; ok && info.State == StateLeft {
 			info.State = StateAlive
+			if info.key.Equal(l.Key) {
+				// Known only from that leave, which carried the forger's key: the
+				// process's own key checks what it says from now on.
+				info.key = nil
+			}
 		}
 	}
 	if gone {

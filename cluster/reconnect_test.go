@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/farewell-project/farewell/internal/testkit"
 )
 
@@ -66,5 +68,60 @@ func TestAPartitionHealsAfterMemberlistForgotTheDead(t *testing.T) {
 				t.Fatalf("10 s after the heal, merged = %v; want %v", got, tc.heals)
 			}
 		})
+	}
+}
+
+// How often a member tries to rejoin: as set, else twice the probe interval but at
+// least a second.
+func TestReconnectInterval(t *testing.T) {
+	m := newTestMember(t, "m", func(o *Options) { o.ReconnectInterval = -1 })
+	for _, c := range []struct {
+		set, probe, want time.Duration
+	}{
+		{0, 200 * time.Millisecond, time.Second},
+		{0, time.Second, 2 * time.Second},
+		{3 * time.Second, time.Second, 3 * time.Second},
+	} {
+		m.opts.ReconnectInterval = c.set
+		if got := m.reconnectEvery(&memberlist.Config{ProbeInterval: c.probe}); got != c.want {
+			t.Errorf("set %s, probe %s: every %s, want %s", c.set, c.probe, got, c.want)
+		}
+	}
+}
+
+// What a member tries to rejoin: a member it saw die itself (never one it only heard
+// of); when it sees nobody alive, the addresses it joined through; else nothing.
+func TestReconnectTarget(t *testing.T) {
+	w := newTestMember(t, "witness", func(o *Options) { o.ReconnectInterval = -1 })
+	d := &delegate{m: w}
+	target := func() string {
+		addr, ok := w.reconnectTarget()
+		if !ok {
+			return "nothing"
+		}
+		return addr
+	}
+	if got := target(); got != "nothing" {
+		t.Errorf("alone, never joined: tries %s", got)
+	}
+	w.mu.Lock()
+	w.joined = []string{"127.0.0.1:9"}
+	w.mu.Unlock()
+	if got := target(); got != "127.0.0.1:9" {
+		t.Errorf("alone after a join: tries %s, want the address it joined through", got)
+	}
+	d.MergeRemoteState(mustJSON(t, sharedState{Deads: []deadMsg{{Node: "heard", Instance: "i", Addr: "127.0.0.1:8"}}}), false)
+	if got := target(); got != "127.0.0.1:9" {
+		t.Errorf("with a death it only heard of: tries %s", got)
+	}
+	alive, dead := newProcess("alive", 7001), newProcess("dead", 7002)
+	d.NotifyJoin(alive.node(t, StateAlive, 1))
+	if got := target(); got != "nothing" {
+		t.Errorf("with a member alive and none dead: tries %s", got)
+	}
+	d.NotifyJoin(dead.node(t, StateAlive, 1))
+	d.NotifyLeave(dead.node(t, StateAlive, 1))
+	if got := target(); got != "127.0.0.1:7002" {
+		t.Errorf("with a member it saw die: tries %s", got)
 	}
 }

@@ -1,0 +1,350 @@
+package cluster
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// process is a member's process as the network shows it — a name, an instance, a key
+// and an address — whose messages a test makes and feeds to a real member's delegate,
+// in the order it chooses. The messages are signed as the process signs its own.
+type process struct {
+	name, instance string
+	key            ed25519.PrivateKey
+	port           uint16
+	dmax           uint8
+	role           Role
+}
+
+func newProcess(name string, port uint16) *process {
+	return &process{name: name, instance: newInstanceID(), key: newProcessKey(), port: port, dmax: livenessProtocol, role: RoleNode}
+}
+
+func (p *process) public() ed25519.PublicKey { return p.key.Public().(ed25519.PublicKey) }
+
+// node is the process as memberlist hands it to a delegate, with its metadata at state
+// s and version v.
+func (p *process) node(t *testing.T, s State, v uint64) *memberlist.Node {
+	t.Helper()
+	md := signMeta(p.key, meta{Role: p.role, State: s, Instance: p.instance, Version: v, Key: p.public(), Tags: map[string]string{"zone": "a"}, Steps: 2})
+	return &memberlist.Node{Name: p.name, Addr: net.IPv4(127, 0, 0, 1), Port: p.port, Meta: mustMeta(t, md), DMax: p.dmax}
+}
+
+func (p *process) left() leftMsg {
+	l := leftMsg{Node: p.name, Instance: p.instance, Key: p.public()}
+	l.Sig = sign(p.key, domainLeft, l)
+	return l
+}
+
+func (p *process) state(s State, v uint64) stateMsg {
+	st := stateMsg{Node: p.name, Instance: p.instance, State: s, Version: v}
+	st.Sig = sign(p.key, domainState, st)
+	return st
+}
+
+func (p *process) live(seq uint64, stalled int64) liveness {
+	r := liveness{Node: p.name, Instance: p.instance, Seq: seq, StalledMS: stalled}
+	r.Sig = sign(p.key, domainLiveness, r)
+	return r
+}
+
+// seen is what w knows of name, with the fields the view keeps to itself.
+func seen(w *Member, name string) (MemberInfo, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	info, ok := w.view[name]
+	if !ok {
+		return MemberInfo{}, false
+	}
+	return *info, true
+}
+
+// A process's life as memberlist reports it — joined, updated, gone, back — shapes what
+// a member sees of it: its address, role, tags and steps, whether it is of an older
+// Farewell, and its state, which a leave it announced makes left and final.
+func TestTheViewFollowsMemberlistEvents(t *testing.T) {
+	w := newTestMember(t, "witness")
+	d := &delegate{m: w}
+	p := newProcess("p", 7001)
+
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	info, ok := seen(w, "p")
+	switch {
+	case !ok:
+		t.Fatal("a joined process is not in the view")
+	case info.State != StateAlive || info.Addr != "127.0.0.1:7001" || info.Role != RoleNode || info.Instance != p.instance ||
+		info.Tags["zone"] != "a" || info.Steps != 2 || info.legacy || !info.key.Equal(p.public()) || info.version != 1:
+		t.Fatalf("joined process seen as %+v", info)
+	}
+
+	// An older Farewell's (its delegate protocol ends below liveness's) is legacy.
+	p.dmax = 0
+	d.NotifyUpdate(p.node(t, StateAlive, 1))
+	if info, _ := seen(w, "p"); !info.legacy {
+		t.Error("a process whose protocol ends at 0 is not taken for an older Farewell")
+	}
+	p.dmax = livenessProtocol
+
+	// Blocked, then gone without a leave: dead, and no longer blocked.
+	w.onLiveness(p.live(5, 60_000), false)
+	if info, _ := seen(w, "p"); !info.Blocked {
+		t.Fatal("a process that says it stands still is not blocked")
+	}
+	d.NotifyLeave(p.node(t, StateAlive, 1))
+	gone, _ := seen(w, "p")
+	if gone.State != StateDead || gone.Blocked {
+		t.Errorf("gone without a leave: %s, blocked %v; want dead, not blocked", gone.State, gone.Blocked)
+	}
+
+	// Back from the dead (a partition healed): alive, with a fresh heartbeat window.
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	back, _ := seen(w, "p")
+	if back.State != StateAlive || !back.LastHeartbeat.After(gone.LastHeartbeat) || !back.Since.After(gone.Since) {
+		t.Errorf("back from the dead: %s, last heartbeat %s (was %s)", back.State, back.LastHeartbeat, gone.LastHeartbeat)
+	}
+
+	// Its announced leave makes it left; memberlist's leave then keeps it left, and a
+	// late gossip of its earlier state does not bring it back.
+	w.onLeft(p.left(), false)
+	d.NotifyLeave(p.node(t, StateAlive, 1))
+	d.NotifyUpdate(p.node(t, StateLeaving, 2))
+	if info, _ := seen(w, "p"); info.State != StateLeft {
+		t.Errorf("after its leave: %s, want left", info.State)
+	}
+
+	// A new process under the name starts afresh: alive, its own key, the old leave
+	// forgotten.
+	q := newProcess("p", 7002)
+	d.NotifyJoin(q.node(t, StateAlive, 1))
+	info, _ = seen(w, "p")
+	w.mu.Lock()
+	_, oldLeave := w.lefts["p"]
+	w.mu.Unlock()
+	if info.State != StateAlive || info.Instance != q.instance || !info.key.Equal(q.public()) || info.Addr != "127.0.0.1:7002" || oldLeave {
+		t.Errorf("a new process of the name: %s, instance %s (want %s), old leave kept %v", info.State, info.Instance, q.instance, oldLeave)
+	}
+}
+
+// A leave learned in push/pull for a process this member has not seen carries the key
+// that checks it; when the process itself shows up with another key, the leave was
+// forged: the process is alive, and its own key — not the forger's — checks what it says
+// from then on.
+func TestALeaveForgedAheadOfItsProcessIsUndone(t *testing.T) {
+	w := newTestMember(t, "witness")
+	d := &delegate{m: w}
+	p := newProcess("p", 7001)
+	forged := leftMsg{Node: p.name, Instance: p.instance, Key: newProcessKey().Public().(ed25519.PublicKey)}
+	forger := newProcessKey()
+	forged.Key = forger.Public().(ed25519.PublicKey)
+	forged.Sig = sign(forger, domainLeft, forged)
+	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{forged}}), false)
+	if info, _ := seen(w, "p"); info.State != StateLeft || !info.learned {
+		t.Fatalf("a leave learned for an unseen process: %s, learned %v", info.State, info.learned)
+	}
+
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	info, _ := seen(w, "p")
+	if info.State != StateAlive || !info.key.Equal(p.public()) || info.learned {
+		t.Fatalf("the process showed up: %s, its own key %v, learned %v", info.State, info.key.Equal(p.public()), info.learned)
+	}
+	w.onState(p.state(StateLeaving, 2))
+	if info, _ := seen(w, "p"); info.State != StateLeaving {
+		t.Errorf("a state signed by the process is refused after a forged leave: %s", info.State)
+	}
+}
+
+// Direct state messages move a process between alive and leaving only, and only while
+// it is in one of them.
+func TestStateMessagesMoveOnlyAliveAndLeaving(t *testing.T) {
+	w := newTestMember(t, "witness")
+	d := &delegate{m: w}
+	p := newProcess("p", 7001)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+
+	for _, s := range []State{StateLeft, StateDead, StateEvicted} {
+		w.onState(p.state(s, 2))
+		if info, _ := seen(w, "p"); info.State != StateAlive || info.version != 1 {
+			t.Errorf("a state message set %s: now %s, version %d", s, info.State, info.version)
+		}
+	}
+	w.onLiveness(p.live(5, 60_000), false)
+	w.onState(p.state(StateLeaving, 2))
+	if info, _ := seen(w, "p"); info.State != StateLeaving || info.Blocked || info.version != 2 {
+		t.Errorf("leaving: %s, blocked %v, version %d; want leaving, not blocked (only alive nodes are), version 2", info.State, info.Blocked, info.version)
+	}
+	w.onState(p.state(StateAlive, 3))
+	if info, _ := seen(w, "p"); info.State != StateAlive || info.version != 3 {
+		t.Errorf("back to alive: %s, version %d", info.State, info.version)
+	}
+	d.NotifyLeave(p.node(t, StateAlive, 3)) // dead
+	w.onState(p.state(StateAlive, 4))
+	if info, _ := seen(w, "p"); info.State != StateDead || info.version != 3 {
+		t.Errorf("a state message moved a dead process: %s, version %d", info.State, info.version)
+	}
+	other := newProcess("p", 7001)
+	other.key = p.key // the same key, another process: not this one's state
+	w.onState(other.state(StateLeaving, 5))
+	if info, _ := seen(w, "p"); info.State != StateDead {
+		t.Errorf("a state message of another instance took effect: %s", info.State)
+	}
+}
+
+// memberlist asks before it lets an alive message in: not from this member itself,
+// signed by its process, not of an evicted process, not with another key.
+func TestAliveMessagesAreChecked(t *testing.T) {
+	w := newTestMember(t, "witness")
+	d := &delegate{m: w}
+	p := newProcess("p", 7001)
+	if err := d.NotifyAlive(p.node(t, StateAlive, 1)); err != nil {
+		t.Fatalf("a signed alive message refused: %v", err)
+	}
+	self := &memberlist.Node{Name: "witness", Meta: []byte("not even JSON")}
+	if err := d.NotifyAlive(self); err != nil {
+		t.Errorf("its own alive message refused: %v", err)
+	}
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	rekeyed := *p
+	rekeyed.key = newProcessKey()
+	if err := d.NotifyAlive(rekeyed.node(t, StateAlive, 2)); err == nil || !strings.Contains(err.Error(), "another key for process "+p.instance) {
+		t.Errorf("an alive message changing the process's key: %v", err)
+	}
+	unsigned := p.node(t, StateAlive, 2)
+	unsigned.Meta = mustMeta(t, meta{Role: RoleNode, State: StateAlive, Instance: p.instance, Version: 2, Key: p.public()})
+	if err := d.NotifyAlive(unsigned); err == nil || !strings.Contains(err.Error(), "not signed by its process") {
+		t.Errorf("unsigned metadata: %v", err)
+	}
+	w.mu.Lock()
+	w.evictions["p"] = evictMsg{Node: "p", Instance: p.instance, By: "orchestrator"}
+	w.mu.Unlock()
+	if err := d.NotifyAlive(p.node(t, StateAlive, 2)); err == nil || !strings.Contains(err.Error(), "evicted by orchestrator") {
+		t.Errorf("an evicted process's alive message: %v", err)
+	}
+	if err := d.NotifyAlive(newProcess("p", 7002).node(t, StateAlive, 1)); err != nil {
+		t.Errorf("a new process of an evicted name refused: %v", err)
+	}
+}
+
+// A process a peer saw die is recorded when this member does not know the name — as
+// a node unless it was an observer — and never overrides what it knows.
+func TestDeathsLearnedFromPeers(t *testing.T) {
+	w := newTestMember(t, "witness")
+	d := &delegate{m: w}
+	p := newProcess("p", 7001)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	d.MergeRemoteState(mustJSON(t, sharedState{Deads: []deadMsg{
+		{Node: "p", Instance: "other", Addr: "127.0.0.1:1"},
+		{Node: "witness", Instance: "x"},
+		{Node: "", Instance: "x"},
+		{Node: "gone", Instance: "g1", Role: "", Addr: "127.0.0.1:2"},
+		{Node: "watcher", Instance: "g2", Role: RoleObserver, Addr: "127.0.0.1:3"},
+		{Node: "odd", Instance: "g3", Role: "admin", Addr: "127.0.0.1:4"},
+	}}), false)
+	if info, _ := seen(w, "p"); info.State != StateAlive || info.Instance != p.instance {
+		t.Errorf("a death learned from a peer overrode a known process: %s, instance %s", info.State, info.Instance)
+	}
+	if self, _ := seen(w, "witness"); self.State != StateAlive {
+		t.Errorf("a peer's word made this member %s", self.State)
+	}
+	if _, ok := seen(w, ""); ok {
+		t.Error("a death without a name made an entry")
+	}
+	for name, role := range map[string]Role{"gone": RoleNode, "watcher": RoleObserver, "odd": RoleNode} {
+		info, ok := seen(w, name)
+		if !ok || info.State != StateDead || info.Role != role || !info.learned {
+			t.Errorf("%s learned as %+v, want dead %s", name, info, role)
+		}
+	}
+}
+
+// Learned members are bounded: past maxLearned, news of names this member does not
+// know is dropped, whatever kind it is.
+func TestLearnedMembersAreBounded(t *testing.T) {
+	w := newTestMember(t, "witness")
+	d := &delegate{m: w}
+	deads := make([]deadMsg, maxLearned+1)
+	for i := range deads {
+		deads[i] = deadMsg{Node: "dead-" + strconv.Itoa(i), Instance: "i", Addr: "127.0.0.1:1"}
+	}
+	d.MergeRemoteState(mustJSON(t, sharedState{Deads: deads}), false)
+	learned := func() int {
+		n := 0
+		for _, info := range w.Members() {
+			if info.State == StateDead {
+				n++
+			}
+		}
+		return n
+	}
+	if n := learned(); n != maxLearned {
+		t.Fatalf("%d deaths learned, want the bound, %d", n, maxLearned)
+	}
+	stranger := newProcess("stranger", 7001)
+	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{stranger.left()}}), false)
+	if _, ok := seen(w, "stranger"); ok {
+		t.Error("a leave of an unknown process was learned past the bound")
+	}
+	// What memberlist itself reports is not learned: it is always taken.
+	p := newProcess("p", 7002)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	if _, ok := seen(w, "p"); !ok {
+		t.Error("a process memberlist reports was dropped for the bound")
+	}
+}
+
+// A member's metadata either fits memberlist's limit whole or is not given at all.
+func TestNodeMetaFitsOrIsNotGiven(t *testing.T) {
+	w := newTestMember(t, "witness", func(o *Options) { o.Tags = map[string]string{"zone": "a"}; o.Steps = 3 })
+	d := &delegate{m: w}
+	b := d.NodeMeta(memberlist.MetaMaxSize)
+	md := parseMeta(b)
+	if !checkMeta(md) || md.Instance != w.Instance() || md.Tags["zone"] != "a" || md.Steps != 3 || md.State != StateAlive {
+		t.Fatalf("metadata %s", b)
+	}
+	if got := d.NodeMeta(len(b)); len(got) != len(b) {
+		t.Errorf("metadata of %d bytes not given at a limit of %d", len(b), len(b))
+	}
+	if got := d.NodeMeta(len(b) - 1); got != nil {
+		t.Errorf("metadata of %d bytes given at a limit of %d", len(b), len(b)-1)
+	}
+	if md := parseMeta(nil); md.Role != RoleNode || md.State != StateAlive {
+		t.Errorf("metadata of an older member (none) read as role %q, state %q", md.Role, md.State)
+	}
+}
+
+// A gossiped message replaces a queued one of the same name only.
+func TestBroadcastsInvalidateTheirOwnName(t *testing.T) {
+	a := &broadcast{name: "left:a"}
+	for _, c := range []struct {
+		other memberlist.Broadcast
+		want  bool
+	}{
+		{&broadcast{name: "left:a"}, true},
+		{&broadcast{name: "left:b"}, false},
+		{otherBroadcast{}, false},
+	} {
+		if got := a.Invalidates(c.other); got != c.want {
+			t.Errorf("left:a invalidates %s: %v", c.other.Message(), got)
+		}
+	}
+}
+
+type otherBroadcast struct{}
+
+func (otherBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
+func (otherBroadcast) Message() []byte                       { return []byte("another kind") }
+func (otherBroadcast) Finished()                             {}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
