@@ -50,7 +50,8 @@ type stateMsg struct {
 
 // leftMsg is a process's announcement that it leaves, signed by that process; it carries
 // its public key, so that members that never saw the process (they joined later) can
-// still check it, and keep the key to refuse a forged one once they see the process.
+// still check it. Such a key binds nothing: should the process itself show up with
+// another key in its signed metadata, the leave was forged and the process is alive.
 type leftMsg struct {
 	Node     string            `json:"n"`
 	Instance string            `json:"i"`
@@ -297,7 +298,8 @@ func (m *Member) signedMeta(name string, raw []byte, md meta) bool {
 }
 
 // NotifyAlive refuses alive messages whose metadata its process did not sign, that
-// change a process's key, or that come from an evicted process: it cannot come back
+// change a process's key (as this member learned it from the process itself, not from
+// what peers said of it), or that come from an evicted process: it cannot come back
 // under the same instance.
 func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	m := d.m
@@ -313,7 +315,7 @@ func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	if e, ok := m.evictions[n.Name]; ok && e.Instance == md.Instance {
 		return fmt.Errorf("%s was evicted by %s", n.Name, e.By)
 	}
-	if info, ok := m.view[n.Name]; ok && info.Instance == md.Instance && info.key != nil && !info.key.Equal(md.Key) {
+	if info, ok := m.view[n.Name]; ok && info.Instance == md.Instance && !info.learned && info.key != nil && !info.key.Equal(md.Key) {
 		return fmt.Errorf("%s: another key for process %s", n.Name, md.Instance)
 	}
 	return nil
@@ -349,13 +351,11 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 	if l, ok := m.lefts[n.Name]; ok && l.Instance == md.Instance && !l.Key.Equal(md.Key) {
 		// A leave of this process, signed by another key: forged. The process is alive.
 		delete(m.lefts, n.Name)
-		if info, ok := m.view[n.Name]; ok && info.State == StateLeft {
+		if info, ok := m.view[n.Name]; ok && info.learned {
+			// Known only from that leave: the process starts afresh, with its own key.
+			delete(m.view, n.Name)
+		} else if ok && info.State == StateLeft {
 			info.State = StateAlive
-			if info.key.Equal(l.Key) {
-				// Known only from that leave, which carried the forger's key: the
-				// process's own key checks what it says from now on.
-				info.key = nil
-			}
 		}
 	}
 	if gone {

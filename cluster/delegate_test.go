@@ -2,11 +2,11 @@ package cluster
 
 import (
 	"crypto/ed25519"
-	"encoding/json"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -26,6 +26,16 @@ func newProcess(name string, port uint16) *process {
 	return &process{name: name, instance: newInstanceID(), key: newProcessKey(), port: port, dmax: livenessProtocol, role: RoleNode}
 }
 
+// processOf is a running member's process, for a test to speak for it with its key.
+func processOf(t *testing.T, m *Member) *process {
+	t.Helper()
+	_, port, err := SplitHostPort(m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &process{name: m.Name(), instance: m.Instance(), key: m.key, port: uint16(port), dmax: livenessProtocol, role: m.Role()}
+}
+
 func (p *process) public() ed25519.PublicKey { return p.key.Public().(ed25519.PublicKey) }
 
 // node is the process as memberlist hands it to a delegate, with its metadata at state
@@ -33,12 +43,16 @@ func (p *process) public() ed25519.PublicKey { return p.key.Public().(ed25519.Pu
 func (p *process) node(t *testing.T, s State, v uint64) *memberlist.Node {
 	t.Helper()
 	md := signMeta(p.key, meta{Role: p.role, State: s, Instance: p.instance, Version: v, Key: p.public(), Tags: map[string]string{"zone": "a"}, Steps: 2})
-	return &memberlist.Node{Name: p.name, Addr: net.IPv4(127, 0, 0, 1), Port: p.port, Meta: mustMeta(t, md), DMax: p.dmax}
+	return &memberlist.Node{Name: p.name, Addr: net.IPv4(127, 0, 0, 1), Port: p.port, Meta: mustJSON(t, md), DMax: p.dmax}
 }
 
-func (p *process) left() leftMsg {
-	l := leftMsg{Node: p.name, Instance: p.instance, Key: p.public()}
-	l.Sig = sign(p.key, domainLeft, l)
+func (p *process) left() leftMsg { return p.leftBy(p.key) }
+
+// leftBy is a leave of the process signed by key, and carrying its public half: the
+// process's own leave, or a forgery.
+func (p *process) leftBy(key ed25519.PrivateKey) leftMsg {
+	l := leftMsg{Node: p.name, Instance: p.instance, Key: key.Public().(ed25519.PublicKey)}
+	l.Sig = sign(key, domainLeft, l)
 	return l
 }
 
@@ -48,10 +62,26 @@ func (p *process) state(s State, v uint64) stateMsg {
 	return st
 }
 
+// beat is a heartbeat of an older Farewell's, sent straight to every member.
+func (p *process) beat(seq uint64) heartbeatMsg {
+	hb := heartbeatMsg{Node: p.name, Instance: p.instance, Seq: seq}
+	hb.Sig = sign(p.key, domainHeartbeat, hb)
+	return hb
+}
+
 func (p *process) live(seq uint64, stalled int64) liveness {
 	r := liveness{Node: p.name, Instance: p.instance, Seq: seq, StalledMS: stalled}
 	r.Sig = sign(p.key, domainLiveness, r)
 	return r
+}
+
+// newWitness is a member on its own that a test feeds messages, through its delegate.
+// It never tries to rejoin the members it sees dead: the processes a test speaks for
+// have addresses nothing listens on.
+func newWitness(t *testing.T, opts ...memberOpt) (*Member, *delegate) {
+	t.Helper()
+	w := newTestMember(t, "witness", append([]memberOpt{func(o *Options) { o.ReconnectInterval = -1 }}, opts...)...)
+	return w, &delegate{m: w}
 }
 
 // seen is what w knows of name, with the fields the view keeps to itself.
@@ -69,8 +99,7 @@ func seen(w *Member, name string) (MemberInfo, bool) {
 // a member sees of it: its address, role, tags and steps, whether it is of an older
 // Farewell, and its state, which a leave it announced makes left and final.
 func TestTheViewFollowsMemberlistEvents(t *testing.T) {
-	w := newTestMember(t, "witness")
-	d := &delegate{m: w}
+	w, d := newWitness(t)
 	p := newProcess("p", 7001)
 
 	d.NotifyJoin(p.node(t, StateAlive, 1))
@@ -132,26 +161,42 @@ func TestTheViewFollowsMemberlistEvents(t *testing.T) {
 }
 
 // A leave learned in push/pull for a process this member has not seen carries the key
-// that checks it; when the process itself shows up with another key, the leave was
-// forged: the process is alive, and its own key — not the forger's — checks what it says
-// from then on.
+// that checks it; when the process itself shows up with another key in its signed
+// metadata, the leave was forged: the process is let in, alive, as if the leave had
+// never come, and its own key — not the forger's — checks what it says from then on.
 func TestALeaveForgedAheadOfItsProcessIsUndone(t *testing.T) {
-	w := newTestMember(t, "witness")
-	d := &delegate{m: w}
+	w, d := newWitness(t)
 	p := newProcess("p", 7001)
-	forged := leftMsg{Node: p.name, Instance: p.instance, Key: newProcessKey().Public().(ed25519.PublicKey)}
 	forger := newProcessKey()
-	forged.Key = forger.Public().(ed25519.PublicKey)
-	forged.Sig = sign(forger, domainLeft, forged)
+	forged := p.leftBy(forger)
 	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{forged}}), false)
 	if info, _ := seen(w, "p"); info.State != StateLeft || !info.learned {
 		t.Fatalf("a leave learned for an unseen process: %s, learned %v", info.State, info.learned)
 	}
 
+	// As memberlist does: it asks before it takes the process in.
+	before := time.Now()
+	if err := d.NotifyAlive(p.node(t, StateAlive, 1)); err != nil {
+		t.Fatalf("the process itself refused after a forged leave: %v", err)
+	}
 	d.NotifyJoin(p.node(t, StateAlive, 1))
 	info, _ := seen(w, "p")
-	if info.State != StateAlive || !info.key.Equal(p.public()) || info.learned {
-		t.Fatalf("the process showed up: %s, its own key %v, learned %v", info.State, info.key.Equal(p.public()), info.learned)
+	if info.State != StateAlive || !info.key.Equal(p.public()) || info.learned || info.LastHeartbeat.Before(before) || info.Since.Before(before) {
+		t.Fatalf("the process showed up: %s, its own key %v, learned %v, heartbeat window from %s (joined at %s)",
+			info.State, info.key.Equal(p.public()), info.learned, info.LastHeartbeat, before)
+	}
+	w.mu.Lock()
+	_, kept := w.lefts["p"]
+	w.mu.Unlock()
+	if kept {
+		t.Error("the forged leave is still kept, to be shared with newcomers")
+	}
+	forgedState := stateMsg{Node: "p", Instance: p.instance, State: StateLeaving, Version: 2}
+	forgedState.Sig = sign(forger, domainState, forgedState)
+	w.onState(forgedState)
+	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{forged}}), false)
+	if info, _ := seen(w, "p"); info.State != StateAlive {
+		t.Errorf("the forger still speaks for the process: %s", info.State)
 	}
 	w.onState(p.state(StateLeaving, 2))
 	if info, _ := seen(w, "p"); info.State != StateLeaving {
@@ -159,11 +204,26 @@ func TestALeaveForgedAheadOfItsProcessIsUndone(t *testing.T) {
 	}
 }
 
+// The same over the network: a member that learned a forged leave of a process sees
+// the process alive once it joins, by its own key.
+func TestAForgedLeaveDoesNotKeepAProcessOut(t *testing.T) {
+	w, d := newWitness(t)
+	proc := newTestMember(t, "real")
+	forged := (&process{name: proc.Name(), instance: proc.Instance()}).leftBy(newProcessKey())
+	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{forged}}), false)
+	if err := proc.Join(t.Context(), []string{w.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, []*Member{w}, "the real process seen alive by its own key", func(m *Member) bool {
+		info, _ := seen(m, "real")
+		return info.State == StateAlive && !info.learned && info.key.Equal(proc.key.Public().(ed25519.PublicKey))
+	})
+}
+
 // Direct state messages move a process between alive and leaving only, and only while
 // it is in one of them.
 func TestStateMessagesMoveOnlyAliveAndLeaving(t *testing.T) {
-	w := newTestMember(t, "witness")
-	d := &delegate{m: w}
+	w, d := newWitness(t)
 	p := newProcess("p", 7001)
 	d.NotifyJoin(p.node(t, StateAlive, 1))
 
@@ -182,24 +242,23 @@ func TestStateMessagesMoveOnlyAliveAndLeaving(t *testing.T) {
 	if info, _ := seen(w, "p"); info.State != StateAlive || info.version != 3 {
 		t.Errorf("back to alive: %s, version %d", info.State, info.version)
 	}
+	other := newProcess("p", 7001)
+	other.key = p.key // the same key, another process: not this one's state
+	w.onState(other.state(StateLeaving, 4))
+	if info, _ := seen(w, "p"); info.State != StateAlive || info.version != 3 {
+		t.Errorf("a state message of another instance took effect: %s, version %d", info.State, info.version)
+	}
 	d.NotifyLeave(p.node(t, StateAlive, 3)) // dead
 	w.onState(p.state(StateAlive, 4))
 	if info, _ := seen(w, "p"); info.State != StateDead || info.version != 3 {
 		t.Errorf("a state message moved a dead process: %s, version %d", info.State, info.version)
-	}
-	other := newProcess("p", 7001)
-	other.key = p.key // the same key, another process: not this one's state
-	w.onState(other.state(StateLeaving, 5))
-	if info, _ := seen(w, "p"); info.State != StateDead {
-		t.Errorf("a state message of another instance took effect: %s", info.State)
 	}
 }
 
 // memberlist asks before it lets an alive message in: not from this member itself,
 // signed by its process, not of an evicted process, not with another key.
 func TestAliveMessagesAreChecked(t *testing.T) {
-	w := newTestMember(t, "witness")
-	d := &delegate{m: w}
+	w, d := newWitness(t)
 	p := newProcess("p", 7001)
 	if err := d.NotifyAlive(p.node(t, StateAlive, 1)); err != nil {
 		t.Fatalf("a signed alive message refused: %v", err)
@@ -215,7 +274,7 @@ func TestAliveMessagesAreChecked(t *testing.T) {
 		t.Errorf("an alive message changing the process's key: %v", err)
 	}
 	unsigned := p.node(t, StateAlive, 2)
-	unsigned.Meta = mustMeta(t, meta{Role: RoleNode, State: StateAlive, Instance: p.instance, Version: 2, Key: p.public()})
+	unsigned.Meta = mustJSON(t, meta{Role: RoleNode, State: StateAlive, Instance: p.instance, Version: 2, Key: p.public()})
 	if err := d.NotifyAlive(unsigned); err == nil || !strings.Contains(err.Error(), "not signed by its process") {
 		t.Errorf("unsigned metadata: %v", err)
 	}
@@ -233,8 +292,7 @@ func TestAliveMessagesAreChecked(t *testing.T) {
 // A process a peer saw die is recorded when this member does not know the name — as
 // a node unless it was an observer — and never overrides what it knows.
 func TestDeathsLearnedFromPeers(t *testing.T) {
-	w := newTestMember(t, "witness")
-	d := &delegate{m: w}
+	w, d := newWitness(t)
 	p := newProcess("p", 7001)
 	d.NotifyJoin(p.node(t, StateAlive, 1))
 	d.MergeRemoteState(mustJSON(t, sharedState{Deads: []deadMsg{
@@ -265,8 +323,7 @@ func TestDeathsLearnedFromPeers(t *testing.T) {
 // Learned members are bounded: past maxLearned, news of names this member does not
 // know is dropped, whatever kind it is.
 func TestLearnedMembersAreBounded(t *testing.T) {
-	w := newTestMember(t, "witness")
-	d := &delegate{m: w}
+	w, d := newWitness(t)
 	deads := make([]deadMsg, maxLearned+1)
 	for i := range deads {
 		deads[i] = deadMsg{Node: "dead-" + strconv.Itoa(i), Instance: "i", Addr: "127.0.0.1:1"}
@@ -299,8 +356,7 @@ func TestLearnedMembersAreBounded(t *testing.T) {
 
 // A member's metadata either fits memberlist's limit whole or is not given at all.
 func TestNodeMetaFitsOrIsNotGiven(t *testing.T) {
-	w := newTestMember(t, "witness", func(o *Options) { o.Tags = map[string]string{"zone": "a"}; o.Steps = 3 })
-	d := &delegate{m: w}
+	w, d := newWitness(t, func(o *Options) { o.Tags = map[string]string{"zone": "a"}; o.Steps = 3 })
 	b := d.NodeMeta(memberlist.MetaMaxSize)
 	md := parseMeta(b)
 	if !checkMeta(md) || md.Instance != w.Instance() || md.Tags["zone"] != "a" || md.Steps != 3 || md.State != StateAlive {
@@ -339,12 +395,3 @@ type otherBroadcast struct{}
 func (otherBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (otherBroadcast) Message() []byte                       { return []byte("another kind") }
 func (otherBroadcast) Finished()                             {}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}

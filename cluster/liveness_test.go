@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"crypto/ed25519"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -43,11 +41,7 @@ func TestLivenessRecordsAreOrdered(t *testing.T) {
 		info, _ := m.Member(node.Name())
 		return info.HeartbeatSeq > 3
 	})
-	record := func(seq uint64, stalled int64) liveness {
-		r := liveness{Node: node.Name(), Instance: node.Instance(), Seq: seq, StalledMS: stalled}
-		r.Sig = sign(node.key, domainLiveness, r)
-		return r
-	}
+	record := processOf(t, node).live
 	info, _ := witness.Member(node.Name())
 	// Old news: a stalled record of an earlier beat.
 	witness.onLiveness(record(1, 60_000), true)
@@ -96,11 +90,7 @@ func TestStateVersionJumpsAreBounded(t *testing.T) {
 	members := newTestCluster(t, 3)
 	node, witness := members[0], members[1]
 	version := func() uint64 { return versionSeen(witness, node.Name()) }
-	state := func(s State, v uint64) stateMsg {
-		st := stateMsg{Node: node.Name(), Instance: node.Instance(), State: s, Version: v}
-		st.Sig = sign(node.key, domainState, st)
-		return st
-	}
+	state := processOf(t, node).state
 	v := version()
 	witness.onState(state(StateLeaving, v+maxVersionJump+1))
 	if got, _ := witness.Member(node.Name()); !asNoMessageMade(got.State) || version() != v {
@@ -129,11 +119,8 @@ func TestOlderHeartbeatsAreOrdered(t *testing.T) {
 	})
 	seq := func() uint64 { info, _ := witness.Member(node.Name()); return info.HeartbeatSeq }
 	s := seq()
-	beat := func(n uint64) {
-		hb := heartbeatMsg{Node: node.Name(), Instance: node.Instance(), Seq: n}
-		hb.Sig = sign(node.key, domainHeartbeat, hb)
-		witness.onHeartbeat(hb)
-	}
+	p := processOf(t, node)
+	beat := func(n uint64) { witness.onHeartbeat(p.beat(n)) }
 	beat(s)
 	if info, _ := witness.Member(node.Name()); !info.Blocked || info.HeartbeatSeq != s {
 		t.Errorf("a beat that is not newer took effect: blocked %v, seq %d (was %d)", info.Blocked, info.HeartbeatSeq, s)
@@ -154,15 +141,8 @@ func TestMetadataVersionsAreBounded(t *testing.T) {
 	members := newTestCluster(t, 3)
 	node, witness := members[0], members[1]
 	version := func() uint64 { return versionSeen(witness, node.Name()) }
-	d := &delegate{m: witness}
-	update := func(s State, v uint64) {
-		md := signMeta(node.key, meta{Role: RoleNode, State: s, Instance: node.Instance(), Version: v, Key: node.key.Public().(ed25519.PublicKey)})
-		b, err := json.Marshal(md)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.NotifyUpdate(&memberlist.Node{Name: node.Name(), Meta: b, DMax: livenessProtocol})
-	}
+	d, p := &delegate{m: witness}, processOf(t, node)
+	update := func(s State, v uint64) { d.NotifyUpdate(p.node(t, s, v)) }
 	// Members start at version 0, which any first version may follow: take the
 	// node to version 1 first.
 	update(StateAlive, 1)

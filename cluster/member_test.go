@@ -139,7 +139,7 @@ func TestEvictionIsFinalAndFencesTheTarget(t *testing.T) {
 	zombie := heartbeatMsg{Node: "node-2", Instance: instance, Seq: 1 << 10}
 	zombie.Sig = sign(target.key, domainHeartbeat, zombie)
 	hb := encode(msgHeartbeat, zombie)
-	alive := &memberlist.Node{Name: "node-2", Meta: mustMeta(t, signMeta(target.key, meta{Role: RoleNode, State: StateAlive,
+	alive := &memberlist.Node{Name: "node-2", Meta: mustJSON(t, signMeta(target.key, meta{Role: RoleNode, State: StateAlive,
 		Instance: instance, Version: 99, Key: target.key.Public().(ed25519.PublicKey)}))}
 	for _, m := range peers {
 		d := &delegate{m: m}
@@ -155,7 +155,7 @@ func TestEvictionIsFinalAndFencesTheTarget(t *testing.T) {
 	}
 	// A new process under the same name is a new member.
 	freshKey := newProcessKey()
-	fresh := &memberlist.Node{Name: "node-2", Meta: mustMeta(t, signMeta(freshKey, meta{Role: RoleNode, State: StateAlive,
+	fresh := &memberlist.Node{Name: "node-2", Meta: mustJSON(t, signMeta(freshKey, meta{Role: RoleNode, State: StateAlive,
 		Instance: "another", Key: freshKey.Public().(ed25519.PublicKey)}))}
 	d := &delegate{m: observer}
 	if err := d.NotifyAlive(fresh); err != nil {
@@ -167,9 +167,9 @@ func TestEvictionIsFinalAndFencesTheTarget(t *testing.T) {
 	}
 }
 
-func mustMeta(t *testing.T, md meta) []byte {
+func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
-	b, err := json.Marshal(md)
+	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,6 +195,7 @@ func TestJoinFailuresSayWhy(t *testing.T) {
 	if err := m.Join(t.Context(), nil); err != nil {
 		t.Errorf("Join with no address: %v, want nothing done", err)
 	}
+	plain := newTestMember(t, "plain")
 	dead := newTestMember(t, "dead")
 	addr := dead.Addr()
 	dead.Close()
@@ -203,6 +204,9 @@ func TestJoinFailuresSayWhy(t *testing.T) {
 	err := m.Join(ctx, []string{addr})
 	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "is the gossip key the same") {
 		t.Errorf("Join through a closed address: %v", err)
+	}
+	if err := plain.Join(ctx, []string{addr}); err == nil || strings.Contains(err.Error(), "gossip key") {
+		t.Errorf("Join without encryption through a closed address: %v (no key to check)", err)
 	}
 }
 

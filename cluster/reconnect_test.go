@@ -74,7 +74,6 @@ func TestAPartitionHealsAfterMemberlistForgotTheDead(t *testing.T) {
 // How often a member tries to rejoin: as set, else twice the probe interval but at
 // least a second.
 func TestReconnectInterval(t *testing.T) {
-	m := newTestMember(t, "m", func(o *Options) { o.ReconnectInterval = -1 })
 	for _, c := range []struct {
 		set, probe, want time.Duration
 	}{
@@ -82,7 +81,7 @@ func TestReconnectInterval(t *testing.T) {
 		{0, time.Second, 2 * time.Second},
 		{3 * time.Second, time.Second, 3 * time.Second},
 	} {
-		m.opts.ReconnectInterval = c.set
+		m := &Member{opts: Options{ReconnectInterval: c.set}}
 		if got := m.reconnectEvery(&memberlist.Config{ProbeInterval: c.probe}); got != c.want {
 			t.Errorf("set %s, probe %s: every %s, want %s", c.set, c.probe, got, c.want)
 		}
@@ -92,8 +91,7 @@ func TestReconnectInterval(t *testing.T) {
 // What a member tries to rejoin: a member it saw die itself (never one it only heard
 // of); when it sees nobody alive, the addresses it joined through; else nothing.
 func TestReconnectTarget(t *testing.T) {
-	w := newTestMember(t, "witness", func(o *Options) { o.ReconnectInterval = -1 })
-	d := &delegate{m: w}
+	w, d := newWitness(t)
 	target := func() string {
 		addr, ok := w.reconnectTarget()
 		if !ok {
@@ -117,7 +115,7 @@ func TestReconnectTarget(t *testing.T) {
 	alive, dead := newProcess("alive", 7001), newProcess("dead", 7002)
 	d.NotifyJoin(alive.node(t, StateAlive, 1))
 	if got := target(); got != "nothing" {
-		t.Errorf("with a member alive and none dead: tries %s", got)
+		t.Errorf("with a member alive and none it saw die: tries %s", got)
 	}
 	d.NotifyJoin(dead.node(t, StateAlive, 1))
 	d.NotifyLeave(dead.node(t, StateAlive, 1))

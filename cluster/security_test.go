@@ -58,10 +58,9 @@ func TestGossipKeyAloneCannotSpeakForOthers(t *testing.T) {
 	deliver(encode(msgEvict, selfSigned))
 
 	// Mark left: a leave signed by another key than the victim's.
-	forgedLeft := leftMsg{Node: victim.Name(), Instance: inst, Key: rogueKey.Public().(ed25519.PublicKey)}
-	forgedLeft.Sig = sign(rogueKey, domainLeft, forgedLeft)
+	forgedLeft := (&process{name: victim.Name(), instance: inst}).leftBy(rogueKey)
 	deliver(encode(msgLeft, forgedLeft))
-	(&delegate{m: witnesses[0]}).MergeRemoteState(encode(0, sharedState{Lefts: []leftMsg{forgedLeft}})[1:], false)
+	(&delegate{m: witnesses[0]}).MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{forgedLeft}}), false)
 
 	// Pin: a state with a huge version, signed by the rogue or by nobody.
 	pin := stateMsg{Node: victim.Name(), Instance: inst, State: StateLeaving, Version: 1 << 40}
@@ -77,7 +76,7 @@ func TestGossipKeyAloneCannotSpeakForOthers(t *testing.T) {
 	stalled := liveness{Node: victim.Name(), Instance: inst, Seq: 1 << 40, StalledMS: 60_000}
 	stalled.Sig = sign(rogueKey, domainLiveness, stalled)
 	deliver(encode(msgLiveness, stalled))
-	(&delegate{m: witnesses[0]}).MergeRemoteState(encode(0, sharedState{Lives: []liveness{stalled}})[1:], false)
+	(&delegate{m: witnesses[0]}).MergeRemoteState(mustJSON(t, sharedState{Lives: []liveness{stalled}}), false)
 
 	for _, w := range witnesses {
 		info, _ := w.Member(victim.Name())
@@ -134,7 +133,7 @@ func metaNode(t *testing.T, m *Member, md meta) *memberlist.Node {
 	if !ok {
 		t.Fatalf("no address for %s", m.Name())
 	}
-	n.Meta = mustMeta(t, md)
+	n.Meta = mustJSON(t, md)
 	return n
 }
 
