@@ -249,9 +249,9 @@ func (m *Member) confirmSeen(ctx context.Context, target, instance string, want 
 	}
 }
 
-// rotate returns s turned left by k places (a new slice).
+// rotate returns s turned left by k places (right for a negative k), as a new slice.
 func rotate(s []string, k int) []string {
-	k %= len(s)
+	k = (k%len(s) + len(s)) % len(s)
 	return append(slices.Clone(s[k:]), s[:k]...)
 }
 

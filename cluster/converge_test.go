@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -280,4 +281,122 @@ func restart(t *testing.T, name string, seed *Member, watchers ...*Member) *Memb
 		return info.State == StateAlive && info.Instance == fresh.Instance()
 	})
 	return fresh
+}
+
+// What a member answers of a process, and the verdict it reaches with nobody else to
+// ask: by its own view, but never converged when it sees members dead (it cannot tell
+// being cut off from their being gone).
+func TestAMembersOwnAnswer(t *testing.T) {
+	w, d := newWitness(t)
+	p := newProcess("p", 7001)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	for _, c := range []struct {
+		instance string
+		want     State
+	}{
+		{p.instance, StateAlive},
+		{"", StateAlive},
+		{"another", Replaced},
+	} {
+		if got := w.viewOf("p", c.instance); got != c.want {
+			t.Errorf("p, instance %q: %q, want %q", c.instance, got, c.want)
+		}
+	}
+	if got := w.viewOf("nobody", "x"); got != "" {
+		t.Errorf("a name never heard of: %q", got)
+	}
+
+	q := ConvergenceQuery{Target: "p", Instance: p.instance}
+	// Alone but for the target: its own view decides.
+	if conv := check(t, w, q); conv.Status != Pending || conv.Converged || conv.Needed != 0 || len(conv.Pending) != 1 || conv.Pending[0] != "witness" {
+		t.Errorf("p alive in the only view: %+v", conv)
+	}
+	w.onLeft(p.left(), false)
+	if conv := check(t, w, q); conv.Status != Converged || !conv.Converged || len(conv.Pending) != 0 || conv.Views["witness"] != StateLeft {
+		t.Errorf("p left in the only view: %+v", conv)
+	}
+	// A member it saw die: one answer is needed, and nobody is there to give it.
+	dead := newProcess("dead", 7002)
+	d.NotifyJoin(dead.node(t, StateAlive, 1))
+	d.NotifyLeave(dead.node(t, StateAlive, 1))
+	if alive, n := w.othersBesides("p"); len(alive) != 0 || n != 1 {
+		t.Errorf("others besides p: %v alive, %d dead; want none alive, one dead", alive, n)
+	}
+	if conv := check(t, w, q); conv.Status != Unverified || conv.Converged || conv.Needed != 1 || conv.Answered != 0 {
+		t.Errorf("p left, a member dead: %+v", conv)
+	}
+}
+
+// A peer that does not answer is pending, as is one that sees the process in; the
+// verdict waits for a majority of the peers seen alive.
+func TestPeersThatDoNotAnswerArePending(t *testing.T) {
+	w, d := newWitness(t)
+	p := newProcess("p", 7001)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	w.onLeft(p.left(), false)
+	// Two peers alive in the view, at addresses nothing answers on.
+	for i, name := range []string{"b", "a"} {
+		d.NotifyJoin(newProcess(name, uint16(7002+i)).node(t, StateAlive, 1))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	conv, err := w.CheckConvergence(ctx, ConvergenceQuery{Target: "p", Instance: p.instance})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conv.Status != Unverified || conv.Needed != 2 || conv.Answered != 0 || len(conv.Pending) != 2 || conv.Pending[0] != "a" || conv.Pending[1] != "b" {
+		t.Errorf("p left, two peers silent: %+v", conv)
+	}
+}
+
+// A check returns as soon as every peer answered, not at its deadline; WaitConverged
+// checks until the process is out, and with no interval still gives each check time for
+// answers.
+func TestChecksEndWithTheirAnswers(t *testing.T) {
+	members := newTestCluster(t, 4)
+	observer, target := members[0], members[3]
+	q := ConvergenceQuery{Target: target.Name(), Instance: target.Instance()}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	conv, err := observer.CheckConvergence(ctx, q)
+	if err != nil || conv.Answered != 2 || conv.Status != Pending {
+		t.Fatalf("target alive: %+v %v", conv, err)
+	}
+	if ctx.Err() != nil {
+		t.Error("the check waited for its deadline though every peer answered")
+	}
+
+	var checks atomic.Int32
+	left := make(chan error, 1)
+	conv, err = observer.WaitConverged(ctx, q, 0, func(c Convergence) {
+		if checks.Add(1) == 1 {
+			if c.Converged {
+				t.Error("converged before the target left")
+			}
+			go func() { left <- target.Leave(5 * time.Second) }()
+		}
+	})
+	if err != nil || !conv.Converged || conv.Answered != 2 {
+		t.Errorf("waited for the target to leave: %+v %v after %d checks", conv, err, checks.Load())
+	}
+	if err := <-left; err != nil {
+		t.Errorf("leave: %v", err)
+	}
+}
+
+// A confirmation waits, within its round, for the answer that confirms: a quicker peer
+// that does not see the state yet does not end the round.
+func TestConfirmationWaitsForTheAnswerThatConfirms(t *testing.T) {
+	members := newTestCluster(t, 3)
+	asker, sees, behind := members[0], members[1], members[2]
+	x := newProcess("x", 7001)
+	(&delegate{m: sees}).NotifyJoin(x.node(t, StateLeaving, 1))
+	(&delegate{m: behind}).NotifyJoin(x.node(t, StateAlive, 1))
+	// The peer that sees it leaving answers 30 ms late, well within a round (100 ms).
+	sees.Transport().Set(Fault{Mode: FaultDelay, Delay: 30 * time.Millisecond, StreamsOnly: true})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := asker.confirmSeen(ctx, "x", x.instance, StateLeaving); err != nil {
+		t.Errorf("one peer sees x leaving, yet no round confirmed it: %v", err)
+	}
 }

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -395,3 +397,105 @@ type otherBroadcast struct{}
 func (otherBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (otherBroadcast) Message() []byte                       { return []byte("another kind") }
 func (otherBroadcast) Finished()                             {}
+
+// padTo is msg with trailing spaces (still valid JSON after its kind byte), size bytes long.
+func padTo(msg []byte, size int) []byte {
+	return append(msg, bytes.Repeat([]byte(" "), size-len(msg))...)
+}
+
+// Messages are read up to their bounds and dropped past them: maxMessage for all but a
+// view dump's reply, which may take up to maxDump; push/pull up to maxRemoteState.
+func TestMessagesAreBounded(t *testing.T) {
+	w, d := newWitness(t)
+	p := newProcess("p", 7001)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	d.NotifyMsg(padTo(encode(msgState, p.state(StateLeaving, 2)), maxMessage+1))
+	if info, _ := seen(w, "p"); info.State != StateAlive {
+		t.Errorf("a state message of maxMessage+1 bytes was read: %s", info.State)
+	}
+	d.NotifyMsg(padTo(encode(msgState, p.state(StateLeaving, 2)), maxMessage))
+	if info, _ := seen(w, "p"); info.State != StateLeaving {
+		t.Errorf("a state message of maxMessage bytes was not read: %s", info.State)
+	}
+
+	// A view dump's reply, awaited under ID 7.
+	replies := make(chan dumpReply, 1)
+	w.mu.Lock()
+	w.dumps[7] = replies
+	w.mu.Unlock()
+	reply := encode(msgDumpReply, dumpReply{ID: 7, From: "p"})
+	for _, c := range []struct {
+		size int
+		read bool
+	}{
+		{maxDump + 1, false},
+		{maxMessage + 1, true},
+		{maxDump, true},
+	} {
+		d.NotifyMsg(padTo(slices.Clone(reply), c.size))
+		select {
+		case <-replies:
+			if !c.read {
+				t.Errorf("a dump reply of %d bytes was read", c.size)
+			}
+		default:
+			if c.read {
+				t.Errorf("a dump reply of %d bytes was not read", c.size)
+			}
+		}
+	}
+
+	state := mustJSON(t, sharedState{Deads: []deadMsg{{Node: "gone", Instance: "g", Addr: "127.0.0.1:9"}}})
+	d.MergeRemoteState(padTo(slices.Clone(state), maxRemoteState+1), false)
+	if _, ok := seen(w, "gone"); ok {
+		t.Error("a push/pull state of maxRemoteState+1 bytes was read")
+	}
+	d.MergeRemoteState(padTo(state, maxRemoteState), false)
+	if _, ok := seen(w, "gone"); !ok {
+		t.Error("a push/pull state of maxRemoteState bytes was not read")
+	}
+}
+
+// What peers send as user messages reaches the member: a state, a liveness record
+// relayed, an eviction.
+func TestUserMessagesAreRead(t *testing.T) {
+	w, d := newWitness(t) // no verifier: any eviction counts
+	p, e := newProcess("p", 7001), newProcess("e", 7002)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	d.NotifyJoin(e.node(t, StateAlive, 1))
+	d.NotifyMsg(encode(msgLiveness, p.live(5, 60_000)))
+	if info, _ := seen(w, "p"); !info.Blocked {
+		t.Error("a relayed record that p stands still was not read")
+	}
+	d.NotifyMsg(encode(msgState, p.state(StateLeaving, 2)))
+	if info, _ := seen(w, "p"); info.State != StateLeaving {
+		t.Errorf("a state message was not read: %s", info.State)
+	}
+	d.NotifyMsg(encode(msgEvict, evictionOf("e", e.instance)))
+	if info, _ := seen(w, "e"); info.State != StateEvicted {
+		t.Errorf("an eviction was not read: %s", info.State)
+	}
+	for _, junk := range [][]byte{nil, {msgState}, {msgState, '{'}, append([]byte{msgState}, "not json"...), append([]byte{'?'}, "{}"...)} {
+		d.NotifyMsg(junk) // must not panic
+	}
+}
+
+// The first metadata a member has of a process after its join may be any version ahead:
+// the bound is on jumps from a version it knows. A change of state between alive and
+// leaving keeps the node's heartbeat window; a member seen again after it died gets a
+// fresh one.
+func TestMetadataFromAFreshView(t *testing.T) {
+	w, d := newWitness(t)
+	p := newProcess("p", 7001)
+	d.NotifyJoin(p.node(t, StateAlive, 0))
+	before, _ := seen(w, "p")
+	eventually(t, opDeadline, "the clock to move", func() bool { return time.Since(before.LastHeartbeat) > time.Millisecond })
+	d.NotifyUpdate(p.node(t, StateLeaving, maxVersionJump+5))
+	info, _ := seen(w, "p")
+	if info.State != StateLeaving || info.version != maxVersionJump+5 {
+		t.Errorf("metadata at version %d after version 0: %s, version %d", maxVersionJump+5, info.State, info.version)
+	}
+	if !info.LastHeartbeat.Equal(before.LastHeartbeat) {
+		t.Errorf("alive to leaving moved the heartbeat window from %s to %s", before.LastHeartbeat, info.LastHeartbeat)
+	}
+}

@@ -123,8 +123,26 @@ func (m *Member) heartbeatLoop(stop, done chan struct{}) {
 // beat counts one heartbeat, and sends it straight to the peers of an older Farewell
 // that expect it (best effort, UDP). It gives up as soon as stop is closed.
 func (m *Member) beat(stop <-chan struct{}) {
-	now := time.Now()
+	legacy, msg := m.count(time.Now())
+	for _, n := range legacy {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		m.legacySent.Add(1)
+		if err := m.ml.SendBestEffort(n, msg); err != nil {
+			m.log.Debug("heartbeat not sent", "to", n.Name, "error", err)
+		}
+	}
+}
+
+// count counts one heartbeat at now. It returns the peers of an older Farewell that
+// expect it sent straight — those alive or leaving — and the signed message to send
+// them (nil when there are none).
+func (m *Member) count(now time.Time) ([]*memberlist.Node, []byte) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.hbSeq++
 	m.lastBeat = now
 	if self, ok := m.view[m.name]; ok {
@@ -139,24 +157,12 @@ func (m *Member) beat(stop <-chan struct{}) {
 			legacy = append(legacy, n)
 		}
 	}
-	var msg []byte
-	if len(legacy) > 0 {
-		hb := heartbeatMsg{Node: m.name, Instance: m.instance, Seq: m.hbSeq}
-		hb.Sig = sign(m.key, domainHeartbeat, hb)
-		msg = encode(msgHeartbeat, hb)
+	if len(legacy) == 0 {
+		return nil, nil
 	}
-	m.mu.Unlock()
-	for _, n := range legacy {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		m.legacySent.Add(1)
-		if err := m.ml.SendBestEffort(n, msg); err != nil {
-			m.log.Debug("heartbeat not sent", "to", n.Name, "error", err)
-		}
-	}
+	hb := heartbeatMsg{Node: m.name, Instance: m.instance, Seq: m.hbSeq}
+	hb.Sig = sign(m.key, domainHeartbeat, hb)
+	return legacy, encode(msgHeartbeat, hb)
 }
 
 // stalledQuantum is the grain of a liveness record's StalledMS: records change (and
@@ -315,17 +321,8 @@ func (m *Member) watchHeartbeats() {
 		case <-t.C:
 		}
 		now := time.Now()
-		var newlyBlocked []MemberInfo
 		m.mu.Lock()
-		for name, info := range m.view {
-			if name == m.name || !info.legacy || info.Role != RoleNode {
-				continue
-			}
-			if stale := info.State == StateAlive && now.Sub(info.LastHeartbeat) > expiration; stale && !info.Blocked {
-				info.Blocked = true
-				newlyBlocked = append(newlyBlocked, *info)
-			}
-		}
+		newlyBlocked := m.judgeLegacyLocked(now)
 		m.forgetLocked(now)
 		m.mu.Unlock()
 		for _, info := range newlyBlocked {
@@ -333,6 +330,23 @@ func (m *Member) watchHeartbeats() {
 				"node", info.Name, "heartbeat_age", now.Sub(info.LastHeartbeat).Round(time.Millisecond), "expiration", expiration)
 		}
 	}
+}
+
+// judgeLegacyLocked flags as blocked, as of now, the alive nodes of an older Farewell
+// whose last heartbeat is older than the expiration, and returns those it flagged.
+// m.mu must be held.
+func (m *Member) judgeLegacyLocked(now time.Time) []MemberInfo {
+	var newlyBlocked []MemberInfo
+	for name, info := range m.view {
+		if name == m.name || !info.legacy || info.Role != RoleNode {
+			continue
+		}
+		if stale := info.State == StateAlive && now.Sub(info.LastHeartbeat) > m.opts.HeartbeatExpiration; stale && !info.Blocked {
+			info.Blocked = true
+			newlyBlocked = append(newlyBlocked, *info)
+		}
+	}
+	return newlyBlocked
 }
 
 // blockedRecords are the liveness records of the members this one finds blocked or

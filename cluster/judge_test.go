@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,14 +103,17 @@ func evictionOf(node, instance string) evictMsg {
 // Only a blocked node's record is shared with newcomers, as its own process signed it.
 func TestBlockedRecordsAreShared(t *testing.T) {
 	w, d := newWitness(t)
-	stuck, fine := newProcess("stuck", 7001), newProcess("fine", 7002)
-	d.NotifyJoin(stuck.node(t, StateAlive, 1))
-	d.NotifyJoin(fine.node(t, StateAlive, 1))
+	stuck, fine, also := newProcess("stuck", 7001), newProcess("fine", 7002), newProcess("also", 7003)
+	for _, p := range []*process{stuck, fine, also} {
+		d.NotifyJoin(p.node(t, StateAlive, 1))
+	}
 	w.onLiveness(stuck.live(7, 60_000), false)
 	w.onLiveness(fine.live(9, 0), false)
+	w.onLiveness(also.live(8, 30_000), false)
 	got := shared(w)
-	if len(got) != 1 || got[0].Node != "stuck" || got[0].Seq != 7 || got[0].StalledMS != 60_000 || got[0].Instance != stuck.instance {
-		t.Fatalf("records shared: %+v", got)
+	slices.SortFunc(got, func(a, b liveness) int { return strings.Compare(a.Node, b.Node) })
+	if len(got) != 2 || got[1].Node != "stuck" || got[1].Seq != 7 || got[1].StalledMS != 60_000 || got[1].Instance != stuck.instance || got[0].Node != "also" {
+		t.Fatalf("records shared: %+v, want also's and stuck's", got)
 	}
 	// Relayed to a newcomer in push/pull, it checks: the newcomer flags the node too.
 	n := newTestMember(t, "newcomer")
@@ -165,6 +170,18 @@ func TestOwnLiveness(t *testing.T) {
 	}
 	if again := m.ownLiveness(); &again[0] != &first[0] {
 		t.Error("the record was made anew with nothing new to say")
+	}
+	// Between two beats, a while after the last: it has not stood still.
+	sinceBeat := func() time.Duration { m.mu.Lock(); defer m.mu.Unlock(); return time.Since(m.lastBeat) }
+	eventually(t, opDeadline, "150 ms to 900 ms after a beat", func() bool {
+		if since := sinceBeat(); since < 150*time.Millisecond || since > 900*time.Millisecond {
+			return false
+		}
+		_ = json.Unmarshal(m.ownLiveness(), &r)
+		return sinceBeat() <= 900*time.Millisecond
+	})
+	if r.StalledMS != 0 {
+		t.Errorf("between two beats its record says it stood still %d ms", r.StalledMS)
 	}
 	m.StopHeartbeat()
 	eventually(t, opDeadline, "the record to say it stands still", func() bool {
@@ -271,5 +288,164 @@ func TestForgetting(t *testing.T) {
 	w.mu.Unlock()
 	if evictionKept || seenKept {
 		t.Error("an eviction kept past 24 × ForgetAfter")
+	}
+}
+
+// A heartbeat is sent straight only to the peers of an older Farewell that are alive or
+// leaving, signed by this process; with none, nothing is made to send.
+func TestBeatsGoStraightOnlyToOlderMembersInService(t *testing.T) {
+	w, d := newWitness(t)
+	if legacy, msg := w.count(time.Now()); legacy != nil || msg != nil {
+		t.Errorf("with no older member: %d targets, message %q", len(legacy), msg)
+	}
+	procs := map[string]*process{}
+	for i, name := range []string{"old-alive", "old-leaving", "old-dead", "new-alive"} {
+		p := newProcess(name, uint16(7001+i))
+		if name != "new-alive" {
+			p.dmax = 0
+		}
+		procs[name] = p
+		d.NotifyJoin(p.node(t, StateAlive, 1))
+	}
+	w.onState(procs["old-leaving"].state(StateLeaving, 2))
+	d.NotifyLeave(procs["old-dead"].node(t, StateAlive, 1))
+
+	legacy, msg := w.count(time.Now())
+	var to []string
+	for _, n := range legacy {
+		to = append(to, n.Name)
+	}
+	slices.Sort(to)
+	if strings.Join(to, " ") != "old-alive old-leaving" {
+		t.Errorf("heartbeats go straight to %v, want old-alive and old-leaving", to)
+	}
+	if len(msg) == 0 || msg[0] != msgHeartbeat {
+		t.Fatalf("message %q is not a heartbeat", msg)
+	}
+	var hb heartbeatMsg
+	if err := json.Unmarshal(msg[1:], &hb); err != nil {
+		t.Fatal(err)
+	}
+	sig := hb.Sig
+	hb.Sig = nil
+	if hb.Node != "witness" || hb.Seq != 2 || !verify(w.key.Public().(ed25519.PublicKey), domainHeartbeat, hb, sig) {
+		t.Errorf("heartbeat %+v (the second counted), signed by the process: %v", hb, verify(w.key.Public().(ed25519.PublicKey), domainHeartbeat, hb, sig))
+	}
+}
+
+// An older Farewell's node is blocked once its last heartbeat is older than the
+// expiration — not at it — while alive, and only a node: never a leaving one, an
+// observer, or this member itself.
+func TestOlderMembersAreJudgedByTheirHeartbeats(t *testing.T) {
+	w, d := newWitness(t)
+	procs := map[string]*process{}
+	for i, name := range []string{"node", "leaving", "observer"} {
+		p := newProcess(name, uint16(7001+i))
+		p.dmax = 0
+		if name == "observer" {
+			p.role = RoleObserver
+		}
+		procs[name] = p
+		d.NotifyJoin(p.node(t, StateAlive, 1))
+	}
+	w.onState(procs["leaving"].state(StateLeaving, 2))
+	w.mu.Lock()
+	last := time.Now()
+	for _, info := range w.view {
+		info.LastHeartbeat = last
+		if info.Name == "witness" {
+			info.legacy = true // as if: a member never judges itself
+		}
+	}
+	atExpiration := w.judgeLegacyLocked(last.Add(testExpiration))
+	past := w.judgeLegacyLocked(last.Add(testExpiration + time.Millisecond))
+	again := w.judgeLegacyLocked(last.Add(testExpiration + time.Second))
+	w.mu.Unlock()
+	if len(atExpiration) != 0 {
+		t.Errorf("blocked at the expiration: %v", atExpiration)
+	}
+	if len(past) != 1 || past[0].Name != "node" {
+		t.Errorf("blocked past the expiration: %+v, want the alive node alone", past)
+	}
+	if len(again) != 0 {
+		t.Errorf("flagged again: %+v", again)
+	}
+	for name, want := range map[string]bool{"node": true, "leaving": false, "observer": false, "witness": false} {
+		if info, _ := seen(w, name); info.Blocked != want {
+			t.Errorf("%s blocked %v, want %v", name, info.Blocked, want)
+		}
+	}
+}
+
+// What counts as news: a later beat, or the same beat standing still for longer. A
+// replay of what is known, or of an earlier account of the same beat, changes nothing —
+// for an evicted process either: it does not look as if it still beats.
+func TestOnlyNewsCounts(t *testing.T) {
+	w, d := newWitness(t)
+	p, e := newProcess("p", 7001), newProcess("e", 7002)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	d.NotifyJoin(e.node(t, StateAlive, 1))
+	w.onLiveness(p.live(5, 60_000), false)
+	w.onLiveness(p.live(5, 0), true) // the same beat, before it stood still
+	if info, _ := seen(w, "p"); !info.Blocked || info.stalledMS != 60_000 {
+		t.Errorf("an earlier account of the same beat counted: blocked %v, stalled %d", info.Blocked, info.stalledMS)
+	}
+
+	w.onEvict(evictionOf("e", e.instance), false, false)
+	w.onLiveness(e.live(4, 0), false)
+	first, _ := seen(w, "e")
+	eventually(t, opDeadline, "the clock to move", func() bool { return time.Since(first.EvictedHeartbeat) > time.Millisecond })
+	w.onLiveness(e.live(4, 0), true)
+	if info, _ := seen(w, "e"); !info.EvictedHeartbeat.Equal(first.EvictedHeartbeat) {
+		t.Errorf("a replayed record of an evicted process moved its last beat from %s to %s", first.EvictedHeartbeat, info.EvictedHeartbeat)
+	}
+}
+
+// A member that first hears of a node long up — more beats than the bound on a jump —
+// takes its count: the bound is on jumps from a count it knows.
+func TestAFirstCountIsNotAJump(t *testing.T) {
+	w, d := newWitness(t)
+	p, old := newProcess("p", 7001), newProcess("old", 7002)
+	old.dmax = 0
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	d.NotifyJoin(old.node(t, StateAlive, 1))
+	w.onLiveness(p.live(maxSeqJump+5, 0), false)
+	w.onHeartbeat(old.beat(maxSeqJump + 5))
+	for _, name := range []string{"p", "old"} {
+		if info, _ := seen(w, name); info.HeartbeatSeq != maxSeqJump+5 {
+			t.Errorf("%s: count %d, want its first, %d", name, info.HeartbeatSeq, maxSeqJump+5)
+		}
+	}
+}
+
+// A member gossips a node's record on when it changes its mind — blocked, unblocked,
+// evicted yet beating — and only then.
+func TestRecordsAreGossipedOnWhenTheyChangeAMind(t *testing.T) {
+	w, d := newWitness(t)
+	p, e := newProcess("p", 7001), newProcess("e", 7002)
+	d.NotifyJoin(p.node(t, StateAlive, 1))
+	d.NotifyJoin(e.node(t, StateAlive, 1))
+	queued := func() int { return w.queue.NumQueued() }
+	for _, c := range []struct {
+		what   string
+		r      liveness
+		gossip bool
+	}{
+		{"beating, as known", p.live(2, 0), false},
+		{"blocked", p.live(2, 60_000), true},
+		{"still blocked", p.live(2, 70_000), false},
+		{"beating again", p.live(3, 0), true},
+	} {
+		w.queue.Reset()
+		w.onLiveness(c.r, false)
+		if got := queued() > 0; got != c.gossip {
+			t.Errorf("%s: gossiped %v, want %v", c.what, got, c.gossip)
+		}
+	}
+	w.onEvict(evictionOf("e", e.instance), false, false)
+	w.queue.Reset()
+	w.onLiveness(e.live(3, 0), false)
+	if queued() == 0 {
+		t.Error("an evicted process found beating was not gossiped")
 	}
 }

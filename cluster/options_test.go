@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/ed25519"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,5 +232,107 @@ func TestSetKeysRefusals(t *testing.T) {
 	}
 	if keys := enc.keyring.GetKeys(); len(keys) != 2 || string(keys[0]) != string(gossipKey(2)) {
 		t.Errorf("after [new, old]: %d keys, the first new %v", len(keys), len(keys) > 0 && string(keys[0]) == string(gossipKey(2)))
+	}
+}
+
+// A member given no logger logs to slog's default, and one that advertises an address
+// without a port advertises the port it bound.
+func TestNoLoggerAndAnAdvertisedAddressWithoutAPort(t *testing.T) {
+	m, err := New(Options{Name: "n", BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", Profile: ProfileLocal, ReconnectInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	if _, port, err := SplitHostPort(m.Addr()); err != nil || port == 0 {
+		t.Errorf("advertises %s (%v), want the port it bound", m.Addr(), err)
+	}
+	peer := newTestMember(t, "peer")
+	if err := peer.Join(t.Context(), []string{m.Addr()}); err != nil {
+		t.Errorf("joining it at the address it advertises: %v", err)
+	}
+}
+
+// The addresses a member reached the cluster through are what it tries when it sees
+// nobody alive; a join that reached nobody records none.
+func TestJoinRecordsOnlyAddressesThatWorked(t *testing.T) {
+	seed := newTestMember(t, "seed")
+	closed := newTestMember(t, "closed")
+	closedAddr := closed.Addr()
+	closed.Close()
+	m := newTestMember(t, "m")
+	joined := func() []string { m.mu.Lock(); defer m.mu.Unlock(); return slices.Clone(m.joined) }
+	if err := m.Join(t.Context(), []string{closedAddr}); err == nil {
+		t.Fatal("joined through a closed address")
+	}
+	if got := joined(); len(got) != 0 {
+		t.Errorf("a join that reached nobody recorded %v", got)
+	}
+	if err := m.Join(t.Context(), []string{seed.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := joined(); len(got) != 1 || got[0] != seed.Addr() {
+		t.Errorf("a join through %s recorded %v", seed.Addr(), got)
+	}
+}
+
+// Messages for every other member go to those alive or leaving, never to one out.
+func TestLiveNodesAreAliveOrLeaving(t *testing.T) {
+	w, d := newWitness(t)
+	procs := map[string]*process{}
+	for i, name := range []string{"alive", "leaving", "dead", "left"} {
+		procs[name] = newProcess(name, uint16(7001+i))
+		d.NotifyJoin(procs[name].node(t, StateAlive, 1))
+	}
+	w.onState(procs["leaving"].state(StateLeaving, 2))
+	d.NotifyLeave(procs["dead"].node(t, StateAlive, 1))
+	w.onLeft(procs["left"].left(), false)
+	var names []string
+	for _, n := range w.liveNodes(nil) {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	if got := strings.Join(names, " "); got != "alive leaving" {
+		t.Errorf("live nodes: %s", got)
+	}
+	if kept := w.liveNodes(func(name string) bool { return name == "leaving" }); len(kept) != 1 || kept[0].Name != "leaving" || kept[0].Port != 7002 {
+		t.Errorf("live nodes kept by name: %+v", kept)
+	}
+}
+
+// A state set before a member joined reaches it in the metadata the member advertises.
+func TestANewcomerLearnsAStateFromMetadata(t *testing.T) {
+	members := newTestCluster(t, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), opDeadline)
+	defer cancel()
+	if err := members[0].SetState(ctx, StateLeaving); err != nil {
+		t.Fatal(err)
+	}
+	late := newTestMember(t, "late")
+	if err := late.Join(ctx, []string{members[1].Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, []*Member{late}, "the newcomer to see node-1 leaving", func(m *Member) bool { return stateOf(m, "node-1") == StateLeaving })
+}
+
+// The smallest expiration a member may be given still runs: what watches older members'
+// heartbeats looks at least every 10 ms, never every 0.
+func TestTheSmallestExpiration(t *testing.T) {
+	m, err := New(Options{Name: "n", BindAddr: "127.0.0.1", Profile: ProfileLocal, Logger: testLogger(t), HeartbeatExpiration: time.Nanosecond, ReconnectInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+}
+
+// rotate turns either way, by any number of places.
+func TestRotate(t *testing.T) {
+	s := []string{"a", "b", "c"}
+	for k, want := range map[int]string{0: "abc", 1: "bca", 4: "bca", -1: "cab", -5: "bca", 3 << 20: "abc"} {
+		if got := strings.Join(rotate(s, k), ""); got != want {
+			t.Errorf("rotate by %d: %s, want %s", k, got, want)
+		}
+	}
+	if strings.Join(s, "") != "abc" {
+		t.Error("rotate changed its input")
 	}
 }

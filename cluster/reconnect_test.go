@@ -20,6 +20,7 @@ func TestAPartitionHealsAfterMemberlistForgotTheDead(t *testing.T) {
 	}{
 		{"memberlist alone", -1, false},
 		{"with reconnects", 300 * time.Millisecond, true},
+		{"with reconnects at the default interval (a second here)", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			members := newTestCluster(t, 4, func(o *Options) { o.ReconnectInterval = tc.reconnect })

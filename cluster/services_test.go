@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +97,17 @@ func TestServicesHonourCancellation(t *testing.T) {
 	}
 	if len(s.Running()) != 1 {
 		t.Fatal("a cancelled call stopped a service")
+	}
+}
+
+// Failed names each stop that did not succeed, and is nil when all did.
+func TestFailedNamesWhatDidNotStop(t *testing.T) {
+	ok := ServiceResult{Name: "db", Status: ServiceStopped}
+	if err := Failed([]ServiceResult{ok, ok}); err != nil {
+		t.Errorf("all stopped: %v", err)
+	}
+	err := Failed([]ServiceResult{ok, {Name: "api", Status: ServiceTimedOut, Error: "did not stop within 1s"}, {Name: "cache", Status: ServiceFailed, Error: "boom"}})
+	if err == nil || !strings.Contains(err.Error(), "api timed_out: did not stop within 1s") || !strings.Contains(err.Error(), "cache failed: boom") || strings.Contains(err.Error(), "db") {
+		t.Errorf("two did not stop: %v", err)
 	}
 }
