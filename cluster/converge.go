@@ -163,8 +163,7 @@ func (m *Member) ask(ctx context.Context, q ConvergenceQuery, peers []string, en
 		return views
 	}
 	m.mu.Lock()
-	m.nextQueryID++
-	id := m.nextQueryID
+	id := m.newQueryIDLocked()
 	replies := make(chan viewReply, len(peers))
 	m.queries[id] = replies
 	m.mu.Unlock()

@@ -86,6 +86,32 @@ func newWitness(t *testing.T, opts ...memberOpt) (*Member, *delegate) {
 	return w, &delegate{m: w}
 }
 
+// joinProcesses has memberlist tell d of new processes by these names, alive, each
+// set up by setup (if any) first; it returns them by name.
+func joinProcesses(t *testing.T, d *delegate, setup func(*process), names ...string) map[string]*process {
+	t.Helper()
+	procs := map[string]*process{}
+	for i, name := range names {
+		p := newProcess(name, uint16(7001+i))
+		if setup != nil {
+			setup(p)
+		}
+		procs[name] = p
+		d.NotifyJoin(p.node(t, StateAlive, 1))
+	}
+	return procs
+}
+
+// nodeNames are the names of nodes, sorted, space-separated.
+func nodeNames(nodes []*memberlist.Node) string {
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, " ")
+}
+
 // seen is what w knows of name, with the fields the view keeps to itself.
 func seen(w *Member, name string) (MemberInfo, bool) {
 	w.mu.Lock()
@@ -482,8 +508,8 @@ func TestUserMessagesAreRead(t *testing.T) {
 
 // The first metadata a member has of a process after its join may be any version ahead:
 // the bound is on jumps from a version it knows. A change of state between alive and
-// leaving keeps the node's heartbeat window; a member seen again after it died gets a
-// fresh one.
+// leaving keeps the node's heartbeat window (one seen again after it died gets a fresh
+// one: TestTheViewFollowsMemberlistEvents).
 func TestMetadataFromAFreshView(t *testing.T) {
 	w, d := newWitness(t)
 	p := newProcess("p", 7001)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/farewell-project/farewell/internal/testkit"
 )
 
 // A node is blocked while alive and its own record says its heartbeat has stood still
@@ -298,26 +300,17 @@ func TestBeatsGoStraightOnlyToOlderMembersInService(t *testing.T) {
 	if legacy, msg := w.count(time.Now()); legacy != nil || msg != nil {
 		t.Errorf("with no older member: %d targets, message %q", len(legacy), msg)
 	}
-	procs := map[string]*process{}
-	for i, name := range []string{"old-alive", "old-leaving", "old-dead", "new-alive"} {
-		p := newProcess(name, uint16(7001+i))
-		if name != "new-alive" {
+	procs := joinProcesses(t, d, func(p *process) {
+		if p.name != "new-alive" {
 			p.dmax = 0
 		}
-		procs[name] = p
-		d.NotifyJoin(p.node(t, StateAlive, 1))
-	}
+	}, "old-alive", "old-leaving", "old-dead", "new-alive")
 	w.onState(procs["old-leaving"].state(StateLeaving, 2))
 	d.NotifyLeave(procs["old-dead"].node(t, StateAlive, 1))
 
 	legacy, msg := w.count(time.Now())
-	var to []string
-	for _, n := range legacy {
-		to = append(to, n.Name)
-	}
-	slices.Sort(to)
-	if strings.Join(to, " ") != "old-alive old-leaving" {
-		t.Errorf("heartbeats go straight to %v, want old-alive and old-leaving", to)
+	if to := nodeNames(legacy); to != "old-alive old-leaving" {
+		t.Errorf("heartbeats go straight to %q, want old-alive and old-leaving", to)
 	}
 	if len(msg) == 0 || msg[0] != msgHeartbeat {
 		t.Fatalf("message %q is not a heartbeat", msg)
@@ -338,21 +331,17 @@ func TestBeatsGoStraightOnlyToOlderMembersInService(t *testing.T) {
 // observer, or this member itself.
 func TestOlderMembersAreJudgedByTheirHeartbeats(t *testing.T) {
 	w, d := newWitness(t)
-	procs := map[string]*process{}
-	for i, name := range []string{"node", "leaving", "observer"} {
-		p := newProcess(name, uint16(7001+i))
+	procs := joinProcesses(t, d, func(p *process) {
 		p.dmax = 0
-		if name == "observer" {
+		if p.name == "observer" {
 			p.role = RoleObserver
 		}
-		procs[name] = p
-		d.NotifyJoin(p.node(t, StateAlive, 1))
-	}
+	}, "node", "leaving", "observer")
 	w.onState(procs["leaving"].state(StateLeaving, 2))
 	w.mu.Lock()
 	last := time.Now()
 	for _, info := range w.view {
-		info.LastHeartbeat = last
+		info.LastHeartbeat, info.Blocked = last, false // whatever the member's own watch saw meanwhile
 		if info.Name == "witness" {
 			info.legacy = true // as if: a member never judges itself
 		}
@@ -447,5 +436,23 @@ func TestRecordsAreGossipedOnWhenTheyChangeAMind(t *testing.T) {
 	w.onLiveness(e.live(3, 0), false)
 	if queued() == 0 {
 		t.Error("an evicted process found beating was not gossiped")
+	}
+}
+
+// An older Farewell's node that stands still is flagged within a look or two after the
+// expiration — even when it beats again soon after.
+func TestAnOlderMembersStallIsFlaggedInTime(t *testing.T) {
+	w, d := newWitness(t)
+	old := newProcess("old", 7001)
+	old.dmax = 0
+	d.NotifyJoin(old.node(t, StateAlive, 1))
+	w.onHeartbeat(old.beat(1))
+	flagged := testkit.Within(3*testExpiration, func() bool { info, _ := seen(w, "old"); return info.Blocked })
+	w.onHeartbeat(old.beat(2))
+	if !flagged {
+		t.Errorf("a node standing still for three expirations (%s) was not flagged", 3*testExpiration)
+	}
+	if info, _ := seen(w, "old"); info.Blocked {
+		t.Error("a node that beats again is still flagged")
 	}
 }

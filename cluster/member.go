@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,7 +220,7 @@ type Member struct {
 	evicted     *evictMsg
 	queries     map[uint64]chan viewReply
 	dumps       map[uint64]chan dumpReply
-	nextQueryID uint64
+	nextQueryID uint64      // see newQueryIDLocked
 	joined      []string    // the addresses Join reached the cluster through
 	rejoining   atomic.Bool // a reconnect attempt is under way
 
@@ -460,15 +461,7 @@ func (m *Member) Members() []MemberInfo {
 	for _, i := range m.view {
 		out = append(out, *i)
 	}
-	slices.SortFunc(out, func(a, b MemberInfo) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b MemberInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -759,6 +752,14 @@ func (m *Member) nodeFor(name string) (*memberlist.Node, bool) {
 		return nil, false
 	}
 	return &memberlist.Node{Name: name, Addr: net.ParseIP(host), Port: uint16(port)}, true
+}
+
+// newQueryIDLocked is the ID of a new query of this member's — a view query or a view
+// dump: both kinds share one count, so that a late answer to one is never taken for an
+// answer to another. m.mu must be held.
+func (m *Member) newQueryIDLocked() uint64 {
+	m.nextQueryID++
+	return m.nextQueryID
 }
 
 // Departed is closed once this member's memberlist shut down: after Leave, Shutdown,

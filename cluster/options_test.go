@@ -235,8 +235,8 @@ func TestSetKeysRefusals(t *testing.T) {
 	}
 }
 
-// A member given no logger logs to slog's default, and one that advertises an address
-// without a port advertises the port it bound.
+// A member may be given no logger (it then logs to slog's default), and one that
+// advertises an address without a port advertises the port it bound.
 func TestNoLoggerAndAnAdvertisedAddressWithoutAPort(t *testing.T) {
 	m, err := New(Options{Name: "n", BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", Profile: ProfileLocal, ReconnectInterval: -1})
 	if err != nil {
@@ -278,20 +278,11 @@ func TestJoinRecordsOnlyAddressesThatWorked(t *testing.T) {
 // Messages for every other member go to those alive or leaving, never to one out.
 func TestLiveNodesAreAliveOrLeaving(t *testing.T) {
 	w, d := newWitness(t)
-	procs := map[string]*process{}
-	for i, name := range []string{"alive", "leaving", "dead", "left"} {
-		procs[name] = newProcess(name, uint16(7001+i))
-		d.NotifyJoin(procs[name].node(t, StateAlive, 1))
-	}
+	procs := joinProcesses(t, d, nil, "alive", "leaving", "dead", "left")
 	w.onState(procs["leaving"].state(StateLeaving, 2))
 	d.NotifyLeave(procs["dead"].node(t, StateAlive, 1))
 	w.onLeft(procs["left"].left(), false)
-	var names []string
-	for _, n := range w.liveNodes(nil) {
-		names = append(names, n.Name)
-	}
-	slices.Sort(names)
-	if got := strings.Join(names, " "); got != "alive leaving" {
+	if got := nodeNames(w.liveNodes(nil)); got != "alive leaving" {
 		t.Errorf("live nodes: %s", got)
 	}
 	if kept := w.liveNodes(func(name string) bool { return name == "leaving" }); len(kept) != 1 || kept[0].Name != "leaving" || kept[0].Port != 7002 {

@@ -20,7 +20,6 @@ func TestAPartitionHealsAfterMemberlistForgotTheDead(t *testing.T) {
 	}{
 		{"memberlist alone", -1, false},
 		{"with reconnects", 300 * time.Millisecond, true},
-		{"with reconnects at the default interval (a second here)", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			members := newTestCluster(t, 4, func(o *Options) { o.ReconnectInterval = tc.reconnect })
@@ -123,4 +122,17 @@ func TestReconnectTarget(t *testing.T) {
 	if got := target(); got != "127.0.0.1:7002" {
 		t.Errorf("with a member it saw die: tries %s", got)
 	}
+}
+
+// A member given no reconnect interval still tries the members it sees dead, at the
+// default interval (a second here).
+func TestReconnectsByDefault(t *testing.T) {
+	m := newTestMember(t, "m") // ReconnectInterval 0: the default
+	b := newTestMember(t, "b")
+	ghost := processOf(t, b)
+	ghost.name = "ghost" // a member m saw die, at b's address
+	d := &delegate{m: m}
+	d.NotifyJoin(ghost.node(t, StateAlive, 1))
+	d.NotifyLeave(ghost.node(t, StateAlive, 1))
+	eventually(t, opDeadline, "m to rejoin through the dead member's address", func() bool { return stateOf(m, "b") == StateAlive })
 }

@@ -41,8 +41,7 @@ func (m *Member) RemoteView(ctx context.Context, peer string) ([]MemberInfo, err
 		return nil, fmt.Errorf("view of %s: %w", peer, ErrUnknownNode)
 	}
 	m.mu.Lock()
-	m.nextQueryID++
-	id := m.nextQueryID
+	id := m.newQueryIDLocked()
 	ch := make(chan dumpReply, 1)
 	m.dumps[id] = ch
 	m.mu.Unlock()
