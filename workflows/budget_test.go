@@ -638,3 +638,34 @@ func TestBudgetTellsItsAnswersFromALocalActivity(t *testing.T) {
 		t.Errorf("told %v (by activity) and %v (by signal); want %v", told[0], told[1], want)
 	}
 }
+
+// A waiter whose shutdown closed while it waited leaves the queue at the reaper's
+// round — the first in line too.
+func TestBudgetReapsTheFirstWaiter(t *testing.T) {
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 1})
+	recordSignals(env)
+	env.OnActivity(clusterActs.ClosedLeases, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, refs []activities.LeaseRef) ([]activities.LeaseRef, error) {
+			var closed []activities.LeaseRef
+			for _, r := range refs {
+				if r.Holder == WorkflowID("node-b") {
+					closed = append(closed, r)
+				}
+			}
+			return closed, nil
+		})
+	at := func(d time.Duration, fn func()) { env.RegisterDelayedCallback(fn, d) }
+	at(time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-a", five...)) })
+	at(2*time.Second, func() { env.SignalWorkflow(SignalAcquire, queued("node-b", five...)) })
+	var before, after BudgetView
+	at(30*time.Second, func() { before = budgetView(t, env) })
+	at(61*time.Second, func() { after = budgetView(t, env) })
+	at(62*time.Second, env.CancelWorkflow)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+	if !slices.Equal(leaseNodes(before), []string{"node-a"}) || !slices.Equal(queueNodes(before), []string{"node-b"}) {
+		t.Fatalf("before the reap: leases %v, queue %v; want node-a holding, node-b first in line", leaseNodes(before), queueNodes(before))
+	}
+	if !slices.Equal(leaseNodes(after), []string{"node-a"}) || len(after.Queue) != 0 || after.Waiting != 0 {
+		t.Errorf("after the reap: leases %v, queue %v (%d waiting); want node-a holding, nobody waiting", leaseNodes(after), queueNodes(after), after.Waiting)
+	}
+}
