@@ -436,3 +436,35 @@ func TestAnswersAreTakenForTheirOwnQuestion(t *testing.T) {
 		t.Errorf("asked about y, got %v", views)
 	}
 }
+
+// A peer's view comes with its times as ages, and is read back as times on this
+// member's clock: a heartbeat 10 s ago and a state 20 s old stay that old.
+func TestARemoteViewKeepsItsAges(t *testing.T) {
+	members := newTestCluster(t, 2)
+	asker, peer := members[0], members[1]
+	p := newProcess("p", 7001)
+	(&delegate{m: peer}).NotifyJoin(p.node(t, StateAlive, 1))
+	peer.mu.Lock()
+	peer.view["p"].LastHeartbeat = time.Now().Add(-10 * time.Second)
+	peer.view["p"].Since = time.Now().Add(-20 * time.Second)
+	peer.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), opDeadline)
+	defer cancel()
+	view, err := asker.RemoteView(ctx, peer.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(got time.Time, ago time.Duration) bool {
+		d := time.Since(got) - ago
+		return d > -time.Second && d < 5*time.Second
+	}
+	for _, info := range view {
+		if info.Name == "p" {
+			if !near(info.LastHeartbeat, 10*time.Second) || !near(info.Since, 20*time.Second) {
+				t.Errorf("p's heartbeat %s ago, state %s old; want about 10 s and 20 s", time.Since(info.LastHeartbeat), time.Since(info.Since))
+			}
+			return
+		}
+	}
+	t.Errorf("p is not in %s's view: %+v", peer.Name(), view)
+}
