@@ -124,7 +124,7 @@ func (a *ClusterActivities) VerifyConvergence(ctx context.Context, in Convergenc
 }
 
 // FindZombies looks through the observer's view for nodes that are neither serving nor
-// out: alive but blocked too long, leaving too long, evicted yet still heartbeating.
+// out: alive but blocked (flagged by the cluster) too long, leaving too long, evicted yet still heartbeating.
 func (a *ClusterActivities) FindZombies(ctx context.Context, q ZombieQuery) (ZombiesOutput, error) {
 	var out ZombiesOutput
 	for _, m := range a.Observer.Members() {
@@ -134,7 +134,11 @@ func (a *ClusterActivities) FindZombies(ctx context.Context, q ZombieQuery) (Zom
 		out.Nodes++
 		z := Zombie{Node: m.Name, Instance: m.Instance}
 		switch {
-		case m.State == StateAlive && m.HeartbeatAge > q.BlockedAfter.Std():
+		case m.State == StateAlive && m.Blocked && m.HeartbeatAge > q.BlockedAfter.Std():
+			// Blocked: the node's own signed record says its heartbeat stands still.
+			// How long ago this observer last heard from it alone says nothing: it
+			// learns a node's liveness when it probes it, once every few probe
+			// intervals in a big cluster.
 			z.Kind, z.For = ZombieBlocked, plan.Millis(m.HeartbeatAge)
 			z.Why = fmt.Sprintf("blocked: alive, but no heartbeat for %s", z.For)
 		case m.State == StateLeaving && m.StateAge > q.LeavingAfter.Std():

@@ -144,8 +144,11 @@ func TestFindZombiesThresholds(t *testing.T) {
 	members := []MemberInfo{
 		{Name: "observer", Role: RoleNode, State: StateAlive, HeartbeatAge: time.Hour}, // itself
 		{Name: "orch", Role: RoleObserver, State: StateAlive, HeartbeatAge: time.Hour},
-		{Name: "at-blocked", Role: RoleNode, State: StateAlive, HeartbeatAge: blocked},
-		{Name: "past-blocked", Role: RoleNode, State: StateAlive, HeartbeatAge: blocked + ms},
+		{Name: "at-blocked", Role: RoleNode, State: StateAlive, Blocked: true, HeartbeatAge: blocked},
+		{Name: "past-blocked", Role: RoleNode, State: StateAlive, Blocked: true, HeartbeatAge: blocked + ms},
+		// Not heard from for long, but not flagged: this observer has not probed it
+		// lately (in a big cluster it probes each node once every few intervals).
+		{Name: "unheard-not-blocked", Role: RoleNode, State: StateAlive, HeartbeatAge: blocked + time.Hour},
 		{Name: "leaving-long-ago-beating", Role: RoleNode, State: StateLeaving, StateAge: leaving, HeartbeatAge: blocked + ms},
 		{Name: "past-leaving", Role: RoleNode, State: StateLeaving, StateAge: leaving + ms},
 		{Name: "evicted-silent", Role: RoleNode, State: StateEvicted, StateAge: time.Hour},

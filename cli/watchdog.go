@@ -21,7 +21,7 @@ func (a *app) watchdogCommand() *cobra.Command {
 		Long: `The orchestrator keeps a Temporal Schedule, farewell-watchdog (on the UI's Schedules
 page), that sweeps the cluster every watchdog.interval for zombies nobody asked to stop:
 
-  blocked         alive, but no heartbeat for watchdog.blocked_after
+  blocked         alive, flagged blocked, and no heartbeat for watchdog.blocked_after
   leaving         leaving for watchdog.leaving_after, and no shutdown running
   evicted-alive   evicted, yet heard heartbeating watchdog.evicted_after later
 
