@@ -124,7 +124,8 @@ func (a *ClusterActivities) VerifyConvergence(ctx context.Context, in Convergenc
 }
 
 // FindZombies looks through the observer's view for nodes that are neither serving nor
-// out: alive but blocked (flagged by the cluster) too long, leaving too long, evicted yet still heartbeating.
+// out: alive but blocked (flagged by the cluster) too long, leaving too long, evicted yet
+// still heartbeating.
 func (a *ClusterActivities) FindZombies(ctx context.Context, q ZombieQuery) (ZombiesOutput, error) {
 	var out ZombiesOutput
 	for _, m := range a.Observer.Members() {
