@@ -112,17 +112,6 @@ func nodeNames(nodes []*memberlist.Node) string {
 	return strings.Join(names, " ")
 }
 
-// seen is what w knows of name, with the fields the view keeps to itself.
-func seen(w *Member, name string) (MemberInfo, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	info, ok := w.view[name]
-	if !ok {
-		return MemberInfo{}, false
-	}
-	return *info, true
-}
-
 // A process's life as memberlist reports it — joined, updated, gone, back — shapes what
 // a member sees of it: its address, role, tags and steps, whether it is of an older
 // Farewell, and its state, which a leave it announced makes left and final.
@@ -131,7 +120,7 @@ func TestTheViewFollowsMemberlistEvents(t *testing.T) {
 	p := newProcess("p", 7001)
 
 	d.NotifyJoin(p.node(t, StateAlive, 1))
-	info, ok := seen(w, "p")
+	info, ok := w.Member("p")
 	switch {
 	case !ok:
 		t.Fatal("a joined process is not in the view")
@@ -143,25 +132,25 @@ func TestTheViewFollowsMemberlistEvents(t *testing.T) {
 	// An older Farewell's (its delegate protocol ends below liveness's) is legacy.
 	p.dmax = 0
 	d.NotifyUpdate(p.node(t, StateAlive, 1))
-	if info, _ := seen(w, "p"); !info.legacy {
+	if info, _ := w.Member("p"); !info.legacy {
 		t.Error("a process whose protocol ends at 0 is not taken for an older Farewell")
 	}
 	p.dmax = livenessProtocol
 
 	// Blocked, then gone without a leave: dead, and no longer blocked.
 	w.onLiveness(p.live(5, 60_000), false)
-	if info, _ := seen(w, "p"); !info.Blocked {
+	if info, _ := w.Member("p"); !info.Blocked {
 		t.Fatal("a process that says it stands still is not blocked")
 	}
 	d.NotifyLeave(p.node(t, StateAlive, 1))
-	gone, _ := seen(w, "p")
+	gone, _ := w.Member("p")
 	if gone.State != StateDead || gone.Blocked {
 		t.Errorf("gone without a leave: %s, blocked %v; want dead, not blocked", gone.State, gone.Blocked)
 	}
 
 	// Back from the dead (a partition healed): alive, with a fresh heartbeat window.
 	d.NotifyJoin(p.node(t, StateAlive, 1))
-	back, _ := seen(w, "p")
+	back, _ := w.Member("p")
 	if back.State != StateAlive || !back.LastHeartbeat.After(gone.LastHeartbeat) || !back.Since.After(gone.Since) {
 		t.Errorf("back from the dead: %s, last heartbeat %s (was %s)", back.State, back.LastHeartbeat, gone.LastHeartbeat)
 	}
@@ -171,7 +160,7 @@ func TestTheViewFollowsMemberlistEvents(t *testing.T) {
 	w.onLeft(p.left(), false)
 	d.NotifyLeave(p.node(t, StateAlive, 1))
 	d.NotifyUpdate(p.node(t, StateLeaving, 2))
-	if info, _ := seen(w, "p"); info.State != StateLeft {
+	if info, _ := w.Member("p"); info.State != StateLeft {
 		t.Errorf("after its leave: %s, want left", info.State)
 	}
 
@@ -179,7 +168,7 @@ func TestTheViewFollowsMemberlistEvents(t *testing.T) {
 	// forgotten.
 	q := newProcess("p", 7002)
 	d.NotifyJoin(q.node(t, StateAlive, 1))
-	info, _ = seen(w, "p")
+	info, _ = w.Member("p")
 	w.mu.Lock()
 	_, oldLeave := w.lefts["p"]
 	w.mu.Unlock()
@@ -198,7 +187,7 @@ func TestALeaveForgedAheadOfItsProcessIsUndone(t *testing.T) {
 	forger := newProcessKey()
 	forged := p.leftBy(forger)
 	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{forged}}), false)
-	if info, _ := seen(w, "p"); info.State != StateLeft || !info.learned {
+	if info, _ := w.Member("p"); info.State != StateLeft || !info.learned {
 		t.Fatalf("a leave learned for an unseen process: %s, learned %v", info.State, info.learned)
 	}
 
@@ -208,7 +197,7 @@ func TestALeaveForgedAheadOfItsProcessIsUndone(t *testing.T) {
 		t.Fatalf("the process itself refused after a forged leave: %v", err)
 	}
 	d.NotifyJoin(p.node(t, StateAlive, 1))
-	info, _ := seen(w, "p")
+	info, _ := w.Member("p")
 	if info.State != StateAlive || !info.key.Equal(p.public()) || info.learned || info.LastHeartbeat.Before(before) || info.Since.Before(before) {
 		t.Fatalf("the process showed up: %s, its own key %v, learned %v, heartbeat window from %s (joined at %s)",
 			info.State, info.key.Equal(p.public()), info.learned, info.LastHeartbeat, before)
@@ -223,11 +212,11 @@ func TestALeaveForgedAheadOfItsProcessIsUndone(t *testing.T) {
 	forgedState.Sig = sign(forger, domainState, forgedState)
 	w.onState(forgedState)
 	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{forged}}), false)
-	if info, _ := seen(w, "p"); info.State != StateAlive {
+	if info, _ := w.Member("p"); info.State != StateAlive {
 		t.Errorf("the forger still speaks for the process: %s", info.State)
 	}
 	w.onState(p.state(StateLeaving, 2))
-	if info, _ := seen(w, "p"); info.State != StateLeaving {
+	if info, _ := w.Member("p"); info.State != StateLeaving {
 		t.Errorf("a state signed by the process is refused after a forged leave: %s", info.State)
 	}
 }
@@ -243,7 +232,7 @@ func TestAForgedLeaveDoesNotKeepAProcessOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAll(t, []*Member{w}, "the real process seen alive by its own key", func(m *Member) bool {
-		info, _ := seen(m, "real")
+		info, _ := m.Member("real")
 		return info.State == StateAlive && !info.learned && info.key.Equal(proc.key.Public().(ed25519.PublicKey))
 	})
 }
@@ -257,28 +246,28 @@ func TestStateMessagesMoveOnlyAliveAndLeaving(t *testing.T) {
 
 	for _, s := range []State{StateLeft, StateDead, StateEvicted} {
 		w.onState(p.state(s, 2))
-		if info, _ := seen(w, "p"); info.State != StateAlive || info.version != 1 {
+		if info, _ := w.Member("p"); info.State != StateAlive || info.version != 1 {
 			t.Errorf("a state message set %s: now %s, version %d", s, info.State, info.version)
 		}
 	}
 	w.onLiveness(p.live(5, 60_000), false)
 	w.onState(p.state(StateLeaving, 2))
-	if info, _ := seen(w, "p"); info.State != StateLeaving || info.Blocked || info.version != 2 {
+	if info, _ := w.Member("p"); info.State != StateLeaving || info.Blocked || info.version != 2 {
 		t.Errorf("leaving: %s, blocked %v, version %d; want leaving, not blocked (only alive nodes are), version 2", info.State, info.Blocked, info.version)
 	}
 	w.onState(p.state(StateAlive, 3))
-	if info, _ := seen(w, "p"); info.State != StateAlive || info.version != 3 {
+	if info, _ := w.Member("p"); info.State != StateAlive || info.version != 3 {
 		t.Errorf("back to alive: %s, version %d", info.State, info.version)
 	}
 	other := newProcess("p", 7001)
 	other.key = p.key // the same key, another process: not this one's state
 	w.onState(other.state(StateLeaving, 4))
-	if info, _ := seen(w, "p"); info.State != StateAlive || info.version != 3 {
+	if info, _ := w.Member("p"); info.State != StateAlive || info.version != 3 {
 		t.Errorf("a state message of another instance took effect: %s, version %d", info.State, info.version)
 	}
 	d.NotifyLeave(p.node(t, StateAlive, 3)) // dead
 	w.onState(p.state(StateAlive, 4))
-	if info, _ := seen(w, "p"); info.State != StateDead || info.version != 3 {
+	if info, _ := w.Member("p"); info.State != StateDead || info.version != 3 {
 		t.Errorf("a state message moved a dead process: %s, version %d", info.State, info.version)
 	}
 }
@@ -331,17 +320,17 @@ func TestDeathsLearnedFromPeers(t *testing.T) {
 		{Node: "watcher", Instance: "g2", Role: RoleObserver, Addr: "127.0.0.1:3"},
 		{Node: "odd", Instance: "g3", Role: "admin", Addr: "127.0.0.1:4"},
 	}}), false)
-	if info, _ := seen(w, "p"); info.State != StateAlive || info.Instance != p.instance {
+	if info, _ := w.Member("p"); info.State != StateAlive || info.Instance != p.instance {
 		t.Errorf("a death learned from a peer overrode a known process: %s, instance %s", info.State, info.Instance)
 	}
-	if self, _ := seen(w, "witness"); self.State != StateAlive {
+	if self, _ := w.Member("witness"); self.State != StateAlive {
 		t.Errorf("a peer's word made this member %s", self.State)
 	}
-	if _, ok := seen(w, ""); ok {
+	if _, ok := w.Member(""); ok {
 		t.Error("a death without a name made an entry")
 	}
 	for name, role := range map[string]Role{"gone": RoleNode, "watcher": RoleObserver, "odd": RoleNode} {
-		info, ok := seen(w, name)
+		info, ok := w.Member(name)
 		if !ok || info.State != StateDead || info.Role != role || !info.learned {
 			t.Errorf("%s learned as %+v, want dead %s", name, info, role)
 		}
@@ -371,13 +360,13 @@ func TestLearnedMembersAreBounded(t *testing.T) {
 	}
 	stranger := newProcess("stranger", 7001)
 	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{stranger.left()}}), false)
-	if _, ok := seen(w, "stranger"); ok {
+	if _, ok := w.Member("stranger"); ok {
 		t.Error("a leave of an unknown process was learned past the bound")
 	}
 	// What memberlist itself reports is not learned: it is always taken.
 	p := newProcess("p", 7002)
 	d.NotifyJoin(p.node(t, StateAlive, 1))
-	if _, ok := seen(w, "p"); !ok {
+	if _, ok := w.Member("p"); !ok {
 		t.Error("a process memberlist reports was dropped for the bound")
 	}
 }
@@ -436,11 +425,11 @@ func TestMessagesAreBounded(t *testing.T) {
 	p := newProcess("p", 7001)
 	d.NotifyJoin(p.node(t, StateAlive, 1))
 	d.NotifyMsg(padTo(encode(msgState, p.state(StateLeaving, 2)), maxMessage+1))
-	if info, _ := seen(w, "p"); info.State != StateAlive {
+	if info, _ := w.Member("p"); info.State != StateAlive {
 		t.Errorf("a state message of maxMessage+1 bytes was read: %s", info.State)
 	}
 	d.NotifyMsg(padTo(encode(msgState, p.state(StateLeaving, 2)), maxMessage))
-	if info, _ := seen(w, "p"); info.State != StateLeaving {
+	if info, _ := w.Member("p"); info.State != StateLeaving {
 		t.Errorf("a state message of maxMessage bytes was not read: %s", info.State)
 	}
 
@@ -473,11 +462,11 @@ func TestMessagesAreBounded(t *testing.T) {
 
 	state := mustJSON(t, sharedState{Deads: []deadMsg{{Node: "gone", Instance: "g", Addr: "127.0.0.1:9"}}})
 	d.MergeRemoteState(padTo(slices.Clone(state), maxRemoteState+1), false)
-	if _, ok := seen(w, "gone"); ok {
+	if _, ok := w.Member("gone"); ok {
 		t.Error("a push/pull state of maxRemoteState+1 bytes was read")
 	}
 	d.MergeRemoteState(padTo(state, maxRemoteState), false)
-	if _, ok := seen(w, "gone"); !ok {
+	if _, ok := w.Member("gone"); !ok {
 		t.Error("a push/pull state of maxRemoteState bytes was not read")
 	}
 }
@@ -490,15 +479,15 @@ func TestUserMessagesAreRead(t *testing.T) {
 	d.NotifyJoin(p.node(t, StateAlive, 1))
 	d.NotifyJoin(e.node(t, StateAlive, 1))
 	d.NotifyMsg(encode(msgLiveness, p.live(5, 60_000)))
-	if info, _ := seen(w, "p"); !info.Blocked {
+	if info, _ := w.Member("p"); !info.Blocked {
 		t.Error("a relayed record that p stands still was not read")
 	}
 	d.NotifyMsg(encode(msgState, p.state(StateLeaving, 2)))
-	if info, _ := seen(w, "p"); info.State != StateLeaving {
+	if info, _ := w.Member("p"); info.State != StateLeaving {
 		t.Errorf("a state message was not read: %s", info.State)
 	}
 	d.NotifyMsg(encode(msgEvict, evictionOf("e", e.instance)))
-	if info, _ := seen(w, "e"); info.State != StateEvicted {
+	if info, _ := w.Member("e"); info.State != StateEvicted {
 		t.Errorf("an eviction was not read: %s", info.State)
 	}
 	for _, junk := range [][]byte{nil, {msgState}, {msgState, '{'}, append([]byte{msgState}, "not json"...), append([]byte{'?'}, "{}"...)} {
@@ -514,10 +503,10 @@ func TestMetadataFromAFreshView(t *testing.T) {
 	w, d := newWitness(t)
 	p := newProcess("p", 7001)
 	d.NotifyJoin(p.node(t, StateAlive, 0))
-	before, _ := seen(w, "p")
+	before, _ := w.Member("p")
 	eventually(t, opDeadline, "the clock to move", func() bool { return time.Since(before.LastHeartbeat) > time.Millisecond })
 	d.NotifyUpdate(p.node(t, StateLeaving, maxVersionJump+5))
-	info, _ := seen(w, "p")
+	info, _ := w.Member("p")
 	if info.State != StateLeaving || info.version != maxVersionJump+5 {
 		t.Errorf("metadata at version %d after version 0: %s, version %d", maxVersionJump+5, info.State, info.version)
 	}

@@ -36,7 +36,7 @@ func TestLivenessRecordsJudgeTheNode(t *testing.T) {
 	}
 	for _, s := range steps {
 		w.onLiveness(p.live(s.seq, s.stalled), false)
-		info, _ := seen(w, "p")
+		info, _ := w.Member("p")
 		if info.Blocked != s.blocked || info.HeartbeatSeq != s.seq || info.stalledMS != s.stalled {
 			t.Errorf("%s: blocked %v, seq %d, stalled %d ms", s.what, info.Blocked, info.HeartbeatSeq, info.stalledMS)
 		}
@@ -44,15 +44,15 @@ func TestLivenessRecordsJudgeTheNode(t *testing.T) {
 			t.Errorf("%s: last heartbeat %s is in the future", s.what, info.LastHeartbeat)
 		}
 	}
-	before, _ := seen(w, "p")
+	before, _ := w.Member("p")
 	w.onLiveness(p.live(5, 10_000), false)
-	if info, _ := seen(w, "p"); !info.LastHeartbeat.Equal(before.LastHeartbeat) {
+	if info, _ := w.Member("p"); !info.LastHeartbeat.Equal(before.LastHeartbeat) {
 		t.Errorf("a record of a beat 10 s ago moved the last heartbeat from %s to %s", before.LastHeartbeat, info.LastHeartbeat)
 	}
 
 	w.onState(p.state(StateLeaving, 2))
 	w.onLiveness(p.live(5, 20_000), false)
-	if info, _ := seen(w, "p"); info.Blocked {
+	if info, _ := w.Member("p"); info.Blocked {
 		t.Error("a leaving node was flagged blocked")
 	}
 
@@ -60,7 +60,7 @@ func TestLivenessRecordsJudgeTheNode(t *testing.T) {
 	o.role = RoleObserver
 	d.NotifyJoin(o.node(t, StateAlive, 1))
 	w.onLiveness(o.live(5, 20_000), false)
-	if info, _ := seen(w, "o"); info.Blocked {
+	if info, _ := w.Member("o"); info.Blocked {
 		t.Error("an observer was flagged blocked")
 	}
 }
@@ -73,14 +73,14 @@ func TestAnEvictedProcessThatBeatsIsMarked(t *testing.T) {
 	d.NotifyJoin(p.node(t, StateAlive, 1))
 	w.onEvict(evictionOf("p", p.instance), false, false)
 	w.onLiveness(p.live(3, 5_000), false)
-	if info, _ := seen(w, "p"); !info.EvictedHeartbeat.IsZero() {
+	if info, _ := w.Member("p"); !info.EvictedHeartbeat.IsZero() {
 		t.Error("a record that the evicted process stands still marked it beating")
 	}
 	if got := shared(w); len(got) != 0 {
 		t.Errorf("records shared for a process that fenced itself: %+v", got)
 	}
 	w.onLiveness(p.live(4, 0), false)
-	info, _ := seen(w, "p")
+	info, _ := w.Member("p")
 	if info.EvictedHeartbeat.IsZero() || info.State != StateEvicted || info.Blocked {
 		t.Errorf("an evicted process that beats: %s, evicted heartbeat %s, blocked %v", info.State, info.EvictedHeartbeat, info.Blocked)
 	}
@@ -122,7 +122,7 @@ func TestBlockedRecordsAreShared(t *testing.T) {
 	nd := &delegate{m: n}
 	nd.NotifyJoin(stuck.node(t, StateAlive, 1))
 	nd.MergeRemoteState(d.LocalState(false), false)
-	if info, _ := seen(n, "stuck"); !info.Blocked {
+	if info, _ := n.Member("stuck"); !info.Blocked {
 		t.Error("a newcomer did not take the shared record of a blocked node")
 	}
 }
@@ -144,12 +144,12 @@ func TestProbeAnswersAreTheProbedNodes(t *testing.T) {
 	d.NotifyPingComplete(probed, time.Millisecond, mustJSON(t, q.live(5, 60_000)))
 	d.NotifyPingComplete(probed, time.Millisecond, padded(p.live(5, 60_000), maxMessage+1))
 	for _, name := range []string{"p", "q"} {
-		if info, _ := seen(w, name); info.Blocked || info.HeartbeatSeq != 0 {
+		if info, _ := w.Member(name); info.Blocked || info.HeartbeatSeq != 0 {
 			t.Errorf("%s: blocked %v, seq %d after answers that were not its own", name, info.Blocked, info.HeartbeatSeq)
 		}
 	}
 	d.NotifyPingComplete(probed, time.Millisecond, padded(p.live(5, 60_000), maxMessage))
-	if info, _ := seen(w, "p"); !info.Blocked || info.HeartbeatSeq != 5 {
+	if info, _ := w.Member("p"); !info.Blocked || info.HeartbeatSeq != 5 {
 		t.Errorf("p's own answer of maxMessage bytes: blocked %v, seq %d", info.Blocked, info.HeartbeatSeq)
 	}
 }
@@ -251,7 +251,7 @@ func TestForgetting(t *testing.T) {
 	w.view["gone"].Since, w.view["evicted"].Since, w.evictSeen["evicted"] = since, since, since
 	evictedAt := since
 	w.mu.Unlock()
-	known := func(name string) bool { _, ok := seen(w, name); return ok }
+	known := func(name string) bool { _, ok := w.Member(name); return ok }
 	forget := func(at time.Time) {
 		w.mu.Lock()
 		w.forgetLocked(at)
@@ -360,7 +360,7 @@ func TestOlderMembersAreJudgedByTheirHeartbeats(t *testing.T) {
 		t.Errorf("flagged again: %+v", again)
 	}
 	for name, want := range map[string]bool{"node": true, "leaving": false, "observer": false, "witness": false} {
-		if info, _ := seen(w, name); info.Blocked != want {
+		if info, _ := w.Member(name); info.Blocked != want {
 			t.Errorf("%s blocked %v, want %v", name, info.Blocked, want)
 		}
 	}
@@ -376,16 +376,16 @@ func TestOnlyNewsCounts(t *testing.T) {
 	d.NotifyJoin(e.node(t, StateAlive, 1))
 	w.onLiveness(p.live(5, 60_000), false)
 	w.onLiveness(p.live(5, 0), true) // the same beat, before it stood still
-	if info, _ := seen(w, "p"); !info.Blocked || info.stalledMS != 60_000 {
+	if info, _ := w.Member("p"); !info.Blocked || info.stalledMS != 60_000 {
 		t.Errorf("an earlier account of the same beat counted: blocked %v, stalled %d", info.Blocked, info.stalledMS)
 	}
 
 	w.onEvict(evictionOf("e", e.instance), false, false)
 	w.onLiveness(e.live(4, 0), false)
-	first, _ := seen(w, "e")
+	first, _ := w.Member("e")
 	eventually(t, opDeadline, "the clock to move", func() bool { return time.Since(first.EvictedHeartbeat) > time.Millisecond })
 	w.onLiveness(e.live(4, 0), true)
-	if info, _ := seen(w, "e"); !info.EvictedHeartbeat.Equal(first.EvictedHeartbeat) {
+	if info, _ := w.Member("e"); !info.EvictedHeartbeat.Equal(first.EvictedHeartbeat) {
 		t.Errorf("a replayed record of an evicted process moved its last beat from %s to %s", first.EvictedHeartbeat, info.EvictedHeartbeat)
 	}
 }
@@ -401,7 +401,7 @@ func TestAFirstCountIsNotAJump(t *testing.T) {
 	w.onLiveness(p.live(maxSeqJump+5, 0), false)
 	w.onHeartbeat(old.beat(maxSeqJump + 5))
 	for _, name := range []string{"p", "old"} {
-		if info, _ := seen(w, name); info.HeartbeatSeq != maxSeqJump+5 {
+		if info, _ := w.Member(name); info.HeartbeatSeq != maxSeqJump+5 {
 			t.Errorf("%s: count %d, want its first, %d", name, info.HeartbeatSeq, maxSeqJump+5)
 		}
 	}
@@ -447,12 +447,12 @@ func TestAnOlderMembersStallIsFlaggedInTime(t *testing.T) {
 	old.dmax = 0
 	d.NotifyJoin(old.node(t, StateAlive, 1))
 	w.onHeartbeat(old.beat(1))
-	flagged := testkit.Within(3*testExpiration, func() bool { info, _ := seen(w, "old"); return info.Blocked })
+	flagged := testkit.Within(3*testExpiration, func() bool { info, _ := w.Member("old"); return info.Blocked })
 	w.onHeartbeat(old.beat(2))
 	if !flagged {
 		t.Errorf("a node standing still for three expirations (%s) was not flagged", 3*testExpiration)
 	}
-	if info, _ := seen(w, "old"); info.Blocked {
+	if info, _ := w.Member("old"); info.Blocked {
 		t.Error("a node that beats again is still flagged")
 	}
 }
