@@ -155,3 +155,43 @@ func TestADrainReadsAsItShould(t *testing.T) {
 		t.Errorf("memo past %d nodes: %q … %q", drainTableRows, lines[:2], lines[len(lines)-1])
 	}
 }
+
+// A forced run that did nothing to the node says why alone, and a convergence with
+// nobody pending names nobody.
+func TestAReportSaysNothingOfWhatDidNotHappen(t *testing.T) {
+	r := ShutdownReport{Node: "node-1", Outcome: plan.Forced, ForceReason: "deregister failed", Convergence: plan.Converged,
+		ConvergenceTook: plan.Millis(2 * time.Second)}
+	if got := r.Explain(); got != "forced out because deregister failed" {
+		t.Errorf("why %q; want no list of deeds", got)
+	}
+	if md := r.Markdown(plan.Plan{}); !strings.Contains(md, "**Convergence**: converged after 2s\n") {
+		t.Errorf("details:\n%s\nwant the convergence without a pending list", md)
+	}
+}
+
+// Up to drainTableRows nodes, a drain lists every node in its order; past it, what went
+// wrong (forced, failed) comes before what never ran (skipped), then the rest.
+func TestADrainListsItsNodesInTheirOrderUpToItsBound(t *testing.T) {
+	nodes := func(n int) []DrainNode {
+		var out []DrainNode
+		for i := range n {
+			out = append(out, DrainNode{Node: fmt.Sprintf("n%02d", i+1), State: DrainDone, Outcome: plan.Graceful})
+		}
+		out[0] = DrainNode{Node: "n01", State: DrainSkipped}
+		out[n-1].Outcome = plan.Forced
+		return out
+	}
+	at := DrainReport{Name: "d1", Selector: activities.Selector{All: true}, MaxParallel: 1, Nodes: nodes(drainTableRows)}
+	lines := at.Lines()
+	if len(lines) != 1+drainTableRows || lines[1] != "n01: skipped" || lines[drainTableRows] != "n60: done, forced in 0s" {
+		t.Errorf("%d nodes: memo %q … %q; want every node in its order", drainTableRows, lines[:2], lines[len(lines)-1])
+	}
+	if md := at.Markdown(); !strings.Contains(md, "|---|\n| n01 | skipped |") {
+		t.Errorf("%d nodes: details\n%s\nwant every node in its order", drainTableRows, md)
+	}
+	past := DrainReport{Name: "d1", Selector: activities.Selector{All: true}, MaxParallel: 1, Nodes: nodes(drainTableRows + 2)}
+	lines = past.Lines()
+	if lines[1] != "n62: done, forced in 0s" || lines[2] != "n01: skipped" {
+		t.Errorf("%d nodes: memo starts %q; want the forced node, then the skipped one", drainTableRows+2, lines[1:3])
+	}
+}

@@ -13,3 +13,15 @@ func TestIDFor(t *testing.T) {
 		t.Errorf("node of the ID: %q %v", node, ok)
 	}
 }
+
+// The prefix alone, or anything shorter or other, names no node.
+func TestNodeFromWorkflowIDRefusesWhatNamesNoNode(t *testing.T) {
+	for _, id := range []string{WorkflowID(""), "farewell-shutdown", "farewell-drain-d1", ""} {
+		if node, ok := NodeFromWorkflowID(id); ok || node != "" {
+			t.Errorf("%q: node %q, %v; want none", id, node, ok)
+		}
+	}
+	if node, ok := NodeFromWorkflowID(WorkflowID("n")); !ok || node != "n" {
+		t.Errorf("a one-letter node: %q %v", node, ok)
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/farewell-project/farewell/plan"
 )
 
 // A report recorded before node_state_at_start and why existed reads with both.
@@ -41,5 +44,25 @@ func TestWhySaysWhatTheRunConcluded(t *testing.T) {
 	b, _ := json.Marshal(ShutdownReport{NodeStateAtStart: "alive", NodeState: "alive"})
 	if !strings.Contains(string(b), `"node_state":"alive"`) || !strings.Contains(string(b), `"node_state_at_start":"alive"`) {
 		t.Errorf("%s", b)
+	}
+}
+
+// A report recorded before convergence_took reads its convergence_ms, and only when the
+// newer field is not there.
+func TestOlderReportReadsItsConvergenceInMilliseconds(t *testing.T) {
+	var r ShutdownReport
+	if err := json.Unmarshal([]byte(`{"node":"node-1","convergence_ms":1500}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.ConvergenceTook.String() != "1.5s" {
+		t.Errorf("convergence_ms 1500 read as %s, want 1.5s", r.ConvergenceTook)
+	}
+	both, _ := json.Marshal(ShutdownReport{ConvergenceTook: plan.Millis(2 * time.Second)})
+	both = append(both[:len(both)-1], []byte(`,"convergence_ms":1500}`)...)
+	if err := json.Unmarshal(both, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.ConvergenceTook.String() != "2s" {
+		t.Errorf("with both fields: %s, want the newer one's 2s", r.ConvergenceTook)
 	}
 }
