@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	commonpb "go.temporal.io/api/common/v1"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
@@ -417,6 +418,36 @@ func TestBudgetOfAnEarlierVersionHandsRequestsByItsSignalOver(t *testing.T) {
 	}
 }
 
+// currentDetails reads what the Temporal UI shows of a run: its current details.
+func currentDetails(t *testing.T, env *testsuite.TestWorkflowEnvironment) string {
+	t.Helper()
+	var md sdkpb.WorkflowMetadata
+	v, err := env.QueryWorkflow("__temporal_workflow_metadata")
+	if err == nil {
+		err = v.Get(&md)
+	}
+	if err != nil {
+		t.Error(err)
+	}
+	return md.GetCurrentDetails()
+}
+
+// The budget's details list the leases held, and no table while it holds none.
+func TestBudgetDetailsListItsLeases(t *testing.T) {
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 1})
+	var idle, held string
+	env.RegisterDelayedCallback(func() { idle = currentDetails(t, env) }, time.Second)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalAcquire, queued("node-1")) }, 2*time.Second)
+	env.RegisterDelayedCallback(func() { held = currentDetails(t, env); env.CancelWorkflow() }, 3*time.Second)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+	if !strings.Contains(idle, "0 in flight") || strings.Contains(idle, "| node |") {
+		t.Errorf("no lease held: details\n%s\nwant no table", idle)
+	}
+	if !strings.Contains(held, "1 in flight") || !strings.Contains(held, "| node | drain | since | note |") || !strings.Contains(held, "| node-1 | - |") {
+		t.Errorf("node-1 holding: details\n%s\nwant its row", held)
+	}
+}
+
 // budgetView queries the budget.
 func budgetView(t *testing.T, env *testsuite.TestWorkflowEnvironment) BudgetView {
 	t.Helper()
@@ -565,25 +596,34 @@ func TestBudgetTakesNewLimits(t *testing.T) {
 	}
 }
 
-// A budget run of the version before the queue moves on for a release by signal too,
-// and only for a signal: it stays, reaping, while nobody signals it.
+// A budget run of the version before the queue moves on for a release by signal too —
+// at once, not at its next reap — and only for a signal: it stays, reaping, while nobody
+// signals it.
 func TestBudgetOfAnEarlierVersionMovesOnlyForASignal(t *testing.T) {
-	for _, release := range []bool{true, false} {
+	for _, tc := range []struct {
+		name    string
+		release bool
+	}{{"a release", true}, {"nothing", false}} {
 		env := newBudgetEnv(t, plan.Limits{MaxParallel: 2})
 		env.OnGetVersion("budget-queue", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-		if release {
+		if tc.release {
 			env.RegisterDelayedCallback(func() {
 				env.SignalWorkflow(SignalRelease, activities.LeaseRef{Holder: WorkflowID("node-1"), Run: "run-node-1"})
 			}, time.Second)
 		}
-		env.RegisterDelayedCallback(env.CancelWorkflow, 90*time.Second)
+		// A signal moves it within the second; nothing, not in one reap and a half.
+		wait := reapEvery / 2
+		if !tc.release {
+			wait = reapEvery * 3 / 2
+		}
+		env.RegisterDelayedCallback(env.CancelWorkflow, wait)
 		env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
 		var can *workflow.ContinueAsNewError
 		err := env.GetWorkflowError()
 		switch {
-		case release && !errors.As(err, &can):
-			t.Errorf("a release by signal: %v, want a continue-as-new", err)
-		case release:
+		case tc.release && !errors.As(err, &can):
+			t.Errorf("%s by signal: %v after %s, want a continue-as-new", tc.name, err, wait)
+		case tc.release:
 			var carried BudgetState
 			if err := decodePayloads(can.Input, &carried); err != nil || len(carried.Releases) != 1 {
 				t.Errorf("carried %+v (%v); want the release", carried, err)
@@ -591,6 +631,64 @@ func TestBudgetOfAnEarlierVersionMovesOnlyForASignal(t *testing.T) {
 		case errors.As(err, &can):
 			t.Errorf("no signal, yet it moved to a new run")
 		}
+	}
+}
+
+// Every update counts towards the run's share, a request or a release, in runs of
+// either version: past budgetUpdatesPerRun the run moves on.
+func TestBudgetCountsEveryUpdateTowardsItsMove(t *testing.T) {
+	defer func(n int) { budgetUpdatesPerRun = n }(budgetUpdatesPerRun)
+	budgetUpdatesPerRun = 6
+	for _, queue := range []bool{true, false} {
+		for _, update := range []string{UpdateAcquire, UpdateRelease} {
+			env := newBudgetEnv(t, plan.Limits{})
+			if !queue {
+				env.OnGetVersion("budget-queue", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+			}
+			env.OnActivity(clusterActs.ClosedLeases, mock.Anything, mock.Anything).Return([]activities.LeaseRef(nil), nil)
+			results := make([]grantResult, budgetUpdatesPerRun)
+			env.RegisterDelayedCallback(func() {
+				for i := range budgetUpdatesPerRun {
+					node := fmt.Sprintf("node-%d", i)
+					var arg any = lease(node)
+					if update == UpdateRelease {
+						arg = activities.LeaseRef{Holder: WorkflowID(node), Run: "run-" + node}
+					}
+					env.UpdateWorkflow(update, node, results[i].callbacks(env), arg)
+				}
+			}, time.Second)
+			env.RegisterDelayedCallback(env.CancelWorkflow, 10*reapEvery)
+			env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+			var can *workflow.ContinueAsNewError
+			if err := env.GetWorkflowError(); !errors.As(err, &can) {
+				t.Errorf("queue %v, %d of %s: %v; want a continue-as-new", queue, budgetUpdatesPerRun, update, err)
+			}
+		}
+	}
+}
+
+// A holder that asks again, of a run before the queue, is granted the lease it holds,
+// bound to its new run: never a second one, whatever its place among the leases.
+func TestBudgetOfAnEarlierVersionGrantsAHolderItsOwnLease(t *testing.T) {
+	env := newBudgetEnv(t, plan.Limits{MaxParallel: 1})
+	env.OnGetVersion("budget-queue", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	var first, again grantResult
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdateAcquire, "a", first.callbacks(env), lease("node-1")) }, time.Second)
+	env.RegisterDelayedCallback(func() {
+		req := lease("node-1")
+		req.Run = "run-2"
+		env.UpdateWorkflow(UpdateAcquire, "b", again.callbacks(env), req)
+	}, 2*time.Second)
+	var view BudgetView
+	env.RegisterDelayedCallback(func() { view = budgetView(t, env); env.CancelWorkflow() }, 3*time.Second)
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{})
+	g1, _, _, err1 := first.get()
+	g2, _, _, err2 := again.get()
+	if !g1.Granted || !g2.Granted || err1 != nil || err2 != nil {
+		t.Fatalf("granted %v (%v), then %v (%v); want both", g1.Granted, err1, g2.Granted, err2)
+	}
+	if len(view.Leases) != 1 || view.Leases[0].Run != "run-2" {
+		t.Errorf("leases %+v; want node-1's one, bound to run-2", view.Leases)
 	}
 }
 
