@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -1034,5 +1035,82 @@ func TestAttemptsOfAFailedStep(t *testing.T) {
 		if got := attempts(tt.err, spec); got != tt.want {
 			t.Errorf("%s: %d attempts, want %d", name, got, tt.want)
 		}
+	}
+}
+
+// A lookup that refuses the node (unknown, or not a node) ends the run at once with
+// that error, never retried, whether or not the activity marked it so.
+func TestARefusedLookupEndsTheRun(t *testing.T) {
+	for _, typ := range []string{activities.ErrTypeUnknownNode, activities.ErrTypeNotANode} {
+		h := newHarness(t)
+		h.lookup = func(activities.LookupInput) (activities.LookupOutput, error) {
+			return activities.LookupOutput{}, temporal.NewApplicationError(`"node-9": refused`, typ)
+		}
+		h.env.ExecuteWorkflow(GracefulShutdown, ShutdownRequest{Node: "node-9"})
+		var appErr *temporal.ApplicationError
+		if err := h.env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != typ || !appErr.NonRetryable() {
+			t.Errorf("%s: workflow error %v; want it, not retryable", typ, err)
+		}
+		if h.called("lookup") != 1 || h.called(plan.SetGracefullyLeft) != 0 {
+			t.Errorf("%s: looked up %d times, stepped on %d times; want once and never", typ, h.called("lookup"), h.called(plan.SetGracefullyLeft))
+		}
+	}
+}
+
+// A plan of stop-services alone still knows the services serve until that step
+// succeeds: when it fails, the process is terminated.
+func TestAServiceStillServesUntilItsStepSucceeds(t *testing.T) {
+	h := newHarness(t)
+	h.set(plan.StopServices, fails(errors.New("api will not stop")))
+	r := h.run(ShutdownRequest{Plan: planWith(func(p *plan.Plan) { p.Steps = p.Steps[p.Index(plan.StopServices):] })})
+	if !r.Terminated || h.called(plan.Terminate) != 1 {
+		t.Errorf("stop-services failed, the only step: terminated %v (%d calls), outcome %s; want the process terminated", r.Terminated, h.called(plan.Terminate), r.Outcome)
+	}
+}
+
+// deadlines records, by activity type, how long each activity (or local activity) the
+// run started was given: from its start to its deadline.
+func deadlines(env *testsuite.TestWorkflowEnvironment) func(string) time.Duration {
+	var mu sync.Mutex
+	got := map[string]time.Duration{}
+	record := func(info *activity.Info) {
+		mu.Lock()
+		defer mu.Unlock()
+		got[info.ActivityType.Name] = info.Deadline.Sub(info.StartedTime)
+	}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) { record(info) })
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) { record(info) })
+	return func(name string) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return got[name]
+	}
+}
+
+// An activity that waits gets more than its wait: the convergence check its timeout, a
+// request to the budget (runs before its queue) and a drain's request the time they
+// wait inside it, each with room to answer after the wait.
+func TestAnActivityThatWaitsOutlivesItsWait(t *testing.T) {
+	h := newHarness(t)
+	took := deadlines(h.env)
+	h.run(ShutdownRequest{})
+	p := plan.Default()
+	if got := took("VerifyConvergence"); got <= p.ConvergenceTimeout+plan.ConvergenceSlack/2 {
+		t.Errorf("the convergence check has %s; want more than its timeout %s, with room", got, p.ConvergenceTimeout)
+	}
+
+	h = newHarness(t)
+	h.atVersion(versionBudgetQueue - 1)
+	took = deadlines(h.env)
+	h.run(ShutdownRequest{})
+	if got := took("AcquireLease"); got <= budgetWait+5*time.Second {
+		t.Errorf("a request to a budget before its queue has %s; want more than the %s it waits there, with room", got, budgetWait)
+	}
+
+	d := newDrainHarness(t)
+	took = deadlines(d.env)
+	d.run(drainOf("n1"))
+	if got := took("AcquireLease"); got <= drainLeaseWait+5*time.Second {
+		t.Errorf("a drain's request has %s; want more than the %s it waits, with room", got, drainLeaseWait)
 	}
 }
