@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,8 +24,9 @@ import (
 // drainHarness runs Drain in the test environment: each node's shutdown is a mocked
 // child run that takes shutdownTook of workflow time, and every activity is mocked.
 type drainHarness struct {
-	t   *testing.T
-	env *testsuite.TestWorkflowEnvironment
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	metrics *metricsRecorder
 	// shutdowns is the orchestrator's workflow host: its Limits are the cluster's budget.
 	shutdowns *Shutdowns
 
@@ -47,7 +49,9 @@ type drainHarness struct {
 func newDrainHarness(t *testing.T) *drainHarness {
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(sdklog.NewStructuredLogger(testkit.Logger(t)))
-	h := &drainHarness{t: t, env: suite.NewTestWorkflowEnvironment(), started: map[string]time.Time{}, shutdownTook: 10 * time.Second}
+	metrics := newMetricsRecorder()
+	suite.SetMetricsHandler(metrics)
+	h := &drainHarness{t: t, env: suite.NewTestWorkflowEnvironment(), metrics: metrics, started: map[string]time.Time{}, shutdownTook: 10 * time.Second}
 	h.preflight = func(in activities.PreflightInput) activities.DrainPlan {
 		p := activities.DrainPlan{Selector: in.Selector, Limits: in.Limits, Cluster: in.Cluster, Budget: in.Budget}
 		for _, n := range in.Selector.Nodes {
@@ -468,6 +472,9 @@ func TestDrainContinuesAsNew(t *testing.T) {
 	if c == nil || c.Count()[DrainJoined]+c.Count()[DrainDone] != 2 || c.Count()[DrainPending] != 3 {
 		t.Fatalf("carried %+v", c)
 	}
+	if got := h.metrics.recorded(MetricDrainsStarted, nil); !slices.Equal(got, []float64{1}) {
+		t.Errorf("the first run counted %v drains started; want one", got)
+	}
 
 	// In the real server the first two run on into the next run, which follows them.
 	next.NodesPerRun = 0
@@ -479,6 +486,12 @@ func TestDrainContinuesAsNew(t *testing.T) {
 	}
 	if _, again := h2.started["n1"]; again || len(h2.started) != 3 {
 		t.Errorf("the second run started %v; want n3, n4, n5 only", h2.started)
+	}
+	if got := h2.metrics.recorded(MetricDrainsStarted, nil); len(got) != 0 {
+		t.Errorf("the run it continued as counted %v drains started; want none: it is the same drain", got)
+	}
+	if got := h2.metrics.recorded(MetricDrains, map[string]string{"outcome": string(DrainCompleted)}); !slices.Equal(got, []float64{1}) {
+		t.Errorf("drains ended: %v; want one completed", got)
 	}
 }
 

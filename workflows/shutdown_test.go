@@ -30,8 +30,9 @@ type stepFunc = func(ctx context.Context, in activities.StepInput) (activities.S
 // harness runs GracefulShutdown in the test environment with every activity mocked.
 // Each mock dispatches to a replaceable function, so a test changes only what it needs.
 type harness struct {
-	t   *testing.T
-	env *testsuite.TestWorkflowEnvironment
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	metrics *metricsRecorder
 
 	mu        sync.Mutex
 	steps     map[string]stepFunc
@@ -53,7 +54,9 @@ func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessLimits)
 func newHarnessWith(t *testing.T, limits plan.Limits) *harness {
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(sdklog.NewStructuredLogger(testkit.Logger(t)))
-	h := &harness{t: t, env: suite.NewTestWorkflowEnvironment(), calls: map[string]int{}, steps: map[string]stepFunc{}}
+	metrics := newMetricsRecorder()
+	suite.SetMetricsHandler(metrics)
+	h := &harness{t: t, env: suite.NewTestWorkflowEnvironment(), metrics: metrics, calls: map[string]int{}, steps: map[string]stepFunc{}}
 	ok := func(context.Context, activities.StepInput) (activities.StepOutput, error) {
 		return activities.StepOutput{Attempt: 1}, nil
 	}
@@ -1112,5 +1115,14 @@ func TestAnActivityThatWaitsOutlivesItsWait(t *testing.T) {
 	d.run(drainOf("n1"))
 	if got := took("AcquireLease"); got <= drainLeaseWait+5*time.Second {
 		t.Errorf("a drain's request has %s; want more than the %s it waits, with room", got, drainLeaseWait)
+	}
+}
+
+// The convergence check's time is recorded as it took, by whether it converged.
+func TestConvergenceTimeIsRecorded(t *testing.T) {
+	h := newHarness(t)
+	h.run(ShutdownRequest{})
+	if got := h.metrics.recorded(MetricConvergenceDuration, map[string]string{"converged": "true"}); !slices.Equal(got, []float64{0.012}) {
+		t.Errorf("convergence recorded %v (seconds); want the check's 12ms", got)
 	}
 }
