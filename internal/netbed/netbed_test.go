@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,24 +167,59 @@ func TestCloseRemovesEverythingAndSweepTheLeftoversOfADeadRun(t *testing.T) {
 
 	// What a killed run leaves: a namespace named for a PID that is gone, with a
 	// process in it.
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	stale := fmt.Sprintf("%s%d-1-h1", Prefix, dead.Process.Pid)
-	if err := run("ip", "netns", "add", stale); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = removeNamespaces([]string{stale}) })
-	straggler := exec.Command("nsenter", "--net="+filepath.Join("/run/netns", stale), "--", os.Args[0], "127.0.0.1:0")
-	straggler.Env = []string{helperEnv + "=listen"}
-	if err := straggler.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = straggler.Wait() }()
+	stale, straggler := leftover(t)
 	Sweep()
 	if exists(stale) {
 		t.Fatalf("Sweep left %s", stale)
 	}
 	testkit.Eventually(t, 10*time.Second, "the straggler to be killed", func() bool { return ProcState(straggler.Process.Pid) == "" })
+}
+
+// leftover makes what a killed run leaves: a namespace named for a PID that is gone,
+// with a process in it, and returns both once the process is in there (before, nsenter
+// holds the namespace open and enters it after a Sweep looked: under load, a straggler
+// was seen left running in no namespace's name). Another test binary's Sweep may take
+// it first (it is stale to every run): then it makes another.
+func leftover(t *testing.T) (string, *exec.Cmd) {
+	t.Helper()
+	for range 5 {
+		dead := exec.Command("true")
+		if err := dead.Run(); err != nil {
+			t.Fatal(err)
+		}
+		stale := fmt.Sprintf("%s%d-1-h1", Prefix, dead.Process.Pid)
+		if err := run("ip", "netns", "add", stale); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = removeNamespaces([]string{stale}) })
+		straggler := exec.Command("nsenter", "--net="+filepath.Join("/run/netns", stale), "--", os.Args[0], "127.0.0.1:0")
+		straggler.Env = []string{helperEnv + "=listen"}
+		if err := straggler.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = straggler.Wait(); close(exited) }()
+		t.Cleanup(func() { _ = straggler.Process.Kill() }) // when Sweep failed to
+		pid := strconv.Itoa(straggler.Process.Pid)
+		in := func() bool {
+			out, err := exec.Command("ip", "netns", "pids", stale).Output()
+			return err == nil && slices.Contains(strings.Fields(string(out)), pid)
+		}
+		testkit.Eventually(t, 10*time.Second, "the straggler in "+stale+", or gone", func() bool {
+			select {
+			case <-exited:
+				return true
+			default:
+				return in()
+			}
+		})
+		select {
+		case <-exited:
+			t.Logf("%s was swept by another run before its straggler got in; again", stale)
+		default:
+			return stale, straggler
+		}
+	}
+	t.Fatal("every namespace made was swept by another run before its straggler got in")
+	return "", nil
 }
