@@ -36,6 +36,8 @@ type drainHarness struct {
 	gate         func(activities.GateInput) activities.GateOutput
 	latest       func(node string) activities.ShutdownInfo
 	outcome      func(node string) plan.Outcome
+	fail         func(node string) error // a shutdown that ends without a report
+	unconverged  bool                    // shutdowns out, but not seen out by every member
 	shutdownTook time.Duration
 
 	inFlight, maxInFlight int
@@ -89,9 +91,14 @@ func newDrainHarness(t *testing.T) *drainHarness {
 		if err != nil {
 			return nil, err
 		}
+		if h.fail != nil {
+			if err := h.fail(req.Node); err != nil {
+				return nil, err
+			}
+		}
 		o := h.outcome(req.Node)
 		return &ShutdownReport{Node: req.Node, RunID: "run-" + req.Node, NodeInstance: "i-" + req.Node, Outcome: o,
-			Converged: o.Out(), Total: plan.Millis(took)}, nil
+			Converged: o.Out() && !h.unconverged, Total: plan.Millis(took)}, nil
 	})
 	env.OnActivity(clusterActs.PreflightDrain, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PreflightInput) (activities.DrainPlan, error) {
@@ -227,6 +234,92 @@ func TestDrainKeepsToMaxParallelAndRunsOrdinaryShutdowns(t *testing.T) {
 
 // The drain gives back each of its shutdowns' leases once: handed to the next lease
 // request, the last at its end.
+// Each shutdown a drain starts gives the drain's reason (or the drain's name), and names
+// its requester with the drain as long as that fits the bound, at the bound included.
+func TestDrainNamesWhyAndWhoInEachShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		reason, requestedBy string
+		wantReason, wantBy  string
+	}{
+		{"", "", "drain d1", "drain d1"},
+		{"kernel update", "ops", "kernel update", "ops (drain d1)"},
+		{"", strings.Repeat("r", plan.MaxReason-len(" (drain d1)")), "drain d1", strings.Repeat("r", plan.MaxReason-len(" (drain d1)")) + " (drain d1)"},
+		{"", strings.Repeat("r", plan.MaxReason-len(" (drain d1)")+1), "drain d1", "drain d1"},
+	} {
+		h := newDrainHarness(t)
+		req := drainOf("n1")
+		req.Reason, req.RequestedBy = tc.reason, tc.requestedBy
+		h.run(req)
+		if len(h.requests) != 1 {
+			t.Fatalf("%d shutdowns started, want 1", len(h.requests))
+		}
+		if sr := h.requests[0]; sr.Reason != tc.wantReason || sr.RequestedBy != tc.wantBy || sr.Validate() != nil {
+			t.Errorf("reason %q, requested by %d bytes: the shutdown's reason %q, requested by %d bytes (%v); want %q and %d bytes",
+				tc.reason, len(tc.requestedBy), sr.Reason, len(sr.RequestedBy), sr.Validate(), tc.wantReason, len(tc.wantBy))
+		}
+	}
+}
+
+// --pause-between keeps that long between two starts, whatever max-parallel allows; with
+// none, the nodes max-parallel allows start at once.
+func TestDrainPausesBetweenTwoStarts(t *testing.T) {
+	for _, pause := range []time.Duration{0, 30 * time.Second} {
+		h := newDrainHarness(t)
+		h.shutdownTook = time.Second
+		req := drainOf("n1", "n2", "n3")
+		req.Limits.MaxParallel, req.PauseBetween = 3, plan.Duration(pause)
+		h.run(req)
+		at := []time.Time{h.started["n1"], h.started["n2"], h.started["n3"]}
+		for i := 1; i < len(at); i++ {
+			if gap := at[i].Sub(at[i-1]); gap < pause || pause == 0 && gap != 0 {
+				t.Errorf("pause %s: n%d started %s after n%d; want %s", pause, i+1, gap, i, pause)
+			}
+		}
+	}
+}
+
+// A lease granted with a word from the budget (past its limits, say) shows that word in
+// the node's note while its shutdown runs.
+func TestDrainNotesWhatTheBudgetSaidOfAGrant(t *testing.T) {
+	h := newDrainHarness(t)
+	h.grant = func(in activities.LeaseRequest) activities.LeaseGrant {
+		if in.Node == "n1" {
+			return activities.LeaseGrant{Granted: true, Why: "granted past the floor"}
+		}
+		return activities.LeaseGrant{Granted: true}
+	}
+	var first, second DrainReport
+	h.progressAt(5*time.Second, &first)   // n1 running
+	h.progressAt(15*time.Second, &second) // n2 running
+	h.run(drainOf("n1", "n2"))
+	if first.Nodes[0].State != DrainRunning || first.Nodes[0].Note != "granted past the floor" {
+		t.Errorf("n1 %s, note %q; want running, with the budget's word", first.Nodes[0].State, first.Nodes[0].Note)
+	}
+	if second.Nodes[1].State != DrainRunning || second.Nodes[1].Note != "" {
+		t.Errorf("n2 %s, note %q; want running, with none", second.Nodes[1].State, second.Nodes[1].Note)
+	}
+}
+
+// A shutdown that ends without a report counts as a failure, with its error and the
+// time it ran.
+func TestDrainTimesAShutdownThatEndedWithoutAReport(t *testing.T) {
+	h := newDrainHarness(t)
+	h.fail = func(node string) error {
+		if node == "n1" {
+			return temporal.NewNonRetryableApplicationError("worker lost", "Panic", nil)
+		}
+		return nil
+	}
+	req := drainOf("n1", "n2")
+	req.FailureThreshold = 0
+	r := h.run(req)
+	n := r.Nodes[0]
+	if n.State != DrainDone || n.Outcome != "" || !strings.Contains(n.Note, "worker lost") || n.Took != plan.Millis(h.shutdownTook) || r.Failures != 1 {
+		t.Errorf("n1: %s, outcome %q, note %q, took %s; %d failures; want done, no outcome, its error, %s, one failure",
+			n.State, n.Outcome, n.Note, n.Took, r.Failures, h.shutdownTook)
+	}
+}
+
 func TestDrainHandsLeasesOver(t *testing.T) {
 	h := newDrainHarness(t)
 	var returned []string
@@ -388,14 +481,31 @@ func TestDrainHealthGate(t *testing.T) {
 		h := newDrainHarness(t)
 		h.gate = func(activities.GateInput) activities.GateOutput { return activities.GateOutput{Why: "n9 is blocked"} }
 		var during DrainReport
-		h.progressAt(45*time.Second, &during)
+		// Paused as soon as it waited its timeout, not a look later.
+		h.progressAt(30*time.Second+gatePoll/2, &during)
 		var abortErr error
 		h.update(50*time.Second, UpdateDrainAbort, DrainControl{}, &abortErr)
 		req := drainOf("n1")
 		req.GateTimeout = plan.Duration(30 * time.Second)
 		r := h.run(req)
-		if !strings.Contains(during.Paused, "the health gate waited") || abortErr != nil || r.Outcome != DrainAborted || len(h.started) != 0 {
+		if !strings.Contains(during.Paused, "the health gate waited 30s") || abortErr != nil || r.Outcome != DrainAborted || len(h.started) != 0 {
 			t.Errorf("paused %q, abort %v, outcome %s, started %v", during.Paused, abortErr, r.Outcome, h.started)
+		}
+	})
+	t.Run("asks about each node taken out, once", func(t *testing.T) {
+		h := newDrainHarness(t)
+		h.unconverged = true // the gate looks at what the members did not all see out
+		var asked []string
+		h.gate = func(in activities.GateInput) activities.GateOutput {
+			for _, p := range in.Out {
+				asked = append(asked, p.Node+"/"+p.Instance)
+			}
+			return activities.GateOutput{Ready: true, Out: in.Out}
+		}
+		h.run(drainOf("n1", "n2", "n3"))
+		// (n3 is the last: no start waits on the gate after it.)
+		if want := []string{"n1/i-n1", "n2/i-n2"}; !slices.Equal(asked, want) {
+			t.Errorf("the gate was asked about %q; want %q, each once, and nothing not yet done", asked, want)
 		}
 	})
 }
@@ -427,6 +537,25 @@ func TestDrainJoinsAShutdownAlreadyRunning(t *testing.T) {
 	}
 	if r.Outcome != DrainCompleted || r.Total.Std() < 25*time.Second {
 		t.Errorf("outcome %s after %s", r.Outcome, r.Total)
+	}
+}
+
+// A shutdown the drain joins without knowing its run shows the run it follows while it
+// runs.
+func TestDrainShowsTheRunItFollows(t *testing.T) {
+	h := newDrainHarness(t)
+	start := h.env.Now()
+	h.preflight = func(in activities.PreflightInput) activities.DrainPlan {
+		return activities.DrainPlan{Nodes: []activities.NodeCheck{{Node: "n1", State: activities.StateLeaving, Join: true, Blocker: activities.BlockRunning}}}
+	}
+	h.latest = func(string) activities.ShutdownInfo {
+		return activities.ShutdownInfo{Running: h.env.Now().Sub(start) < 25*time.Second, RunID: "theirs", Outcome: plan.Graceful, Converged: true}
+	}
+	var mid DrainReport
+	h.progressAt(10*time.Second, &mid)
+	h.run(drainOf("n1"))
+	if len(mid.Nodes) != 1 || mid.Nodes[0].State != DrainJoined || mid.Nodes[0].RunID != "theirs" {
+		t.Errorf("while it runs: %+v; want n1 joined, following run theirs", mid.Nodes)
 	}
 }
 
