@@ -190,8 +190,12 @@ type Member struct {
 
 	ml        *memberlist.Memberlist
 	transport *FaultTransport
-	queue     *memberlist.TransmitLimitedQueue
-	services  Services
+	// advertising serialises memberlist's UpdateNode, which reads this member's own
+	// entry unlocked while another call writes it (the race detector saw two state
+	// changes close together collide).
+	advertising sync.Mutex
+	queue       *memberlist.TransmitLimitedQueue
+	services    Services
 
 	mu          sync.Mutex
 	view        map[string]*MemberInfo
@@ -581,7 +585,14 @@ func (m *Member) updateNode(ctx context.Context) error {
 		return context.DeadlineExceeded
 	}
 	done := make(chan error, 1)
-	go func() { done <- m.ml.UpdateNode(timeout) }()
+	go func() {
+		// In turn, each whenever the last is done (the caller stops waiting at ctx's
+		// end): each advertises the metadata as of when it runs, so the last state
+		// set always goes out.
+		m.advertising.Lock()
+		defer m.advertising.Unlock()
+		done <- m.ml.UpdateNode(timeout)
+	}()
 	select {
 	case err := <-done:
 		return err

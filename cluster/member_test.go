@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -331,4 +332,39 @@ func TestMembersThatLeftAreForgottenAfterAWhile(t *testing.T) {
 	if _, known := keeper.Member("keeper"); !known {
 		t.Error("a member forgot itself")
 	}
+}
+
+// State changes close together — each re-advertises the member's metadata while an
+// earlier one's broadcast may still wait — never race inside memberlist (whose
+// UpdateNode reads its own entry unlocked): the race detector watches; and the state
+// set last is what everyone sees.
+func TestStateChangesCloseTogetherAreAdvertisedInTurn(t *testing.T) {
+	members := newTestCluster(t, 3)
+	m := members[0]
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
+			defer cancel()
+			if err := m.SetState(ctx, StateLeaving); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
+	defer cancel()
+	if err := m.SetState(ctx, StateAlive); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "every member sees "+m.Name()+" alive", func() bool {
+		for _, o := range members[1:] {
+			if info, ok := o.Member(m.Name()); !ok || info.State != StateAlive {
+				return false
+			}
+		}
+		return true
+	})
 }
