@@ -370,6 +370,23 @@ func TestDrainWaitsWhileTheBudgetIsFull(t *testing.T) {
 	}
 }
 
+// A request the budget will answer by signal is asked once; woken meanwhile (an
+// operator's update), the drain waits on for the answer rather than asking again, until
+// the answer is overdue.
+func TestDrainAsksOnceForAnAnswerBySignal(t *testing.T) {
+	h := newDrainHarness(t)
+	h.grant = func(activities.LeaseRequest) activities.LeaseGrant { return activities.LeaseGrant{Asked: true} }
+	var setErr, abortErr error
+	h.update(10*time.Second, UpdateDrainSetMaxParallel, SetMaxParallelRequest{MaxParallel: 2}, &setErr)
+	asked := -1
+	h.env.RegisterDelayedCallback(func() { h.mu.Lock(); asked = h.asked; h.mu.Unlock() }, 20*time.Second)
+	h.update(20*time.Second, UpdateDrainAbort, DrainControl{}, &abortErr)
+	h.run(drainOf("n1"))
+	if setErr != nil || abortErr != nil || asked != 1 {
+		t.Errorf("asked %d times in 20s (updates: %v, %v); want once: the answer is due in %s", asked, setErr, abortErr, budgetRecheck)
+	}
+}
+
 func TestDrainStopsAtItsFailureThreshold(t *testing.T) {
 	h := newDrainHarness(t)
 	h.outcome = func(node string) plan.Outcome {
@@ -624,6 +641,25 @@ func TestDrainContinuesAsNew(t *testing.T) {
 	}
 }
 
+// A run the server asks to continue as new moves on before it starts another node, once
+// the starts it asked for have started.
+func TestDrainMovesOnWhenTheServerSuggests(t *testing.T) {
+	h := newDrainHarness(t)
+	h.env.SetContinueAsNewSuggested(true)
+	h.env.ExecuteWorkflow(DrainWorkflowName, drainOf("n1", "n2"))
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want a continue-as-new, got %v", err)
+	}
+	var next DrainRequest
+	if err := decodePayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.started) != 0 || next.Carry == nil || next.Carry.Count()[DrainPending] != 2 {
+		t.Errorf("started %v, carried %+v; want nothing started, both nodes carried pending", h.started, next.Carry)
+	}
+}
+
 // With no limit to keep (none in the cluster's budget, no min-alive of the drain's own)
 // a drain asks the budget nothing and gives nothing back; with a min-alive floor of its
 // own it asks for every node, the floor being the budget's to judge.
@@ -661,6 +697,34 @@ func TestDrainAsksTheBudgetOnlyWithALimitToKeep(t *testing.T) {
 				t.Errorf("asked the budget %d times and gave back %d leases; with no limit to keep, want neither", h.asked, back)
 			}
 		})
+	}
+}
+
+// The cluster's limits are looked at again before each start: set while the drain
+// runs, the nodes started from then on ask the budget.
+func TestDrainSeesTheClusterLimitsSetWhileItRuns(t *testing.T) {
+	h := newDrainHarness(t)
+	h.shutdowns.Limits = plan.Limits{}
+	h.env.RegisterDelayedCallback(func() { h.shutdowns.Limits = plan.Limits{MaxParallel: 3} }, 15*time.Second)
+	r := h.run(drainOf("n1", "n2", "n3"))
+	if r.Count()[DrainDone] != 3 {
+		t.Fatalf("%+v", r.Nodes)
+	}
+	// n1 started with no limit anywhere, n2 at 10s, n3 at 20s: n3 under the new limit.
+	if h.asked != 1 {
+		t.Errorf("asked the budget %d times; want once: for n3, started after the cluster set a limit", h.asked)
+	}
+}
+
+// What a drain did stays in its memo after it closed: its lines.
+func TestDrainLeavesItsLinesInItsMemo(t *testing.T) {
+	h := newDrainHarness(t)
+	var memo map[string]any
+	h.env.OnUpsertMemo(mock.Anything).Run(func(args mock.Arguments) { memo = args.Get(0).(map[string]any) }).Return(nil)
+	r := h.run(drainOf("n1"))
+	lines, ok := memo[MemoDrain].([]string)
+	if !ok || !slices.Equal(lines, r.Lines()) {
+		t.Errorf("memo %v; want the drain's lines %q", memo, r.Lines())
 	}
 }
 
