@@ -1126,3 +1126,47 @@ func TestConvergenceTimeIsRecorded(t *testing.T) {
 		t.Errorf("convergence recorded %v (seconds); want the check's 12ms", got)
 	}
 }
+
+// A shutdown in the budget's queue says how many are ahead of it, and nothing of the
+// kind when it is next.
+func TestAShutdownInTheQueueSaysHowManyAreAhead(t *testing.T) {
+	h := newHarness(t)
+	var holder string
+	h.acquire = func(in activities.LeaseRequest) (activities.LeaseGrant, error) {
+		h.mu.Lock()
+		holder = in.Holder
+		h.mu.Unlock()
+		return activities.LeaseGrant{Asked: true}, nil
+	}
+	answer := func(at time.Duration, g activities.LeaseGrant) {
+		h.env.RegisterDelayedCallback(func() {
+			h.mu.Lock()
+			g.Holder = holder
+			h.mu.Unlock()
+			h.env.SignalWorkflow(SignalBudget, g)
+		}, at)
+	}
+	waiting := make([]string, 2)
+	for i, at := range []time.Duration{2 * time.Second, 4 * time.Second} {
+		h.env.RegisterDelayedCallback(func() {
+			v, err := h.env.QueryWorkflow(QueryProgress)
+			var r ShutdownReport
+			if err == nil {
+				err = v.Get(&r)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			waiting[i] = r.Waiting
+		}, at)
+	}
+	answer(time.Second, activities.LeaseGrant{Queued: true, Why: "2 in flight", Position: 3})
+	answer(3*time.Second, activities.LeaseGrant{Queued: true, Why: "2 in flight", Position: 1})
+	answer(5*time.Second, activities.LeaseGrant{Granted: true})
+	if r := h.run(ShutdownRequest{}); r.Outcome != plan.Graceful {
+		t.Fatalf("outcome %s", r.Outcome)
+	}
+	if want := []string{"2 in flight; 2 ahead in the queue", "2 in flight"}; !slices.Equal(waiting, want) {
+		t.Errorf("waiting %q; want %q", waiting, want)
+	}
+}
