@@ -271,7 +271,7 @@ func (m *Member) onDead(d deadMsg) {
 	if d.Role != RoleObserver {
 		d.Role = RoleNode
 	}
-	m.view[d.Node] = &MemberInfo{Name: d.Node, Addr: d.Addr, Role: d.Role, Instance: d.Instance, State: StateDead, Since: time.Now(), learned: true}
+	m.putLocked(&MemberInfo{Name: d.Node, Addr: d.Addr, Role: d.Role, Instance: d.Instance, State: StateDead, Since: time.Now(), learned: true})
 }
 
 // signedMeta reports whether md, read from raw, is signed by the key it carries. Every
@@ -353,7 +353,7 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 		delete(m.lefts, n.Name)
 		if info, ok := m.view[n.Name]; ok && info.learned {
 			// Known only from that leave: the process starts afresh, with its own key.
-			delete(m.view, n.Name)
+			m.dropLocked(n.Name)
 		} else if ok && info.State == StateLeft {
 			info.State = StateAlive
 		}
@@ -397,7 +397,10 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 			delete(m.lefts, n.Name)
 		}
 		info = &MemberInfo{Name: n.Name, Role: md.Role, Instance: md.Instance, LastHeartbeat: now, Since: now, State: state}
-		m.view[n.Name] = info
+		m.putLocked(info)
+	}
+	if info.learned {
+		m.learned-- // memberlist reports it: no longer known only from peers
 	}
 	info.key, info.learned = md.Key, false
 	info.legacy = n.DMax < livenessProtocol
@@ -468,7 +471,7 @@ func (m *Member) onLeft(l leftMsg, learned bool) {
 	switch {
 	case !known:
 		// News of its join had not reached this member yet: it joined and left.
-		m.view[l.Node] = &MemberInfo{Name: l.Node, Role: RoleNode, Instance: l.Instance, State: StateLeft, Since: time.Now(), learned: true, key: l.Key}
+		m.putLocked(&MemberInfo{Name: l.Node, Role: RoleNode, Instance: l.Instance, State: StateLeft, Since: time.Now(), learned: true, key: l.Key})
 		old = "unknown"
 	case info.State == StateAlive || info.State == StateLeaving || info.State == StateDead:
 		old = info.State
@@ -485,14 +488,27 @@ func (m *Member) onLeft(l leftMsg, learned bool) {
 
 // mayLearnLocked reports whether there is room for one more member known only from what
 // peers said. m.mu must be held.
-func (m *Member) mayLearnLocked() bool {
-	n := 0
-	for _, info := range m.view {
-		if info.learned {
-			n++
-		}
+func (m *Member) mayLearnLocked() bool { return m.learned < maxLearned }
+
+// putLocked sets the view's entry for info.Name, counting the learned ones (a push/pull
+// may bring thousands: mayLearnLocked asks for each). m.mu must be held.
+func (m *Member) putLocked(info *MemberInfo) {
+	m.dropLocked(info.Name)
+	m.view[info.Name] = info
+	if info.learned {
+		m.learned++
 	}
-	return n < maxLearned
+}
+
+// dropLocked removes name's entry from the view, counting the learned ones. m.mu must
+// be held.
+func (m *Member) dropLocked(name string) {
+	if info, ok := m.view[name]; ok {
+		if info.learned {
+			m.learned--
+		}
+		delete(m.view, name)
+	}
 }
 
 // onState applies a state a member's process sent straight to this one, signed, unless a

@@ -197,6 +197,7 @@ func TestALeaveForgedAheadOfItsProcessIsUndone(t *testing.T) {
 		t.Fatalf("the process itself refused after a forged leave: %v", err)
 	}
 	d.NotifyJoin(p.node(t, StateAlive, 1))
+	checkLearnedCount(t, w)
 	info, _ := w.Member("p")
 	if info.State != StateAlive || !info.key.Equal(p.public()) || info.learned || info.LastHeartbeat.Before(before) || info.Since.Before(before) {
 		t.Fatalf("the process showed up: %s, its own key %v, learned %v, heartbeat window from %s (joined at %s)",
@@ -358,6 +359,7 @@ func TestLearnedMembersAreBounded(t *testing.T) {
 	if n := learned(); n != maxLearned {
 		t.Fatalf("%d deaths learned, want the bound, %d", n, maxLearned)
 	}
+	checkLearnedCount(t, w)
 	stranger := newProcess("stranger", 7001)
 	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{stranger.left()}}), false)
 	if _, ok := w.Member("stranger"); ok {
@@ -368,6 +370,31 @@ func TestLearnedMembersAreBounded(t *testing.T) {
 	d.NotifyJoin(p.node(t, StateAlive, 1))
 	if _, ok := w.Member("p"); !ok {
 		t.Error("a process memberlist reports was dropped for the bound")
+	}
+	// One that memberlist reports is no longer learned, and makes room for one more.
+	d.NotifyJoin(newProcess("dead-7", 7003).node(t, StateAlive, 1))
+	checkLearnedCount(t, w)
+	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{stranger.left()}}), false)
+	if info, ok := w.Member("stranger"); !ok || info.State != StateLeft {
+		t.Error("a leave of an unknown process was not learned with room for it")
+	}
+	checkLearnedCount(t, w)
+}
+
+// checkLearnedCount fails when the count of learned members that bounds them is not the
+// number of learned members in the view.
+func checkLearnedCount(t *testing.T, m *Member) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, info := range m.view {
+		if info.learned {
+			n++
+		}
+	}
+	if n != m.learned {
+		t.Errorf("%d members learned, counted %d", n, m.learned)
 	}
 }
 

@@ -165,7 +165,7 @@ func (m *Member) onEvict(e evictMsg, rebroadcast, learned bool) {
 	m.evictSeen[e.Node] = now
 	if !known {
 		info = &MemberInfo{Name: e.Node, Role: RoleNode, Instance: e.Instance, learned: true}
-		m.view[e.Node] = info
+		m.putLocked(info)
 	}
 	info.State, info.Since, info.Blocked = StateEvicted, now, false
 	info.EvictedBy, info.EvictReason = e.By, e.Reason

@@ -372,7 +372,7 @@ func (m *Member) blockedRecords() []liveness {
 func (m *Member) forgetLocked(now time.Time) {
 	for name, info := range m.view {
 		if name != m.name && info.State.Out() && now.Sub(info.Since) > m.opts.ForgetAfter {
-			delete(m.view, name)
+			m.dropLocked(name)
 			if m.lefts[name].Instance == info.Instance {
 				delete(m.lefts, name)
 			}

@@ -245,10 +245,12 @@ func TestForgetting(t *testing.T) {
 	}
 	w.onLeft(gone.left(), false)
 	w.onEvict(evictionOf("evicted", evicted.instance), false, false)
+	d.MergeRemoteState(mustJSON(t, sharedState{Deads: []deadMsg{{Node: "ghost", Instance: "i", Addr: "127.0.0.1:1"}}}), false)
 	// Out since one moment, so that the edges below are exact.
 	since := time.Now()
 	w.mu.Lock()
 	w.view["gone"].Since, w.view["evicted"].Since, w.evictSeen["evicted"] = since, since, since
+	w.view["ghost"].Since = since
 	evictedAt := since
 	w.mu.Unlock()
 	known := func(name string) bool { _, ok := w.Member(name); return ok }
@@ -270,6 +272,10 @@ func TestForgetting(t *testing.T) {
 	if known("gone") || leaveKept {
 		t.Errorf("out past ForgetAfter: still known %v, its leave kept %v", known("gone"), leaveKept)
 	}
+	if known("ghost") {
+		t.Error("a death learned from a peer is kept past ForgetAfter")
+	}
+	checkLearnedCount(t, w)
 	if !known("alive") || !known("witness") {
 		t.Error("a member in service was forgotten")
 	}
