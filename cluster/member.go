@@ -192,8 +192,10 @@ type Member struct {
 	transport *FaultTransport
 	// advertising serialises memberlist's UpdateNode, which reads this member's own
 	// entry unlocked while another call writes it (the race detector saw two state
-	// changes close together collide).
+	// changes close together collide); advertised is the state version the last call
+	// put in the metadata (guarded by advertising).
 	advertising sync.Mutex
+	advertised  uint64
 	queue       *memberlist.TransmitLimitedQueue
 	services    Services
 
@@ -589,9 +591,18 @@ func (m *Member) updateNode(ctx context.Context) error {
 	go func() {
 		// In turn, each whenever the last is done (the caller stops waiting at ctx's
 		// end): each advertises the metadata as of when it runs, so the last state
-		// set always goes out.
+		// set always goes out; one that finds it out already (a later call ran
+		// first) has nothing left to do, and a burst costs one broadcast wait.
 		m.advertising.Lock()
 		defer m.advertising.Unlock()
+		m.mu.Lock()
+		v := m.version
+		m.mu.Unlock()
+		if v == m.advertised {
+			done <- nil
+			return
+		}
+		m.advertised = v // in the metadata from here, whether or not the broadcast is confirmed
 		done <- m.ml.UpdateNode(timeout)
 	}()
 	select {

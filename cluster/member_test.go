@@ -367,4 +367,19 @@ func TestStateChangesCloseTogetherAreAdvertisedInTurn(t *testing.T) {
 		}
 		return true
 	})
+	// A member that joins later learns it from memberlist's metadata alone (no state
+	// message went to it): the last state, at its version — the updates ran to the end.
+	m.mu.Lock()
+	version := m.version
+	m.mu.Unlock()
+	late := newTestMember(t, "late")
+	ctx, cancel = context.WithTimeout(context.Background(), opDeadline)
+	defer cancel()
+	if err := late.Join(ctx, []string{m.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a member joining later sees "+m.Name()+" at its last state", func() bool {
+		info, ok := late.Member(m.Name())
+		return ok && info.State == StateAlive && info.version == version
+	})
 }
