@@ -271,3 +271,17 @@ func TestPreflightFailsWhenALookupFails(t *testing.T) {
 		t.Errorf("a pre-flight stopped before its lookups: %v, want the context's error", err)
 	}
 }
+
+// An observer that sees only itself has not joined: a drain's pre-flight refuses to
+// plan on what it cannot see; with one other member, it plans.
+func TestPreflightNeedsAnObserverThatJoined(t *testing.T) {
+	self := MemberInfo{Name: "observer", Role: "observer", State: StateAlive}
+	alone := &ClusterActivities{Observer: fakeObserver{members: []MemberInfo{self}}, Fleet: fakeFleet{}}
+	if _, err := alone.PreflightDrain(context.Background(), PreflightInput{Selector: Selector{All: true}}); err == nil || !strings.Contains(err.Error(), "has not joined the cluster yet") {
+		t.Errorf("an observer alone: %v; want it said it has not joined", err)
+	}
+	joined := &ClusterActivities{Observer: fakeObserver{members: []MemberInfo{self, node("a", StateAlive, nil)}}, Fleet: fakeFleet{pollers: map[string]int{"a": 1}}}
+	if p, err := joined.PreflightDrain(context.Background(), PreflightInput{Selector: Selector{All: true}}); err != nil || len(p.Nodes) != 1 {
+		t.Errorf("an observer with one node: %+v, %v; want a plan of that node", p.Nodes, err)
+	}
+}

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/farewell-project/farewell/plan"
 )
@@ -264,5 +267,33 @@ func TestAStepEndsBeforeItsDeadline(t *testing.T) {
 	// that the step began late — but always before the activity's own deadline.
 	if early := deadline.Sub(seen); early <= 0 || early > 250*time.Millisecond {
 		t.Errorf("the step's deadline is %s before the activity's, want up to 200 ms before it", early)
+	}
+}
+
+// A step that runs past its heartbeat timeout heartbeats meanwhile, so that only a
+// node that died mid-step is taken for one.
+func TestAStepHeartbeatsWhileItRuns(t *testing.T) {
+	a := &NodeActivities{Member: &fakeMember{}, Host: map[string]HostStepFunc{"drain": func(ctx context.Context) error {
+		select {
+		case <-time.After(2500 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterActivity(a)
+	run := func(ctx workflow.Context) error {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second, HeartbeatTimeout: time.Second,
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+		return workflow.ExecuteActivity(ctx, a.RunHostStep, stepIn("drain")).Get(ctx, nil)
+	}
+	// As the node's own shutdown runs it.
+	env.RegisterWorkflowWithOptions(run, workflow.RegisterOptions{Name: ShutdownWorkflowType})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: ShutdownWorkflowIDPrefix + "node-1"})
+	env.ExecuteWorkflow(ShutdownWorkflowType)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Errorf("a step of 2.5s under a heartbeat timeout of 1s: %v; want it done", err)
 	}
 }
