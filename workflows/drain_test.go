@@ -371,19 +371,22 @@ func TestDrainWaitsWhileTheBudgetIsFull(t *testing.T) {
 }
 
 // A request the budget will answer by signal is asked once; woken meanwhile (an
-// operator's update), the drain waits on for the answer rather than asking again, until
-// the answer is overdue.
+// operator's update), the drain waits on for the answer rather than asking again, and
+// asks again once the answer is overdue — budgetRecheck after it asked, not later.
 func TestDrainAsksOnceForAnAnswerBySignal(t *testing.T) {
 	h := newDrainHarness(t)
 	h.grant = func(activities.LeaseRequest) activities.LeaseGrant { return activities.LeaseGrant{Asked: true} }
 	var setErr, abortErr error
 	h.update(10*time.Second, UpdateDrainSetMaxParallel, SetMaxParallelRequest{MaxParallel: 2}, &setErr)
-	asked := -1
-	h.env.RegisterDelayedCallback(func() { h.mu.Lock(); asked = h.asked; h.mu.Unlock() }, 20*time.Second)
-	h.update(20*time.Second, UpdateDrainAbort, DrainControl{}, &abortErr)
+	asked := []int{-1, -1}
+	for i, at := range []time.Duration{20 * time.Second, budgetRecheck + 5*time.Second} {
+		h.env.RegisterDelayedCallback(func() { h.mu.Lock(); asked[i] = h.asked; h.mu.Unlock() }, at)
+	}
+	h.update(budgetRecheck+6*time.Second, UpdateDrainAbort, DrainControl{}, &abortErr)
 	h.run(drainOf("n1"))
-	if setErr != nil || abortErr != nil || asked != 1 {
-		t.Errorf("asked %d times in 20s (updates: %v, %v); want once: the answer is due in %s", asked, setErr, abortErr, budgetRecheck)
+	if setErr != nil || abortErr != nil || asked[0] != 1 || asked[1] != 2 {
+		t.Errorf("asked %d times in 20s and %d in %s (updates: %v, %v); want once, then again once the answer is overdue (%s)",
+			asked[0], asked[1], budgetRecheck+5*time.Second, setErr, abortErr, budgetRecheck)
 	}
 }
 
