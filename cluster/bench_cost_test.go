@@ -1,12 +1,16 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -85,57 +89,28 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// costRow is one member's cost at one cluster size.
-type costRow struct {
-	n                      int
-	sent, recv, bytes, cpu float64 // per member per second; cpu in % of a core
-}
-
-// idleCost runs n members for window, idle, and returns one member's cost.
-func idleCost(b *testing.B, n int, window time.Duration, start func(i int, seed string, c *traffic) (addr string, stop func())) costRow {
-	var c traffic
-	var stops []func()
-	seed := ""
-	for i := range n {
-		addr, stop := start(i, seed, &c)
-		stops = append(stops, stop)
-		if i == 0 {
-			seed = addr
-		}
-	}
-	defer func() {
-		for _, s := range stops {
-			s()
-		}
-	}()
-	// The joins' gossip dies down first (ten seconds at 100 members): the window
-	// starts once a second passes with members sending at most 3 messages each (idle
-	// memberlist sends 2: a probe, and the ack of one).
-	settled := time.Now().Add(time.Minute)
+// settle waits until the joins' gossip among n members has died down (ten seconds at
+// 100 members): until a second passes with members sending at most 3 messages each
+// (idle memberlist sends 2: a probe, and the ack of one).
+func settle(tb testing.TB, n int, c *traffic) {
+	deadline := time.Now().Add(time.Minute)
 	for last := c.out.Load(); ; {
 		time.Sleep(time.Second) // one second's traffic is the condition polled
 		now := c.out.Load()
 		if float64(now-last)/float64(n) <= 3 {
-			break
+			return
 		}
-		if time.Now().After(settled) {
-			b.Fatalf("%d members still send %.1f messages a second each after a minute", n, float64(now-last)/float64(n))
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d members still send %.1f messages a second each after a minute", n, float64(now-last)/float64(n))
 		}
 		last = now
 	}
-	out0, in0, bytes0 := c.out.Load(), c.in.Load(), c.outBytes.Load()+c.inBytes.Load()
-	cpu0 := cpuTime(b)
-	time.Sleep(window) // the measurement window: idle members, nothing to poll for
-	cpu := cpuTime(b) - cpu0
-	per := float64(n) * window.Seconds()
-	return costRow{n: n, sent: float64(c.out.Load()-out0) / per, recv: float64(c.in.Load()-in0) / per,
-		bytes: float64(c.outBytes.Load()+c.inBytes.Load()-bytes0) / per / 2, cpu: 100 * cpu.Seconds() / window.Seconds() / float64(n)}
 }
 
 func quiet(c *memberlist.Config) { c.LogOutput = io.Discard }
 
 // bareMember is a memberlist member with no delegate: what memberlist alone costs.
-func bareMember(b *testing.B, name, seed string, c *traffic) (string, func()) {
+func bareMember(b testing.TB, name, seed string, c *traffic) (string, func()) {
 	mlc := memberlist.DefaultLocalConfig()
 	mlc.Name, mlc.BindAddr, mlc.BindPort = name, "127.0.0.1", 0
 	quiet(mlc)
@@ -160,7 +135,7 @@ func bareMember(b *testing.B, name, seed string, c *traffic) (string, func()) {
 }
 
 // farewellMember is a Farewell member (a node, heartbeat on) on the same profile.
-func farewellMember(b *testing.B, name, seed string, c *traffic) (*Member, func()) {
+func farewellMember(b testing.TB, name, seed string, c *traffic) (*Member, func()) {
 	m, err := New(Options{Name: name, BindAddr: "127.0.0.1", Profile: ProfileLocal, Logger: slog.New(slog.DiscardHandler),
 		Tune: func(mlc *memberlist.Config) {
 			quiet(mlc)
@@ -179,11 +154,16 @@ func farewellMember(b *testing.B, name, seed string, c *traffic) (*Member, func(
 }
 
 // BenchmarkMemberCost prints what one idle member costs against the cluster's size,
-// bare memberlist members beside Farewell members (heartbeat on), local profile, in one
-// run: messages sent and received per second, bytes per second, CPU; and how long
-// until every member flags a node whose application stopped as blocked, past the
-// heartbeat expiration. Targets: a Farewell member's messages per second flat (within
-// ±20 % from 10 to 100 members), its CPU within 1.3× of a bare member's.
+// bare memberlist members beside Farewell members (heartbeat on), local profile:
+// messages sent and received per second, bytes per second, CPU; and how long until
+// every member flags a node whose application stopped as blocked, past the heartbeat
+// expiration. Targets: a Farewell member's messages per second flat (within ±20 % from
+// 10 to 100 members), its CPU within 1.3× of a bare member's.
+//
+// At each size the two clusters run at once, each in a process of its own (this test
+// binary, as TestMemberCostChild), and are measured over the same windows: whatever
+// else the machine does in a window, both pay for it, so the ratio is of the two
+// clusters and not of two moments.
 //
 //	go test ./cluster -run '^$' -bench MemberCost -benchtime 1x
 func BenchmarkMemberCost(b *testing.B) {
@@ -198,32 +178,172 @@ func BenchmarkMemberCost(b *testing.B) {
 			sizes = append(sizes, n)
 		}
 	}
-	const window = 10 * time.Second
+	const window, windows = 10 * time.Second, 3
 	for range b.N {
 		var rows []string
-		var first costRow
+		var firstRate float64 // a Farewell member's messages a second at the first size
 		for i, n := range sizes {
-			bare := idleCost(b, n, window, func(i int, seed string, c *traffic) (string, func()) {
-				return bareMember(b, fmt.Sprintf("bare-%03d", i), seed, c)
-			})
-			fw := idleCost(b, n, window, func(i int, seed string, c *traffic) (string, func()) {
-				m, stop := farewellMember(b, fmt.Sprintf("fw-%03d", i), seed, c)
-				return m.Addr(), stop
-			})
-			if i == 0 {
-				first = fw
+			bare, fw := startCostChild(b, "bare", n), startCostChild(b, "farewell", n)
+			var bareCost, fwCost costSample
+			var ratios []float64
+			for range windows {
+				b0, f0 := bare.sample(b), fw.sample(b)
+				time.Sleep(window) // the measurement window: idle members, nothing to poll for
+				b1, f1 := bare.sample(b), fw.sample(b)
+				bw, fwd := b1.minus(b0), f1.minus(f0)
+				ratios = append(ratios, float64(fwd.cpu)/float64(bw.cpu))
+				bareCost, fwCost = bareCost.plus(bw), fwCost.plus(fwd)
 			}
+			bare.stop()
+			fw.stop()
 			detect := blockedDetection(b, n)
-			rows = append(rows, fmt.Sprintf("| %d | %.1f / %.1f | %.1f / %.1f | %.0f / %.0f | %.3f %% / %.3f %% | %.2f× | %.2f | %s |",
-				n, bare.sent, bare.recv, fw.sent, fw.recv, bare.bytes, fw.bytes, bare.cpu, fw.cpu, fw.cpu/bare.cpu,
-				(fw.sent+fw.recv)/(first.sent+first.recv), detect))
+			per := float64(n) * window.Seconds() * windows
+			if i == 0 {
+				firstRate = float64(fwCost.out+fwCost.in) / per
+			}
+			slices.Sort(ratios)
+			rows = append(rows, fmt.Sprintf("| %d | %.1f / %.1f | %.1f / %.1f | %.0f / %.0f | %.3f %% / %.3f %% | **%.2f×** (windows %.2f–%.2f) | %.2f | %s |",
+				n, float64(bareCost.out)/per, float64(bareCost.in)/per, float64(fwCost.out)/per, float64(fwCost.in)/per,
+				float64(bareCost.bytes)/per/2, float64(fwCost.bytes)/per/2,
+				100*bareCost.cpu.Seconds()/per, 100*fwCost.cpu.Seconds()/per, float64(fwCost.cpu)/float64(bareCost.cpu),
+				ratios[0], ratios[len(ratios)-1], float64(fwCost.out+fwCost.in)/per/firstRate, detect))
 		}
-		fmt.Printf("\nA member's idle cost against the cluster's size (local profile, heartbeat every 1 s, expiration 5 s; %s window):\n\n", window)
+		fmt.Printf("\nA member's idle cost against the cluster's size (local profile, heartbeat every 1 s, expiration 5 s; "+
+			"both clusters at once, %d windows of %s):\n\n", windows, window)
 		fmt.Println("| members | bare memberlist: msgs/s sent / received | Farewell: msgs/s sent / received | bytes/s bare / Farewell | CPU bare / Farewell | CPU ratio (≤ 1.3) | Farewell msgs/s vs the smallest (±20 %) | blocked flagged everywhere after the expiration + |")
 		fmt.Println("|---|---|---|---|---|---|---|---|")
 		for _, r := range rows {
 			fmt.Println(r)
 		}
+	}
+}
+
+// costSample is what a cluster of members had sent and received, and the CPU its
+// process had used, at one moment (or between two).
+type costSample struct {
+	out, in, bytes int64
+	cpu            time.Duration
+}
+
+func (a costSample) minus(b costSample) costSample {
+	return costSample{out: a.out - b.out, in: a.in - b.in, bytes: a.bytes - b.bytes, cpu: a.cpu - b.cpu}
+}
+
+func (a costSample) plus(b costSample) costSample {
+	return costSample{out: a.out + b.out, in: a.in + b.in, bytes: a.bytes + b.bytes, cpu: a.cpu + b.cpu}
+}
+
+// costChildEnv tells this test binary to run as a cluster for BenchmarkMemberCost:
+// "bare:N" or "farewell:N".
+const costChildEnv = "FAREWELL_COST_CHILD"
+
+// costChild is a cluster of idle members in a process of its own.
+type costChild struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+// startCostChild starts n members of a kind in a child process and returns once their
+// joins' gossip has died down.
+func startCostChild(b *testing.B, kind string, n int) *costChild {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMemberCostChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d", costChildEnv, kind, n))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &costChild{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	b.Cleanup(c.stop)
+	// The child says "ready" once settled; its settling is bounded by a minute.
+	for c.out.Scan() {
+		if c.out.Text() == "ready" {
+			return c
+		}
+		fmt.Fprintln(os.Stderr, c.out.Text()) // what it says on its way: a failure's words
+	}
+	b.Fatalf("the %s cluster of %d ended before it was ready: %v", kind, n, c.out.Err())
+	return nil
+}
+
+// sample asks the child for its counters.
+func (c *costChild) sample(b *testing.B) costSample {
+	var s costSample
+	if _, err := io.WriteString(c.in, "sample\n"); err != nil {
+		b.Fatal(err)
+	}
+	if !c.out.Scan() {
+		b.Fatalf("the child ended: %v", c.out.Err())
+	}
+	var cpu int64
+	if _, err := fmt.Sscan(c.out.Text(), &s.out, &s.in, &s.bytes, &cpu); err != nil {
+		b.Fatalf("the child said %q: %v", c.out.Text(), err)
+	}
+	s.cpu = time.Duration(cpu)
+	return s
+}
+
+// stop ends the child (closing its input ends it) and waits for it; a second call
+// does nothing.
+func (c *costChild) stop() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	_ = c.in.Close()
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// TestMemberCostChild is not a test: it is the process BenchmarkMemberCost runs each
+// cluster in (and skips otherwise). It starts the members, says "ready" once they
+// settle, and answers every "sample" line with what they sent and received so far and
+// the CPU the process used, until its input ends.
+func TestMemberCostChild(t *testing.T) {
+	spec := os.Getenv(costChildEnv)
+	if spec == "" {
+		t.Skip("a child process of BenchmarkMemberCost")
+	}
+	kind, size, _ := strings.Cut(spec, ":")
+	n, err := strconv.Atoi(size)
+	if err != nil || n < 2 || kind != "bare" && kind != "farewell" {
+		t.Fatalf("%s=%q: want bare:N or farewell:N", costChildEnv, spec)
+	}
+	var c traffic
+	seed := ""
+	for i := range n {
+		var addr string
+		var stop func()
+		if kind == "bare" {
+			addr, stop = bareMember(t, fmt.Sprintf("bare-%03d", i), seed, &c)
+		} else {
+			var m *Member
+			m, stop = farewellMember(t, fmt.Sprintf("fw-%03d", i), seed, &c)
+			addr = m.Addr()
+		}
+		defer stop()
+		if i == 0 {
+			seed = addr
+		}
+	}
+	settle(t, n, &c)
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		fmt.Println(c.out.Load(), c.in.Load(), c.outBytes.Load()+c.inBytes.Load(), int64(cpuTime(t)))
 	}
 }
 
