@@ -297,8 +297,17 @@ func (s Selector) String() string {
 		}
 		return "nodes tagged " + strings.Join(kv, ",")
 	}
+	if len(s.Nodes) > selectorNamesShown+1 {
+		// A drain of a thousand named nodes reads as its first few and a count, not as
+		// a page of names in front of its table (the nodes are each in the table).
+		return fmt.Sprintf("%s and %d more", strings.Join(s.Nodes[:selectorNamesShown], ", "), len(s.Nodes)-selectorNamesShown)
+	}
 	return strings.Join(s.Nodes, ", ")
 }
+
+// selectorNamesShown is how many of a long list of named nodes a selector's String
+// names.
+const selectorNamesShown = 5
 
 // Match reports whether the selector chooses m (named nodes are matched by the
 // caller, in their order).

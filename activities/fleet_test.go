@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -126,6 +127,31 @@ func TestSelectorValidate(t *testing.T) {
 	}
 	if err := (Selector{Tags: map[string]string{"rack": "r1"}}).Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// A selector reads as what it chooses; a long list of names as its first few and how
+// many more, a list one name longer than that in full.
+func TestSelectorString(t *testing.T) {
+	names := func(n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("n%d", i+1))
+		}
+		return out
+	}
+	for want, sel := range map[string]Selector{
+		"all nodes":                       {All: true},
+		"nodes matching web-*":            {Glob: "web-*"},
+		"nodes tagged rack=r1,zone=a":     {Tags: map[string]string{"zone": "a", "rack": "r1"}},
+		"n1, n2":                          {Nodes: names(2)},
+		"n1, n2, n3, n4, n5, n6":          {Nodes: names(6)},
+		"n1, n2, n3, n4, n5 and 2 more":   {Nodes: names(7)},
+		"n1, n2, n3, n4, n5 and 995 more": {Nodes: names(1000)},
+	} {
+		if got := sel.String(); got != want {
+			t.Errorf("%+v: %q, want %q", sel, got, want)
+		}
 	}
 }
 

@@ -57,11 +57,7 @@ func DrainDetails(req DrainRequest) string {
 // line a node ("node-3: done, graceful in 2.1s").
 func (r *DrainReport) Lines() []string {
 	lines := []string{"drain " + r.Name + " of " + r.Selector.String()}
-	if r.RequestedBy != "" || r.Reason != "" {
-		line := "requested by " + orNone(r.RequestedBy)
-		if r.Reason != "" {
-			line += ": " + r.Reason
-		}
+	if line := requestLine(r.RequestedBy, r.Reason); line != "" {
 		lines = append(lines, line)
 	}
 	if r.Outcome != "" {
@@ -119,6 +115,11 @@ func (r *DrainReport) Markdown() string {
 		fmt.Fprintf(&b, "; stops after %s", count(r.FailureThreshold, "failure"))
 	}
 	b.WriteString("\n\n")
+	// A run the drain continued as new has no summary of its own (the SDK sets one at
+	// start only): who asked, and why, is said here for every run.
+	if line := requestLine(r.RequestedBy, r.Reason); line != "" {
+		b.WriteString(escapeMarkdown(line) + "\n\n")
+	}
 	c := r.Count()
 	fmt.Fprintf(&b, "%s: %d done, %d running, %d joined, %d pending, %d skipped, %d blocked; %s",
 		count(len(r.Nodes), "node"), c[DrainDone], c[DrainRunning], c[DrainJoined], c[DrainPending], c[DrainSkipped], c[DrainBlocked], count(r.Failures, "failure"))

@@ -277,11 +277,7 @@ func (r *ShutdownReport) ForceDeeds() string {
 // the run's memo so the run reads after it closed.
 func (r *ShutdownReport) StepLines() []string {
 	lines := make([]string, 0, len(r.Steps)+3)
-	if r.RequestedBy != "" || r.Reason != "" {
-		line := "requested by " + orNone(r.RequestedBy)
-		if r.Reason != "" {
-			line += ": " + r.Reason
-		}
+	if line := requestLine(r.RequestedBy, r.Reason); line != "" {
 		lines = append(lines, line)
 	}
 	for i, s := range r.Steps {
@@ -319,6 +315,20 @@ func plural(n int) string {
 	return "s"
 }
 
+// requestLine says who asked for a shutdown or a drain and why ("requested by
+// ops@test: kernel update"), or what it knows of that; "" when it knows neither.
+func requestLine(by, reason string) string {
+	switch {
+	case by != "" && reason != "":
+		return "requested by " + by + ": " + reason
+	case by != "":
+		return "requested by " + by
+	case reason != "":
+		return "reason: " + reason
+	}
+	return ""
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "not checked"
@@ -337,8 +347,10 @@ func oneLine(s string) string {
 }
 
 // markdownEscaper escapes what markdown would read as markup in user-written text.
+// The UI's renderer turns "--" into a dash: a flag named in a line ("--max-parallel")
+// keeps both of its hyphens.
 var markdownEscaper = strings.NewReplacer(`\`, `\\`, "|", `\|`, "*", `\*`, "_", `\_`, "`", "\\`", "[", `\[`, "]", `\]`,
-	"<", "&lt;", ">", "&gt;", "#", `\#`)
+	"<", "&lt;", ">", "&gt;", "#", `\#`, "--", `-\-`)
 
 // escapeMarkdown makes user-written text safe to put in the UI's markdown: one line,
 // no markup of its own.

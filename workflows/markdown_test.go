@@ -123,7 +123,7 @@ func TestADrainReadsAsItShould(t *testing.T) {
 		Outcome: DrainCompleted, Nodes: nodes(drainTableRows)}
 	r.Nodes[0].Took, r.Nodes[0].Note = 0, "joined its running shutdown"
 	md := r.Markdown()
-	for _, want := range []string{", min-alive 1;", "; stops after 1 failure", "; planned 2 waves, worst case 1m0s",
+	for _, want := range []string{", min-alive 1;", "; stops after 1 failure", "\n\nreason: kernel update\n\n", "; planned 2 waves, worst case 1m0s",
 		"**Outcome**: completed every node is out", "| n01 | done | graceful | - | joined its running shutdown |", "| n02 | done | graceful | 1s | - |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("details lack %q:\n%s", want, md)
@@ -141,7 +141,7 @@ func TestADrainReadsAsItShould(t *testing.T) {
 	bare := DrainReport{Name: "d1", Selector: activities.Selector{All: true}, MaxParallel: 2, Nodes: nodes(drainTableRows + 2)}
 	bare.Nodes[drainTableRows+1].Outcome = plan.Forced // the last, and the most telling
 	md = bare.Markdown()
-	for _, unwanted := range []string{"min-alive", "stops after", "planned", "**Outcome**"} {
+	for _, unwanted := range []string{"min-alive", "stops after", "planned", "**Outcome**", "requested by", "reason:"} {
 		if strings.Contains(md, unwanted) {
 			t.Errorf("details say %q, which is not set:\n%s", unwanted, md)
 		}
@@ -193,5 +193,39 @@ func TestADrainListsItsNodesInTheirOrderUpToItsBound(t *testing.T) {
 	lines = past.Lines()
 	if lines[1] != "n62: done, forced in 0s" || lines[2] != "n01: skipped" {
 		t.Errorf("%d nodes: memo starts %q; want the forced node, then the skipped one", drainTableRows+2, lines[1:3])
+	}
+}
+
+// Who asked for a drain and why reads as one line, whatever of the two is known.
+func TestADrainsRequestLine(t *testing.T) {
+	for _, c := range []struct{ by, reason, want string }{
+		{"ops@test", "kernel update", "requested by ops@test: kernel update"},
+		{"ops@test", "", "requested by ops@test"},
+		{"", "kernel update", "reason: kernel update"},
+		{"", "", ""},
+	} {
+		if got := requestLine(c.by, c.reason); got != c.want {
+			t.Errorf("%q, %q: %q, want %q", c.by, c.reason, got, c.want)
+		}
+	}
+	r := DrainReport{Name: "d1", Selector: activities.Selector{Nodes: []string{"a"}}, MaxParallel: 1, RequestedBy: "ops@test", Reason: "kernel update"}
+	if md := r.Markdown(); !strings.Contains(md, "\n\nrequested by ops@test: kernel update\n\n") {
+		t.Errorf("a drain's details do not say who asked:\n%s", md)
+	}
+}
+
+// Text written by people or naming flags reaches the UI's markdown as itself: no
+// markup of its own, on one line, and a flag's two hyphens kept apart from the
+// renderer's dash.
+func TestEscapeMarkdown(t *testing.T) {
+	for in, want := range map[string]string{
+		"50 in flight: --max-parallel is 50": `50 in flight: -\-max-parallel is 50`,
+		"a|b *c* _d_ `e` [f](g) <h> #i":      `a\|b \*c\* \_d\_ \` + "`e\\`" + ` \[f\](g) &lt;h&gt; \#i`,
+		`back\slash`:                         `back\\slash`,
+		"two\nlines":                         "two lines",
+	} {
+		if got := escapeMarkdown(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
 	}
 }
