@@ -173,7 +173,8 @@ func BenchmarkDrainFleet(b *testing.B) {
 		nodes, parallel = n, max(n/20, 1)
 	}
 	for range b.N {
-		f := newBenchFixture(b, nil)
+		f := newBenchFixtureWithUI(b, nil, os.Getenv("FAREWELL_BENCH_UI") != "")
+		ui := newBenchUI(b, f)
 		c := f.starter.Client()
 		fleet := &inFlightFleet{trivialFleet: newTrivialFleet()}
 		orch := farewellworker.NewOrchestratorOn(c, farewellworker.Orchestrator{Plan: f.cfg.Shutdown.MustPlan(), Logger: quietLogger()}, fleet)
@@ -235,9 +236,32 @@ func BenchmarkDrainFleet(b *testing.B) {
 			b.Fatal(err)
 		}
 		stopWatch := watchDrain(ctx, c, run.WorkflowID, start)
+		looked, drained := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(looked)
+			if ui == nil {
+				return
+			}
+			// Half way: the page a person watches while it runs (the browser's work
+			// costs the drain some of its two cores).
+			for ; ; time.Sleep(time.Second) {
+				select {
+				case <-drained:
+					return
+				default:
+				}
+				var p workflows.DrainReport
+				if v, err := c.QueryWorkflow(ctx, run.WorkflowID, "", workflows.QueryProgress); err == nil && v.Get(&p) == nil && p.Count()[workflows.DrainDone] >= nodes/2 {
+					break
+				}
+			}
+			ui.shot(run.WorkflowID, currentRun(ctx, c, run.WorkflowID), "user-metadata", "drain-fleet-running", "running")
+		}()
 		var r workflows.DrainReport
 		err = c.GetWorkflow(ctx, run.WorkflowID, "").Get(ctx, &r)
 		stopWatch()
+		close(drained)
+		<-looked
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -270,6 +294,13 @@ func BenchmarkDrainFleet(b *testing.B) {
 				ratio, wall.Round(time.Millisecond), ideal.Round(time.Millisecond), wall.Seconds()/bound.Seconds(), parallel, burst.Round(time.Millisecond),
 				most, runs, longest), "≤ 1.2, ≤ 50 in flight", "go test ./e2e -run '^$' -bench DrainFleet -benchtime 1x")
 		b.ReportMetric(ratio, "ratio")
+		if ui != nil {
+			last := currentRun(ctx, c, run.WorkflowID)
+			ui.shot(run.WorkflowID, last, "user-metadata", "drain-fleet-done", "Outcome")
+			ui.shot(run.WorkflowID, last, "memo", "drain-fleet-memo", "more")
+			ui.close()
+			fmt.Printf("   (with FAREWELL_BENCH_UI the browser shared the machine: the figures above are not the row's)\n")
+		}
 		for _, w := range workers {
 			w.Stop()
 		}

@@ -39,6 +39,8 @@ type benchFixture struct {
 	starter      *starter.Starter
 	n            int
 	tel          *telemetry.Telemetry
+	// uiURL is the Temporal UI's, when the fixture runs it (newBenchFixtureWithUI).
+	uiURL string
 	// agents are the fixture's nodes, in order of start.
 	agents []*agent.Agent
 	// closers run at the end of each benchmark run, not at b's cleanup (after all of
@@ -78,13 +80,24 @@ func quietMemberlist(c *memberlist.Config) { c.LogOutput = io.Discard }
 
 // newBenchFixture builds the fixture; tel, if set, traces its client and nodes.
 func newBenchFixture(b *testing.B, tel *telemetry.Telemetry) *benchFixture {
+	return newBenchFixtureWithUI(b, tel, false)
+}
+
+// newBenchFixtureWithUI is newBenchFixture with the Temporal UI when withUI.
+func newBenchFixtureWithUI(b *testing.B, tel *telemetry.Telemetry, withUI bool) *benchFixture {
 	cfg := config.DefaultConfig()
 	cfg.Cluster.Bind = "127.0.0.1:0"
 	f := &benchFixture{b: b, cfg: cfg, tel: tel}
-	srv, err := devserver.Start(context.Background(), devserver.Options{Port: freePort(b), NoUI: true, InMemory: true,
-		SearchAttributes: workflows.SearchAttributes(), Logger: quietLogger()})
+	opts := devserver.Options{Port: freePort(b), NoUI: !withUI, InMemory: true, SearchAttributes: workflows.SearchAttributes(), Logger: quietLogger()}
+	if withUI {
+		opts.UIPort = freePort(b)
+	}
+	srv, err := devserver.Start(context.Background(), opts)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if withUI {
+		f.uiURL = srv.UIURL() + "/namespaces/" + srv.Namespace()
 	}
 	f.closers = append(f.closers, srv.Stop)
 	copts := client.Options{HostPort: srv.Address(), Logger: quietSDKLogger()}
