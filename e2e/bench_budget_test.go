@@ -162,7 +162,7 @@ func budgetQueue(b *testing.B, k, maxParallel int) (float64, string) {
 
 // BenchmarkDrainFleet (P3 at 1,000): a drain of 1,000 nodes whose steps are trivial (an
 // in-memory fleet behind the same activities, each node with its own worker, as P4's),
-// --max-parallel 50, against its waves × a lone shutdown (the median of four, after a
+// --max-parallel 50, against its waves × a lone shutdown (the median of nine, after a
 // first, in the same run). Target: ≤ 1.2. Never more than 50 between their first step
 // and their leave; the drain's history stays bounded (it continues as new).
 //
@@ -187,7 +187,8 @@ func BenchmarkDrainFleet(b *testing.B) {
 		setup := time.Now()
 		// The nodes drained, five for lone shutdowns, and a wave's worth started at once
 		// without a drain: the most this machine's server and workers do per second.
-		for i := range nodes + 5 + parallel {
+		const lones = 10 // a first, then nine: the median of nine
+		for i := range nodes + lones + parallel {
 			n := fleet.add(fmt.Sprintf("fleet-%04d", i+1))
 			w := farewellworker.NewNode(c, &activities.NodeActivities{Member: countedNode{n, fleet}, Logger: quietLogger()})
 			if err := w.Start(); err != nil {
@@ -196,10 +197,10 @@ func BenchmarkDrainFleet(b *testing.B) {
 			workers = append(workers, w)
 			names = append(names, n.Name())
 		}
-		fmt.Fprintf(os.Stderr, "%d node workers up in %s\n", nodes+5, time.Since(setup).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "%d node workers up in %s\n", nodes+lones+parallel, time.Since(setup).Round(time.Millisecond))
 		ctx := context.Background()
 		var lone []time.Duration
-		for i, n := range names[nodes : nodes+5] {
+		for i, n := range names[nodes : nodes+lones] {
 			start := time.Now()
 			run, err := f.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: n, RequestedBy: "bench"})
 			if err == nil {
@@ -215,7 +216,7 @@ func BenchmarkDrainFleet(b *testing.B) {
 		one := median(lone)
 		ideal := time.Duration(plan.Waves(nodes, parallel)) * one
 		burst := runConcurrently(b, parallel, func(i int) {
-			run, err := f.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: names[nodes+5+i], RequestedBy: "bench"})
+			run, err := f.starter.Shutdown(ctx, workflows.ShutdownRequest{Node: names[nodes+lones+i], RequestedBy: "bench"})
 			if err == nil {
 				_, err = f.starter.Wait(ctx, run, nil)
 			}
