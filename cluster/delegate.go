@@ -403,7 +403,7 @@ func (m *Member) onNode(n *memberlist.Node, gone bool) {
 		m.learned-- // memberlist reports it: no longer known only from peers
 	}
 	info.key, info.learned = md.Key, false
-	info.legacy = n.DMax < livenessProtocol
+	m.setLegacyLocked(info, n.DMax < livenessProtocol)
 	info.Tags, info.Steps = md.Tags, md.Steps
 	info.Addr = nodeAddr(n)
 	info.Role = md.Role
@@ -498,6 +498,9 @@ func (m *Member) putLocked(info *MemberInfo) {
 	if info.learned {
 		m.learned++
 	}
+	if info.legacy {
+		m.legacyN++
+	}
 }
 
 // dropLocked removes name's entry from the view, counting the learned ones. m.mu must
@@ -507,8 +510,23 @@ func (m *Member) dropLocked(name string) {
 		if info.learned {
 			m.learned--
 		}
+		if info.legacy {
+			m.legacyN--
+		}
 		delete(m.view, name)
 	}
+}
+
+// setLegacyLocked records whether info, an entry of the view, is an older Farewell's
+// member, counting them. m.mu must be held.
+func (m *Member) setLegacyLocked(info *MemberInfo, legacy bool) {
+	switch {
+	case legacy && !info.legacy:
+		m.legacyN++
+	case !legacy && info.legacy:
+		m.legacyN--
+	}
+	info.legacy = legacy
 }
 
 // onState applies a state a member's process sent straight to this one, signed, unless a

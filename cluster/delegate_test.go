@@ -135,7 +135,12 @@ func TestTheViewFollowsMemberlistEvents(t *testing.T) {
 	if info, _ := w.Member("p"); !info.legacy {
 		t.Error("a process whose protocol ends at 0 is not taken for an older Farewell")
 	}
+	checkCounts(t, w)
+	d.NotifyUpdate(p.node(t, StateAlive, 1)) // the same again: counted once
+	checkCounts(t, w)
 	p.dmax = livenessProtocol
+	d.NotifyUpdate(p.node(t, StateAlive, 1)) // upgraded
+	checkCounts(t, w)
 
 	// Blocked, then gone without a leave: dead, and no longer blocked.
 	w.onLiveness(p.live(5, 60_000), false)
@@ -197,7 +202,7 @@ func TestALeaveForgedAheadOfItsProcessIsUndone(t *testing.T) {
 		t.Fatalf("the process itself refused after a forged leave: %v", err)
 	}
 	d.NotifyJoin(p.node(t, StateAlive, 1))
-	checkLearnedCount(t, w)
+	checkCounts(t, w)
 	info, _ := w.Member("p")
 	if info.State != StateAlive || !info.key.Equal(p.public()) || info.learned || info.LastHeartbeat.Before(before) || info.Since.Before(before) {
 		t.Fatalf("the process showed up: %s, its own key %v, learned %v, heartbeat window from %s (joined at %s)",
@@ -359,7 +364,7 @@ func TestLearnedMembersAreBounded(t *testing.T) {
 	if n := learned(); n != maxLearned {
 		t.Fatalf("%d deaths learned, want the bound, %d", n, maxLearned)
 	}
-	checkLearnedCount(t, w)
+	checkCounts(t, w)
 	stranger := newProcess("stranger", 7001)
 	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{stranger.left()}}), false)
 	if _, ok := w.Member("stranger"); ok {
@@ -373,28 +378,31 @@ func TestLearnedMembersAreBounded(t *testing.T) {
 	}
 	// One that memberlist reports is no longer learned, and makes room for one more.
 	d.NotifyJoin(newProcess("dead-7", 7003).node(t, StateAlive, 1))
-	checkLearnedCount(t, w)
+	checkCounts(t, w)
 	d.MergeRemoteState(mustJSON(t, sharedState{Lefts: []leftMsg{stranger.left()}}), false)
 	if info, ok := w.Member("stranger"); !ok || info.State != StateLeft {
 		t.Error("a leave of an unknown process was not learned with room for it")
 	}
-	checkLearnedCount(t, w)
+	checkCounts(t, w)
 }
 
 // checkLearnedCount fails when the count of learned members that bounds them is not the
 // number of learned members in the view.
-func checkLearnedCount(t *testing.T, m *Member) {
+func checkCounts(t *testing.T, m *Member) {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
+	learned, legacy := 0, 0
 	for _, info := range m.view {
 		if info.learned {
-			n++
+			learned++
+		}
+		if info.legacy {
+			legacy++
 		}
 	}
-	if n != m.learned {
-		t.Errorf("%d members learned, counted %d", n, m.learned)
+	if learned != m.learned || legacy != m.legacyN {
+		t.Errorf("%d members learned, counted %d; %d of an older Farewell, counted %d", learned, m.learned, legacy, m.legacyN)
 	}
 }
 

@@ -148,6 +148,9 @@ func (m *Member) count(now time.Time) ([]*memberlist.Node, []byte) {
 	if self, ok := m.view[m.name]; ok {
 		self.HeartbeatSeq, self.LastHeartbeat = m.hbSeq, now
 	}
+	if m.legacyN == 0 {
+		return nil, nil // nobody to send it to: no walk of the view at every beat
+	}
 	var legacy []*memberlist.Node
 	for name, info := range m.view {
 		if name == m.name || !info.legacy || info.State != StateAlive && info.State != StateLeaving {
@@ -314,6 +317,10 @@ func (m *Member) watchHeartbeats() {
 	expiration := m.opts.HeartbeatExpiration
 	t := time.NewTicker(max(expiration/4, 10*time.Millisecond))
 	defer t.Stop()
+	// Forgetting walks the whole view: a sixteenth of ForgetAfter late is soon enough,
+	// and the walk is not made every tick in a cluster of thousands.
+	var forgot time.Time
+	forgetEvery := m.opts.ForgetAfter / 16
 	for {
 		select {
 		case <-m.stop:
@@ -323,7 +330,10 @@ func (m *Member) watchHeartbeats() {
 		now := time.Now()
 		m.mu.Lock()
 		newlyBlocked := m.judgeLegacyLocked(now)
-		m.forgetLocked(now)
+		if now.Sub(forgot) >= forgetEvery {
+			m.forgetLocked(now)
+			forgot = now
+		}
 		m.mu.Unlock()
 		for _, info := range newlyBlocked {
 			m.log.Warn("member blocked: alive but its heartbeat stands still",
@@ -336,6 +346,9 @@ func (m *Member) watchHeartbeats() {
 // whose last heartbeat is older than the expiration, and returns those it flagged.
 // m.mu must be held.
 func (m *Member) judgeLegacyLocked(now time.Time) []MemberInfo {
+	if m.legacyN == 0 {
+		return nil
+	}
 	var newlyBlocked []MemberInfo
 	for name, info := range m.view {
 		if name == m.name || !info.legacy || info.Role != RoleNode {

@@ -240,6 +240,7 @@ func TestNoHeartbeatAfterTheEnd(t *testing.T) {
 func TestForgetting(t *testing.T) {
 	w, d := newWitness(t, func(o *Options) { o.ForgetAfter = time.Minute })
 	gone, alive, evicted := newProcess("gone", 7001), newProcess("alive", 7002), newProcess("evicted", 7003)
+	gone.dmax = 0 // an older Farewell's: forgetting it uncounts it
 	for _, p := range []*process{gone, alive, evicted} {
 		d.NotifyJoin(p.node(t, StateAlive, 1))
 	}
@@ -275,7 +276,7 @@ func TestForgetting(t *testing.T) {
 	if known("ghost") {
 		t.Error("a death learned from a peer is kept past ForgetAfter")
 	}
-	checkLearnedCount(t, w)
+	checkCounts(t, w)
 	if !known("alive") || !known("witness") {
 		t.Error("a member in service was forgotten")
 	}

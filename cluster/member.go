@@ -202,6 +202,7 @@ type Member struct {
 	mu          sync.Mutex
 	view        map[string]*MemberInfo
 	learned     int                  // entries of view known only from what peers said (putLocked, dropLocked keep it)
+	legacyN     int                  // entries of view of an older Farewell's members (putLocked, dropLocked, setLegacyLocked keep it)
 	key         ed25519.PrivateKey   // this process's: signs its metadata, state, leave, heartbeats
 	keyring     *memberlist.Keyring  // the gossip keys; nil without encryption
 	evictions   map[string]evictMsg  // by node name

@@ -41,21 +41,34 @@ func (m *Member) reconnectLoop(every time.Duration) {
 	}
 }
 
-// reconnectTarget picks a member to try: one it sees dead (at random), or, when it sees
-// no other member alive, one of the addresses it joined through.
+// reconnectSample bounds the entries of the view one try looks at, so that a try costs
+// the same in a cluster of ten thousand as in one of ten. Go ranges over a map from a
+// random place, so each try looks at another part of a big view: a partition, which
+// leaves many members dead, is found at once; a lone dead member within a few hundred
+// tries of each member — and it, when it is back, finds everyone dead at its first.
+const reconnectSample = 64
+
+// reconnectTarget picks a member to try: one it sees dead (at random, among the part
+// of the view it looks at), or, when it sees no other member alive there, one of the
+// addresses it joined through.
 func (m *Member) reconnectTarget() (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var dead []string
-	alive := 0
+	alive, looked := 0, 0
 	for name, info := range m.view {
+		if looked == reconnectSample {
+			break
+		}
 		switch {
 		case name == m.name:
+			continue
 		case info.State == StateDead && !info.learned && info.Addr != "":
 			dead = append(dead, info.Addr)
 		case info.State == StateAlive || info.State == StateLeaving:
 			alive++
 		}
+		looked++
 	}
 	if len(dead) > 0 {
 		return dead[rand.IntN(len(dead))], true

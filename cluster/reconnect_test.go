@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +123,49 @@ func TestReconnectTarget(t *testing.T) {
 	d.NotifyLeave(dead.node(t, StateAlive, 1))
 	if got := target(); got != "127.0.0.1:7002" {
 		t.Errorf("with a member it saw die: tries %s", got)
+	}
+}
+
+// In a view of thousands a try looks at part of it only, and still finds the dead: a
+// lone dead member among a thousand alive is tried within a few thousand tries, never
+// a member alive; a member that sees everyone dead tries one of them at once.
+func TestReconnectTargetInABigView(t *testing.T) {
+	w, _ := newWitness(t)
+	fill := func(n int, state State) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for name := range w.view {
+			if name != w.name {
+				w.dropLocked(name)
+			}
+		}
+		for i := range n {
+			w.putLocked(&MemberInfo{Name: fmt.Sprintf("n-%04d", i), Role: RoleNode, State: state, Addr: fmt.Sprintf("127.0.0.2:%d", 1000+i)})
+		}
+	}
+	fill(1000, StateAlive)
+	w.mu.Lock()
+	w.view["n-0500"].State = StateDead
+	w.mu.Unlock()
+	found := false
+	for range 3000 { // each finds it with p ≈ 64/1000: missed 3,000 times with p < 1e-80
+		addr, ok := w.reconnectTarget()
+		if ok && addr != "127.0.0.2:1500" {
+			t.Fatalf("tried %s, a member alive", addr)
+		}
+		if found = ok; found {
+			break
+		}
+	}
+	if !found {
+		t.Error("the lone dead member among a thousand was never tried")
+	}
+	w.mu.Lock()
+	w.joined = []string{"127.0.0.1:9"}
+	w.mu.Unlock()
+	fill(1000, StateDead)
+	if addr, ok := w.reconnectTarget(); !ok || !strings.HasPrefix(addr, "127.0.0.2:") {
+		t.Errorf("everyone dead: tries %q %v, want one of them", addr, ok)
 	}
 }
 
