@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -107,10 +108,26 @@ func settle(tb testing.TB, n int, c *traffic) {
 	}
 }
 
+// joinOne joins through one of seeds, picked at random, so that hundreds of members
+// do not all push and pull their state with the first; a join that fails is tried
+// through another, three times in all. No seeds: the first member, nothing to join.
+func joinOne(seeds []string, join func(addr string) error) error {
+	if len(seeds) == 0 {
+		return nil
+	}
+	var err error
+	for range 3 {
+		if err = join(seeds[rand.IntN(len(seeds))]); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
 func quiet(c *memberlist.Config) { c.LogOutput = io.Discard }
 
 // bareMember is a memberlist member with no delegate: what memberlist alone costs.
-func bareMember(b testing.TB, name, seed string, c *traffic) (string, func()) {
+func bareMember(b testing.TB, name string, seeds []string, c *traffic) (string, func()) {
 	mlc := memberlist.DefaultLocalConfig()
 	mlc.Name, mlc.BindAddr, mlc.BindPort = name, "127.0.0.1", 0
 	quiet(mlc)
@@ -125,17 +142,15 @@ func bareMember(b testing.TB, name, seed string, c *traffic) (string, func()) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if seed != "" {
-		if _, err := ml.Join([]string{seed}); err != nil {
-			b.Fatal(err)
-		}
+	if err := joinOne(seeds, func(addr string) error { _, err := ml.Join([]string{addr}); return err }); err != nil {
+		b.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", mlc.AdvertisePort)
 	return addr, func() { _ = ml.Shutdown() }
 }
 
 // farewellMember is a Farewell member (a node, heartbeat on) on the same profile.
-func farewellMember(b testing.TB, name, seed string, c *traffic) (*Member, func()) {
+func farewellMember(b testing.TB, name string, seeds []string, c *traffic) (*Member, func()) {
 	m, err := New(Options{Name: name, BindAddr: "127.0.0.1", Profile: ProfileLocal, Logger: slog.New(slog.DiscardHandler),
 		Tune: func(mlc *memberlist.Config) {
 			quiet(mlc)
@@ -144,10 +159,8 @@ func farewellMember(b testing.TB, name, seed string, c *traffic) (*Member, func(
 	if err != nil {
 		b.Fatal(err)
 	}
-	if seed != "" {
-		if err := m.Join(context.Background(), []string{seed}); err != nil {
-			b.Fatal(err)
-		}
+	if err := joinOne(seeds, func(addr string) error { return m.Join(context.Background(), []string{addr}) }); err != nil {
+		b.Fatal(err)
 	}
 	m.StartHeartbeat()
 	return m, m.Close
@@ -180,7 +193,12 @@ func BenchmarkMemberCost(b *testing.B) {
 	}
 	const window, windows = 10 * time.Second, 3
 	for range b.N {
-		var rows []string
+		// Each row as soon as it is measured: a long run that fails at its largest size
+		// keeps the others.
+		fmt.Printf("\nA member's idle cost against the cluster's size (local profile, heartbeat every 1 s, expiration 5 s; "+
+			"both clusters at once, %d windows of %s):\n\n", windows, window)
+		fmt.Println("| members | bare memberlist: msgs/s sent / received | Farewell: msgs/s sent / received | bytes/s bare / Farewell | CPU bare / Farewell | CPU ratio (≤ 1.3) | Farewell msgs/s vs the smallest (±20 %) | blocked flagged everywhere after the expiration + |")
+		fmt.Println("|---|---|---|---|---|---|---|---|")
 		var firstRate float64 // a Farewell member's messages a second at the first size
 		for i, n := range sizes {
 			bare, fw := startCostChild(b, "bare", n), startCostChild(b, "farewell", n)
@@ -202,18 +220,11 @@ func BenchmarkMemberCost(b *testing.B) {
 				firstRate = float64(fwCost.out+fwCost.in) / per
 			}
 			slices.Sort(ratios)
-			rows = append(rows, fmt.Sprintf("| %d | %.1f / %.1f | %.1f / %.1f | %.0f / %.0f | %.3f %% / %.3f %% | **%.2f×** (windows %.2f–%.2f) | %.2f | %s |",
+			fmt.Printf("| %d | %.1f / %.1f | %.1f / %.1f | %.0f / %.0f | %.3f %% / %.3f %% | **%.2f×** (windows %.2f–%.2f) | %.2f | %s |\n",
 				n, float64(bareCost.out)/per, float64(bareCost.in)/per, float64(fwCost.out)/per, float64(fwCost.in)/per,
 				float64(bareCost.bytes)/per/2, float64(fwCost.bytes)/per/2,
 				100*bareCost.cpu.Seconds()/per, 100*fwCost.cpu.Seconds()/per, float64(fwCost.cpu)/float64(bareCost.cpu),
-				ratios[0], ratios[len(ratios)-1], float64(fwCost.out+fwCost.in)/per/firstRate, detect))
-		}
-		fmt.Printf("\nA member's idle cost against the cluster's size (local profile, heartbeat every 1 s, expiration 5 s; "+
-			"both clusters at once, %d windows of %s):\n\n", windows, window)
-		fmt.Println("| members | bare memberlist: msgs/s sent / received | Farewell: msgs/s sent / received | bytes/s bare / Farewell | CPU bare / Farewell | CPU ratio (≤ 1.3) | Farewell msgs/s vs the smallest (±20 %) | blocked flagged everywhere after the expiration + |")
-		fmt.Println("|---|---|---|---|---|---|---|---|")
-		for _, r := range rows {
-			fmt.Println(r)
+				ratios[0], ratios[len(ratios)-1], float64(fwCost.out+fwCost.in)/per/firstRate, detect)
 		}
 	}
 }
@@ -323,21 +334,19 @@ func TestMemberCostChild(t *testing.T) {
 		t.Fatalf("%s=%q: want bare:N or farewell:N", costChildEnv, spec)
 	}
 	var c traffic
-	seed := ""
+	var addrs []string
 	for i := range n {
 		var addr string
 		var stop func()
 		if kind == "bare" {
-			addr, stop = bareMember(t, fmt.Sprintf("bare-%03d", i), seed, &c)
+			addr, stop = bareMember(t, fmt.Sprintf("bare-%03d", i), addrs, &c)
 		} else {
 			var m *Member
-			m, stop = farewellMember(t, fmt.Sprintf("fw-%03d", i), seed, &c)
+			m, stop = farewellMember(t, fmt.Sprintf("fw-%03d", i), addrs, &c)
 			addr = m.Addr()
 		}
 		defer stop()
-		if i == 0 {
-			seed = addr
-		}
+		addrs = append(addrs, addr)
 	}
 	settle(t, n, &c)
 	fmt.Println("ready")
@@ -359,10 +368,12 @@ func blockedDetection(b *testing.B, n int) time.Duration {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if i > 0 {
-			if err := m.Join(context.Background(), []string{members[0].Addr()}); err != nil {
-				b.Fatal(err)
-			}
+		var seeds []string
+		for _, p := range members {
+			seeds = append(seeds, p.Addr())
+		}
+		if err := joinOne(seeds, func(addr string) error { return m.Join(context.Background(), []string{addr}) }); err != nil {
+			b.Fatal(err)
 		}
 		m.StartHeartbeat()
 		members = append(members, m)

@@ -274,27 +274,37 @@ func (m *Member) onDead(d deadMsg) {
 	m.putLocked(&MemberInfo{Name: d.Node, Addr: d.Addr, Role: d.Role, Instance: d.Instance, State: StateDead, Since: time.Now(), learned: true})
 }
 
-// signedMeta reports whether md, read from raw, is signed by the key it carries. Every
-// alive message gossiped about a member carries its metadata, unchanged but for its
-// state: the last that checked is remembered per member, so that the same bytes are not
-// checked again (a signature check is the costliest thing done per message).
-func (m *Member) signedMeta(name string, raw []byte, md meta) bool {
+// signedMeta reads a member's metadata from raw and reports whether it is signed by
+// the key it carries. Every alive message gossiped about a member carries its
+// metadata, unchanged but for its state: the last that checked is remembered per
+// member, read, so that the same bytes are neither read nor checked again (a signature
+// check is the costliest thing done per message, and reading one allocates; a join of
+// hundreds at once brings each member each of them a dozen times). The metadata
+// returned is shared: not to be changed.
+func (m *Member) signedMeta(name string, raw []byte) (meta, bool) {
 	m.mu.Lock()
-	seen := bytes.Equal(m.metaSeen[name], raw)
+	seen, ok := m.metaSeen[name]
 	m.mu.Unlock()
-	if seen {
-		return true
+	if ok && bytes.Equal(seen.raw, raw) {
+		return seen.md, true
 	}
+	md := parseMeta(raw)
 	if !checkMeta(md) {
-		return false
+		return md, false
 	}
 	m.mu.Lock()
 	if len(m.metaSeen) >= 2*maxLearned {
 		clear(m.metaSeen) // bounded: rebuilt as messages come
 	}
-	m.metaSeen[name] = bytes.Clone(raw)
+	m.metaSeen[name] = metaRead{raw: bytes.Clone(raw), md: md}
 	m.mu.Unlock()
-	return true
+	return md, true
+}
+
+// metaRead is a member's metadata whose signature checked: its bytes, and what they say.
+type metaRead struct {
+	raw []byte
+	md  meta
 }
 
 // NotifyAlive refuses alive messages whose metadata its process did not sign, that
@@ -306,8 +316,8 @@ func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	if n.Name == m.name {
 		return nil
 	}
-	md := parseMeta(n.Meta)
-	if !m.signedMeta(n.Name, n.Meta, md) {
+	md, ok := m.signedMeta(n.Name, n.Meta)
+	if !ok {
 		return fmt.Errorf("%s: metadata not signed by its process", n.Name)
 	}
 	m.mu.Lock()
@@ -339,13 +349,18 @@ func parseMeta(b []byte) meta {
 
 // onNode applies a memberlist event to the view.
 func (m *Member) onNode(n *memberlist.Node, gone bool) {
-	md := parseMeta(n.Meta)
+	var md meta
+	if n.Name == m.name {
+		md = parseMeta(n.Meta)
+	} else {
+		var ok bool
+		if md, ok = m.signedMeta(n.Name, n.Meta); !ok {
+			m.log.Warn("ignored member metadata its process did not sign", "node", n.Name)
+			return
+		}
+	}
 	now := time.Now()
 	state := md.State
-	if n.Name != m.name && !m.signedMeta(n.Name, n.Meta, md) {
-		m.log.Warn("ignored member metadata its process did not sign", "node", n.Name)
-		return
-	}
 
 	m.mu.Lock()
 	if l, ok := m.lefts[n.Name]; ok && l.Instance == md.Instance && !l.Key.Equal(md.Key) {

@@ -208,7 +208,7 @@ type Member struct {
 	evictions   map[string]evictMsg  // by node name
 	evictSeen   map[string]time.Time // when each eviction arrived here
 	lefts       map[string]leftMsg   // by node name: the signed leave of a process
-	metaSeen    map[string][]byte    // by node name: the last metadata whose signature checked
+	metaSeen    map[string]metaRead  // by node name: the last metadata whose signature checked
 	answering   chan struct{}        // bounds the queries answered at once
 	inflight    map[string]bool      // peers with a view query of this member outstanding
 	state       State                // own state as published
@@ -283,7 +283,7 @@ func New(opts Options) (*Member, error) {
 		view:      map[string]*MemberInfo{},
 		evictions: map[string]evictMsg{},
 		lefts:     map[string]leftMsg{},
-		metaSeen:  map[string][]byte{},
+		metaSeen:  map[string]metaRead{},
 		evictSeen: map[string]time.Time{},
 		key:       newProcessKey(),
 		answering: make(chan struct{}, maxAnswering),
