@@ -299,7 +299,7 @@ func (s Selector) String() string {
 	}
 	if len(s.Nodes) > selectorNamesShown+1 {
 		// A drain of a thousand named nodes reads as its first few and a count, not as
-		// a page of names in front of its table (the nodes are each in the table).
+		// a page of names in front of its table (`farewell drain status` lists them all).
 		return fmt.Sprintf("%s and %d more", strings.Join(s.Nodes[:selectorNamesShown], ", "), len(s.Nodes)-selectorNamesShown)
 	}
 	return strings.Join(s.Nodes, ", ")

@@ -386,8 +386,8 @@ func TestLearnedMembersAreBounded(t *testing.T) {
 	checkCounts(t, w)
 }
 
-// checkLearnedCount fails when the count of learned members that bounds them is not the
-// number of learned members in the view.
+// checkCounts fails when the counts the member keeps of its view — of learned members,
+// which bounds them, and of an older Farewell's — are not what the view holds.
 func checkCounts(t *testing.T, m *Member) {
 	t.Helper()
 	m.mu.Lock()

@@ -350,7 +350,7 @@ func TestOlderMembersAreJudgedByTheirHeartbeats(t *testing.T) {
 	for _, info := range w.view {
 		info.LastHeartbeat, info.Blocked = last, false // whatever the member's own watch saw meanwhile
 		if info.Name == "witness" {
-			info.legacy = true // as if: a member never judges itself
+			w.setLegacyLocked(info, true) // as if: a member never judges itself
 		}
 	}
 	atExpiration := w.judgeLegacyLocked(last.Add(testExpiration))

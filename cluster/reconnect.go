@@ -41,34 +41,24 @@ func (m *Member) reconnectLoop(every time.Duration) {
 	}
 }
 
-// reconnectSample bounds the entries of the view one try looks at, so that a try costs
-// the same in a cluster of ten thousand as in one of ten. Go ranges over a map from a
-// random place, so each try looks at another part of a big view: a partition, which
-// leaves many members dead, is found at once; a lone dead member within a few hundred
-// tries of each member — and it, when it is back, finds everyone dead at its first.
+// reconnectSample bounds the entries of the view a try looks at first, so that a try
+// costs the same in a cluster of ten thousand as in one of ten. Go ranges over a map
+// from a random place, so each try looks at another part of a big view: a partition,
+// which leaves many members dead, is found at once; a lone dead member within a few
+// hundred tries of each member — and it, when it is back, finds everyone dead at its
+// first.
 const reconnectSample = 64
 
 // reconnectTarget picks a member to try: one it sees dead (at random, among the part
-// of the view it looks at), or, when it sees no other member alive there, one of the
-// addresses it joined through.
+// of the view it looks at), or, when it sees no other member alive, one of the
+// addresses it joined through. A part that holds neither a member to try nor one alive
+// (a view mostly of members out) says nothing: then the whole view is looked at.
 func (m *Member) reconnectTarget() (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var dead []string
-	alive, looked := 0, 0
-	for name, info := range m.view {
-		if looked == reconnectSample {
-			break
-		}
-		switch {
-		case name == m.name:
-			continue
-		case info.State == StateDead && !info.learned && info.Addr != "":
-			dead = append(dead, info.Addr)
-		case info.State == StateAlive || info.State == StateLeaving:
-			alive++
-		}
-		looked++
+	dead, alive, whole := m.lookForReconnect(reconnectSample)
+	if len(dead) == 0 && alive == 0 && !whole {
+		dead, alive, _ = m.lookForReconnect(len(m.view))
 	}
 	if len(dead) > 0 {
 		return dead[rand.IntN(len(dead))], true
@@ -77,6 +67,29 @@ func (m *Member) reconnectTarget() (string, bool) {
 		return m.joined[rand.IntN(len(m.joined))], true
 	}
 	return "", false
+}
+
+// lookForReconnect looks at up to limit entries of the view (not counting this
+// member's): the addresses of those it saw die itself, how many are alive, and whether
+// it looked at them all. m.mu must be held.
+func (m *Member) lookForReconnect(limit int) (dead []string, alive int, whole bool) {
+	looked := 0
+	for name, info := range m.view {
+		if name == m.name {
+			continue
+		}
+		if looked == limit {
+			return dead, alive, false
+		}
+		looked++
+		switch {
+		case info.State == StateDead && !info.learned && info.Addr != "":
+			dead = append(dead, info.Addr)
+		case info.State == StateAlive || info.State == StateLeaving:
+			alive++
+		}
+	}
+	return dead, alive, true
 }
 
 // rejoin joins addr in the background; one attempt at a time.

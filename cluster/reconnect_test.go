@@ -126,9 +126,10 @@ func TestReconnectTarget(t *testing.T) {
 	}
 }
 
-// In a view of thousands a try looks at part of it only, and still finds the dead: a
+// In a view of thousands a try looks at part of it first, and still finds the dead: a
 // lone dead member among a thousand alive is tried within a few thousand tries, never
-// a member alive; a member that sees everyone dead tries one of them at once.
+// a member alive; a member that sees everyone dead tries one of them at once; one that
+// sees a member alive among many out tries nothing.
 func TestReconnectTargetInABigView(t *testing.T) {
 	w, _ := newWitness(t)
 	fill := func(n int, state State) {
@@ -140,7 +141,8 @@ func TestReconnectTargetInABigView(t *testing.T) {
 			}
 		}
 		for i := range n {
-			w.putLocked(&MemberInfo{Name: fmt.Sprintf("n-%04d", i), Role: RoleNode, State: state, Addr: fmt.Sprintf("127.0.0.2:%d", 1000+i)})
+			w.putLocked(&MemberInfo{Name: fmt.Sprintf("n-%04d", i), Role: RoleNode, State: state, Addr: fmt.Sprintf("127.0.0.2:%d", 1000+i),
+				Since: time.Now()}) // out just now: not forgotten while the test runs
 		}
 	}
 	fill(1000, StateAlive)
@@ -166,6 +168,17 @@ func TestReconnectTargetInABigView(t *testing.T) {
 	fill(1000, StateDead)
 	if addr, ok := w.reconnectTarget(); !ok || !strings.HasPrefix(addr, "127.0.0.2:") {
 		t.Errorf("everyone dead: tries %q %v, want one of them", addr, ok)
+	}
+	// A view mostly of members out, one alive: nothing to try, and not the addresses
+	// it joined through — the part a try looks at first rarely holds the one alive.
+	fill(1000, StateLeft)
+	w.mu.Lock()
+	w.view["n-0007"].State = StateAlive
+	w.mu.Unlock()
+	for range 200 {
+		if addr, ok := w.reconnectTarget(); ok {
+			t.Fatalf("a member alive, none dead, the rest left: tries %s", addr)
+		}
 	}
 }
 
